@@ -1,0 +1,253 @@
+"""The `mediawatch` command (the CLI contract in DESIGN.md): tables for people, `--json` for
+scripts, exit 0 on success and one readable line on failure (`-v` for details)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
+from crawler.runner import UnknownSource, run_crawl, sync_config
+from crawler import views
+from storage import db as database
+from storage import repository as repo
+
+
+class Failure(click.ClickException):
+    """A failure the user can act on: printed as one line, exit code 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@dataclass
+class Context:
+    config_path: Path
+    db_url: str | None
+    verbose: bool
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @cached_property
+    def db(self) -> sessionmaker[Session]:
+        return database.open_database(self.db_url or self.config.database)
+
+    @cached_property
+    def console(self) -> Console:
+        return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=DEFAULT_PATH, envvar="MEDIAWATCH_CONFIG", show_default=True,
+              help="Configuration file.")
+@click.option("--db", "db_url", envvar="MEDIAWATCH_DB", metavar="URL",
+              help="Database URL (overrides `database:` in the config).")
+@click.option("-v", "--verbose", is_flag=True, help="Show crawl logs and error details.")
+@click.version_option(package_name="mediawatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool) -> None:
+    """mediawatch: watch feeds and pages, keep one copy of every story, alert on topics."""
+    configure_logging(verbose)
+    ctx.obj = Context(config_path, db_url, verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings on stderr; Scrapy's own chatter only with -v, except errors in our code."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_quiet_scrapy)
+    logging.getLogger().addHandler(handler)
+
+
+def _quiet_scrapy(record: logging.LogRecord) -> bool:
+    """Fetch failures already reach the crawl summary; keep errors raised in our code."""
+    if record.name.startswith(("scrapy.", "twisted", "py.warnings")):
+        return record.name.startswith("scrapy.core.scraper") and record.levelno >= logging.ERROR
+    return True
+
+
+# ---------------------------------------------------------------- crawl
+
+@cli.command()
+@click.argument("sources", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_ctx
+def crawl(ctx: Context, sources: tuple[str, ...], as_json: bool) -> None:
+    """Crawl all sources, or the named ones, once."""
+    progress = views.CrawlProgress(Console(stderr=True) if as_json else ctx.console)
+    with progress:
+        report = run_crawl(ctx.config, ctx.db, sources, progress.update, ctx.verbose)
+    if as_json:
+        emit_json(views.report_json(report))
+    else:
+        ctx.console.print(views.crawl_summary(report))
+    if report.failed:
+        names = ", ".join(r.name for r in report.failed)
+        raise Failure(f"{len(report.failed)} of {len(report.sources)} sources failed: {names}")
+
+
+# ---------------------------------------------------------------- articles
+
+@cli.group()
+def articles() -> None:
+    """What is stored."""
+
+
+@articles.command("list")
+@click.option("--topic", help="Only articles that matched this topic.")
+@click.option("--since", help="Only articles published or seen within this duration (7d).")
+@click.option("--all", "include_all", is_flag=True, help="Include duplicates.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def articles_list(ctx: Context, topic: str | None, since: str | None, include_all: bool,
+                  limit: int, as_json: bool) -> None:
+    """List stored articles, newest first."""
+    with ctx.db() as session:
+        rows = list(repo.list_articles(session, since=_since(since), topic=topic,
+                                       include_duplicates=include_all, limit=limit))
+        if as_json:
+            emit_json([views.article_json(a) for a in rows])
+        else:
+            ctx.console.print(views.articles_table(rows))
+
+
+@articles.command("show")
+@click.argument("article_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
+    """Show one article with its text and where it was seen."""
+    with ctx.db() as session:
+        article = repo.get_article(session, article_id)
+        if article is None:
+            raise Failure(f"no article with id {article_id}")
+        if as_json:
+            emit_json(views.article_detail_json(article))
+        else:
+            views.print_article(ctx.console, article)
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.now(timezone.utc) - parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+
+
+# ---------------------------------------------------------------- sources
+
+@cli.group()
+def sources() -> None:
+    """Sources and their health."""
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sources_list(ctx: Context, as_json: bool) -> None:
+    """Health of every configured source."""
+    sync_config(ctx.config, ctx.db)
+    configured = {s.name for s in ctx.config.sources}
+    with ctx.db() as session:
+        rows = [s for s in repo.list_sources(session) if s.name in configured]
+    if as_json:
+        emit_json([views.source_json(s) for s in rows])
+    else:
+        ctx.console.print(views.sources_table(rows))
+
+
+# ---------------------------------------------------------------- config and database
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("check")
+@pass_ctx
+def config_check(ctx: Context) -> None:
+    """Validate the config file and the environment it needs."""
+    config = ctx.config
+    ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
+                      f"{len(config.topics)} topics, {len(config.channels)} channels; "
+                      f"database {database.mask_url(ctx.db_url or config.database)}")
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database."""
+
+
+@db_group.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply pending migrations."""
+    url = ctx.db_url or ctx.config.database
+    database.open_database(url, migrate=True)
+    ctx.console.print(f"database {database.mask_url(url)} is up to date")
+
+
+# ---------------------------------------------------------------- demo
+
+@cli.command()
+@click.option("--keep", type=click.Path(path_type=Path),
+              help="Keep the demo database at this path instead of a temporary one.")
+@pass_ctx
+def demo(ctx: Context, keep: Path | None) -> None:
+    """Serve the bundled sample news web on localhost and run the whole flow on it."""
+    from crawler.demo import run_demo
+
+    run_demo(ctx.console, keep, ctx.verbose)
+
+
+# ---------------------------------------------------------------- entry point
+
+def main() -> None:
+    verbose = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        for line in exc.lines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    except (database.DatabaseError, UnknownSource) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # the last line of defence: one line, details with -v
+        if verbose:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"error: {type(exc).__name__}: {first} (run with -v for details)", err=True)
+        sys.exit(1)

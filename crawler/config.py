@@ -1,0 +1,369 @@
+"""config.yaml → validated, typed, immutable objects (the config contract in DESIGN.md).
+
+Every mistake becomes a `ConfigError` whose lines name the path (`sources[2].every`) and
+never echo a value that may carry a secret.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+)
+
+DEFAULT_PATH = Path("config.yaml")
+SLUG = r"^[a-z0-9][a-z0-9-]*$"
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """One or more mistakes in the configuration, each `(path, message)`."""
+
+    def __init__(self, issues: list[tuple[str, str]], file: str = "config") -> None:
+        self.issues = issues
+        self.file = file
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [f"{self.file}: {path}: {msg}" if path else f"{self.file}: {msg}"
+                for path, msg in self.issues]
+
+
+# ---------------------------------------------------------------- value types
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `10m`, `2h`, `1d` → timedelta."""
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"invalid duration {text!r}: use a positive number with s, m, h or d "
+                         "(30s, 10m, 2h, 1d)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _schedule(value: Any) -> str:
+    text = str(value).strip()
+    if _DURATION.match(text):
+        parse_duration(text)
+        return text
+    if len(text.split()) != 5:
+        raise ValueError(f"invalid schedule {text!r}: use a duration (30s, 10m, 2h, 1d) "
+                         "or a 5-field cron expression ('*/15 * * * *')")
+    return _cron(text)
+
+
+def _cron(value: Any) -> str:
+    text = str(value).strip()
+    try:
+        CronTrigger.from_crontab(text, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {text!r}: {exc}") from None
+    return text
+
+
+def _web_url(value: Any) -> str:
+    text = str(value).strip()
+    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    if scheme not in ("http", "https") or "//" not in text:
+        raise ValueError(f"URL scheme must be http or https, not {scheme or 'missing'!r}")
+    return text
+
+
+def _secret_url(*schemes: str):
+    def check(secret: SecretStr) -> SecretStr:
+        scheme = secret.get_secret_value().split(":", 1)[0].lower()
+        if scheme not in schemes:
+            raise ValueError(f"URL scheme must be one of {', '.join(schemes)}")
+        return secret
+    return check
+
+
+def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+Duration = Annotated[timedelta, BeforeValidator(lambda v: v if isinstance(v, timedelta)
+                                                else parse_duration(v))]
+Schedule = Annotated[str, BeforeValidator(_schedule)]
+Cron = Annotated[str, BeforeValidator(_cron)]
+WebUrl = Annotated[str, BeforeValidator(_web_url)]
+Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
+Names = Annotated[tuple[str, ...], AfterValidator(_unique)]
+
+
+# ---------------------------------------------------------------- the contract
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CrawlSettings(Model):
+    user_agent: str = "mediawatch/0.1 (+https://example.org/mediawatch)"
+    obey_robots: bool = True
+    timeout: PositiveFloat = 20.0
+    max_bytes: PositiveInt = 10_000_000
+    concurrency: PositiveInt = 16
+    per_domain: PositiveInt = 2
+    backfill: Duration = timedelta(days=2)
+    allow_private: bool = False
+
+
+class Source(Model):
+    name: Slug
+    kind: Literal["feed", "sitemap", "listing", "page"]
+    url: WebUrl
+    every: Schedule = "15m"
+    language: str | None = None
+    follow: bool = True
+    links: str | None = None
+    tags: Names = ()
+
+
+class Topic(Model):
+    name: Slug
+    query: Annotated[str, Field(min_length=1)]
+    languages: Names = ()
+    sources: Names = ()
+    channels: Names = ()
+    mode: Literal["instant", "digest"] = "instant"
+
+
+class EmailChannel(Model):
+    type: Literal["email"]
+    url: Annotated[SecretStr, AfterValidator(_secret_url("smtp", "smtps"))]
+    sender: str = Field(alias="from")
+    to: Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class SlackChannel(Model):
+    type: Literal["slack"]
+    webhook: Annotated[SecretStr, AfterValidator(_secret_url("http", "https"))]
+
+
+class AppriseChannel(Model):
+    type: Literal["apprise"]
+    url: SecretStr
+
+
+class JsonlChannel(Model):
+    type: Literal["jsonl"]
+    path: str
+
+
+class ConsoleChannel(Model):
+    type: Literal["console"]
+
+
+Channel = Annotated[
+    Union[EmailChannel, SlackChannel, AppriseChannel, JsonlChannel, ConsoleChannel],
+    Field(discriminator="type"),
+]
+CHANNEL_TYPES = ("email", "slack", "apprise", "jsonl", "console")
+
+
+class Digest(Model):
+    cron: Cron = "0 8 * * *"
+
+
+class Config(Model):
+    database: str = "sqlite:///mediawatch.db"
+    crawl: CrawlSettings = CrawlSettings()
+    sources: tuple[Source, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    channels: Mapping[str, Channel] = Field(default_factory=dict)
+    digest: Digest = Digest()
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- loading
+
+def load_config(path: str | Path = DEFAULT_PATH, env: Mapping[str, str] | None = None) -> Config:
+    """Read, expand `${VAR}`, validate and cross-check a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read {path}: {exc.strerror}")], str(path)) from None
+    return parse_config(text, env=os.environ if env is None else env, file=str(path))
+
+
+def parse_config(text: str, env: Mapping[str, str], file: str = "config") -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([("", f"invalid YAML: {where}{exc.problem or exc.context}")],
+                          file) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([("", f"invalid YAML: {exc}")], file) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("", "the top level must be a mapping of keys")], file)
+    issues: list[tuple[str, str]] = []
+    raw = _expand_env(raw, env, "", issues)
+    if issues:
+        raise ConfigError(issues, file)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()], file) from None
+    issues = list(_cross_check(config))
+    if issues:
+        raise ConfigError(issues, file)
+    return config
+
+
+def _expand_env(node: Any, env: Mapping[str, str], path: str,
+                issues: list[tuple[str, str]]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_env(v, env, _join(path, k), issues) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, env, f"{path}[{i}]", issues) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            issues.append((path, f"environment variable {name} is not set "
+                                 f"(export {name}=… before running)"))
+            return ""
+        return env[name]
+    return _ENV_REF.sub(substitute, node)
+
+
+def _cross_check(config: Config) -> Iterator[tuple[str, str]]:
+    names: dict[str, int] = {}
+    for i, source in enumerate(config.sources):
+        if source.name in names:
+            yield (f"sources[{i}].name", f"duplicate source name {source.name!r} "
+                                         f"(also sources[{names[source.name]}])")
+        names.setdefault(source.name, i)
+        if source.kind == "listing" and not source.links:
+            yield (f"sources[{i}].links", "a listing source needs a CSS selector in 'links'")
+    for key in config.channels:
+        if not re.match(SLUG, key):
+            yield (f"channels.{key}", "channel names use lowercase letters, digits and '-'")
+    selectors = set(names) | {tag for s in config.sources for tag in s.tags}
+    seen_topics: set[str] = set()
+    for i, topic in enumerate(config.topics):
+        if topic.name in seen_topics:
+            yield (f"topics[{i}].name", f"duplicate topic name {topic.name!r}")
+        seen_topics.add(topic.name)
+        for ref in topic.sources:
+            if ref not in selectors:
+                yield (f"topics[{i}].sources", f"no source or tag named {ref!r}"
+                                               f"{_suggest(ref, selectors)}")
+        for ref in topic.channels:
+            if ref not in config.channels:
+                yield (f"topics[{i}].channels", f"no channel named {ref!r}"
+                                                f"{_suggest(ref, config.channels)}")
+
+
+# ---------------------------------------------------------------- error messages
+
+def _describe(error: Any) -> tuple[str, str]:
+    loc = _strip_channel_tag(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        where = _path(loc[:-1])
+        return where, f"unknown key {key!r}{_suggest(key, _known_keys(loc[:-1]))}"
+    if kind == "missing":
+        return _path(loc[:-1]), f"required key {loc[-1]!r} is missing"
+    if kind == "union_tag_invalid":
+        tag = str(error["ctx"]["tag"])
+        return _path(loc + ("type",)), (f"unknown channel type {tag!r}{_suggest(tag, CHANNEL_TYPES)}"
+                                        f"; use one of {', '.join(CHANNEL_TYPES)}")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        message = "use lowercase letters, digits and '-' (e.g. 'mss-statements')"
+    return _path(loc), message
+
+
+def _strip_channel_tag(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic adds the union tag to the path (`channels.desk.email.url`); drop it."""
+    if len(loc) > 2 and loc[0] == "channels" and loc[2] in CHANNEL_TYPES:
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out = f"{out}[{part}]" if isinstance(part, int) else _join(out, str(part))
+    return out
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _suggest(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_keys(loc: tuple[Any, ...]) -> set[str]:
+    """The keys allowed at `loc`, found by walking the model classes."""
+    types_here: list[Any] = [Config]
+    for part in loc:
+        types_here = [inner for t in types_here for inner in _children(t, part)]
+    keys: set[str] = set()
+    for t in types_here:
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            keys |= {f.alias or name for name, f in t.model_fields.items()}
+    return keys
+
+
+def _children(annotation: Any, part: Any) -> list[Any]:
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        by_alias = {f.alias or n: f.annotation for n, f in annotation.model_fields.items()}
+        return _flatten(by_alias[part]) if part in by_alias else []
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is tuple and args:
+        return _flatten(args[0])
+    if origin in (dict, Mapping) or (origin and getattr(origin, "__name__", "") == "Mapping"):
+        return _flatten(args[1]) if len(args) == 2 else []
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    annotation = _unwrap(annotation)
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return [a for arg in typing.get_args(annotation) for a in _flatten(arg)]
+    return [annotation]

@@ -1,0 +1,116 @@
+"""Pure extraction: bytes of an article page → decoded HTML → text, title, date, language,
+canonical link."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+
+import charset_normalizer
+import lxml.html
+import trafilatura
+from w3lib.encoding import (
+    html_body_declared_encoding,
+    http_content_type_encoding,
+    read_bom,
+    resolve_encoding,
+)
+
+_DATE_PARAMS = {"extensive_search": True, "original_date": True,
+                "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Extracted:
+    title: str
+    text: str
+    published_at: datetime | None
+    language: str | None
+    canonical: str | None
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """Decode a page by BOM, then HTTP header, then `<meta>`, then detection. GBK and GB2312
+    decode as GB18030 and Big5 as Big5-HKSCS (their supersets); a declared charset that
+    does not decode cleanly is not trusted."""
+    bom, _ = read_bom(body)
+    declared = [bom, http_content_type_encoding(content_type or ""),
+                html_body_declared_encoding(body)]
+    for name in filter(None, declared):
+        text = _strict(body, name)
+        if text is not None:
+            return text
+    return _strict(body, detect_encoding(body)) or body.decode("utf-8", errors="replace")
+
+
+def detect_encoding(body: bytes) -> str:
+    if _strict(body, "utf-8") is not None:
+        return "utf-8"
+    best = charset_normalizer.from_bytes(body).best()
+    return resolve_encoding(best.encoding) if best else "utf-8"
+
+
+def _strict(body: bytes, name: str) -> str | None:
+    codec = resolve_encoding(name) or name
+    try:
+        return body.decode(codec).removeprefix("\ufeff")
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+def extract_article(html: str, url: str) -> Extracted:
+    """Main text and metadata of an article page (trafilatura), plus the page's own
+    declaration of its canonical URL and language."""
+    tree = lxml.html.fromstring(html) if html.strip() else None
+    canonical = _first(tree, '//link[@rel="canonical"]/@href',
+                       '//meta[@property="og:url"]/@content')
+    lang = _first(tree, "/html/@lang", '//meta[@http-equiv="content-language"]/@content')
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True,
+                                      include_comments=False,
+                                      date_extraction_params=_DATE_PARAMS) if tree is not None else None
+    text = (doc.text or "") if doc else ""
+    title = (doc.title or "") if doc else ""
+    return Extracted(title=title.strip(), text=text.strip(),
+                     published_at=parse_iso_date(doc.date if doc else None),
+                     language=language_of(text or title, declared=lang),
+                     canonical=canonical)
+
+
+def _first(tree: lxml.html.HtmlElement | None, *xpaths: str) -> str | None:
+    for xpath in xpaths:
+        values = tree.xpath(xpath) if tree is not None else []
+        if values and str(values[0]).strip():
+            return str(values[0]).strip()
+    return None
+
+
+def parse_iso_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)) \
+        .astimezone(timezone.utc)
+
+
+def language_of(text: str, declared: str | None = None) -> str | None:
+    """A declared language (`zh-CN` → `zh`), else detected from the text."""
+    if declared:
+        return declared.split("-")[0].split("_")[0].strip().lower() or None
+    if not text.strip():
+        return None
+    sample = text[:2000]
+    if len(_HAN.findall(sample)) > 0.2 * len(sample.replace(" ", "")):
+        return "zh"
+    return _classify()(sample)[0]
+
+
+@lru_cache(maxsize=1)
+def _classify():
+    import py3langid  # loads its model on import: once, on first use
+
+    return py3langid.classify

@@ -1,0 +1,152 @@
+"""The Scrapy item pipeline: a thin adapter that runs the pure stages (extract, normalize)
+on what spiders yield and hands the result to storage."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.http import Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.extract import decode_html, extract_article, language_of
+from crawler.normalize import canonical_url, preferred_url, text_fingerprint
+from crawler.report import CrawlReport, SourceReport
+from spiders.items import ArticleSeen, KnownLink, PageFailed, SourceFailed, SourcePolled
+from storage import repository as repo
+from storage.models import utcnow
+
+FUTURE_TOLERANCE = timedelta(days=1)
+SUMMARY_CHARS = 280
+
+
+def to_new_article(item: ArticleSeen, language_hint: str | None,
+                   now: datetime) -> repo.NewArticle:
+    """Feed entry + page → the article to store (pure)."""
+    entry, page = item.entry, item.page
+    title, text, published, canonical = entry.title, entry.content or entry.summary, \
+        entry.published, canonical_url(entry.url)
+    language = entry.language
+    if page is not None:
+        extracted = extract_article(decode_html(page.body, page.content_type), page.url)
+        canonical = preferred_url(page.url, extracted.canonical)
+        title = extracted.title or title
+        text = extracted.text or text
+        published = published or extracted.published_at
+        language = extracted.language or language
+    published_at, estimated = settle_date(published, now)
+    return repo.NewArticle(
+        url=entry.url, canonical_url=canonical, seen_url=canonical_url(entry.url),
+        title=title, text=text, summary=entry.summary or _shorten(text),
+        language=language_hint or language or language_of(text or title),
+        published_at=published_at, date_is_estimated=estimated,
+        text_hash=text_fingerprint(text))
+
+
+def settle_date(published: datetime | None, now: datetime) -> tuple[datetime, bool]:
+    """A missing date becomes first-seen time, a future one is clamped: both flagged."""
+    if published is None or published > now + FUTURE_TOLERANCE:
+        return now, True
+    return published, False
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SUMMARY_CHARS else flat[:SUMMARY_CHARS - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """Where a crawl's items go; attached to the Scrapy crawler as `crawler.ingest`."""
+
+    db: sessionmaker[Session]
+    report: CrawlReport
+    language_hints: dict[str, str | None]
+
+
+class StoragePipeline:
+    """Stores articles, sightings and source state; tallies the crawl report."""
+
+    def __init__(self, ingest: Ingest) -> None:
+        self.db = ingest.db
+        self.report = ingest.report
+        self.language_hints = ingest.language_hints
+        self.handlers: dict[type, Callable[[Any, SourceReport], None]] = {
+            SourcePolled: self.polled, SourceFailed: self.failed,
+            ArticleSeen: self.article, KnownLink: self.known, PageFailed: self.page_failed}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> StoragePipeline:
+        pipeline = cls(crawler.ingest)  # type: ignore[attr-defined]
+        crawler.signals.connect(pipeline.request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(pipeline.request_done, signal=signals.request_left_downloader)
+        return pipeline
+
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        tally = self.report.sources[item.source]
+        self.handlers[type(item)](item, tally)
+        self.report.changed()
+        return item
+
+    def polled(self, item: SourcePolled, tally: SourceReport) -> None:
+        with self.db.begin() as session:
+            repo.record_poll(session, item.source, item.etag, item.last_modified,
+                             item.warning, unchanged=item.http_status == 304)
+        tally.http_status, tally.items = item.http_status, item.entries
+        tally.status = "unchanged" if item.http_status == 304 else \
+            "warning" if item.warning else "ok"
+        tally.message = item.warning
+
+    def failed(self, item: SourceFailed, tally: SourceReport) -> None:
+        with self.db.begin() as session:
+            repo.record_failure(session, item.source, item.message)
+        tally.status, tally.http_status = "failed", item.http_status
+        tally.error_class, tally.message = item.error_class, item.message
+        tally.errors += 1
+
+    def article(self, item: ArticleSeen, tally: SourceReport) -> None:
+        new = to_new_article(item, self.language_hints.get(item.source), utcnow())
+        with self.db.begin() as session:
+            _, created = repo.add_article(session, new, item.source)
+            for source, url in item.also_seen:
+                repo.sighting_of_url(session, canonical_url(url), source)
+                self.report.sources[source].known += 1
+        if created:
+            tally.new += 1
+        else:
+            tally.known += 1
+        if item.page_error:
+            tally.errors += 1
+            tally.message = f"{item.entry.url}: {item.page_error}"
+
+    def page_failed(self, item: PageFailed, tally: SourceReport) -> None:
+        tally.errors += 1
+        tally.message = f"{item.url}: {item.message} (retried next poll)"
+
+    def known(self, item: KnownLink, tally: SourceReport) -> None:
+        with self.db.begin() as session:
+            repo.sighting_of_url(session, canonical_url(item.url), item.source)
+        tally.known += 1
+
+    def request_scheduled(self, request: Request, spider: Spider) -> None:
+        if request.meta.get("source") in self.report.sources:
+            self.report.scheduled += 1
+            self.report.changed()
+
+    def request_done(self, request: Request, spider: Spider) -> None:
+        source = request.meta.get("source")
+        if source in self.report.sources:
+            self.report.sources[source].requests += 1
+            self.report.finished += 1
+            self.report.changed()
+
+    def close_spider(self, spider: Spider | None = None) -> None:
+        with self.db.begin() as session:
+            for tally in self.report.sources.values():
+                repo.record_run(session, tally.name, tally.started_at, tally.status,
+                                tally.http_status, repo.RunTally(
+                                    tally.requests, tally.items, tally.new, tally.known,
+                                    tally.errors), tally.error_class, tally.message)

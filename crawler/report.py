@@ -1,0 +1,47 @@
+"""What one crawl did, per source: the figures behind the progress bar and summary table."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from storage.models import utcnow
+
+
+@dataclass
+class SourceReport:
+    name: str
+    started_at: datetime = field(default_factory=utcnow)
+    status: str = "pending"  # ok | unchanged | warning | failed
+    http_status: int | None = None
+    requests: int = 0
+    items: int = 0
+    new: int = 0
+    known: int = 0
+    errors: int = 0
+    error_class: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class CrawlReport:
+    sources: dict[str, SourceReport]
+    scheduled: int = 0
+    finished: int = 0
+    on_change: Callable[[CrawlReport], None] = lambda report: None
+
+    @classmethod
+    def for_sources(cls, names: list[str]) -> CrawlReport:
+        return cls({name: SourceReport(name) for name in names})
+
+    def changed(self) -> None:
+        self.on_change(self)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        return [r for r in self.sources.values() if r.status == "failed"]
+
+    def totals(self) -> dict[str, int]:
+        rows = self.sources.values()
+        return {key: sum(getattr(r, key) for r in rows)
+                for key in ("requests", "items", "new", "known", "errors")}

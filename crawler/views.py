@@ -1,0 +1,187 @@
+"""How stored things look to people (rich tables) and to scripts (JSON documents)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from crawler.report import CrawlReport, SourceReport
+from storage.models import Article, Source
+from storage.repository import sightings_count
+
+STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
+                "failing": "red", "pending": "dim", "never polled": "dim"}
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
+def ago(value: datetime | None) -> str:
+    if value is None:
+        return "never"
+    seconds = int((datetime.now(timezone.utc) - value).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+# ---------------------------------------------------------------- articles
+
+def article_json(article: Article) -> dict[str, Any]:
+    return {
+        "id": article.id,
+        "url": article.url,
+        "canonical_url": article.canonical_url,
+        "title": article.title,
+        "source": article.source.name,
+        "published_at": iso(article.published_at),
+        "language": article.language,
+        "story_id": article.story_id,
+        "duplicate_of": article.duplicate_of,
+        "sightings": sightings_count(article),
+        "topics": [m.topic for m in article.matches],
+        "first_seen_at": iso(article.first_seen_at),
+        "date_is_estimated": article.date_is_estimated,
+    }
+
+
+def article_detail_json(article: Article) -> dict[str, Any]:
+    return article_json(article) | {
+        "text": article.text,
+        "summary": article.summary,
+        "highlights": {m.topic: m.highlights for m in article.matches},
+        "seen_at": [{"source": s.source.name, "url": s.url, "seen_at": iso(s.seen_at)}
+                    for s in article.sightings],
+    }
+
+
+def articles_table(articles: list[Article]) -> Table:
+    table = Table(title=f"{len(articles)} articles", title_justify="left", expand=False)
+    for name, kw in (("id", {"justify": "right"}), ("published (UTC)", {}), ("lang", {}),
+                     ("source", {}), ("seen", {"justify": "right"}), ("title", {"ratio": 1}),
+                     ("topics", {})):
+        table.add_column(name, **kw)
+    for a in articles:
+        date = a.published_at.strftime("%Y-%m-%d %H:%M") if a.published_at else ""
+        table.add_row(str(a.id), date + ("~" if a.date_is_estimated else ""), a.language or "",
+                      a.source.name, str(sightings_count(a)), Text(a.title or a.url),
+                      ", ".join(m.topic for m in a.matches))
+    return table
+
+
+def print_article(console: Console, article: Article) -> None:
+    data = article_detail_json(article)
+    console.print(Text(article.title or "(no title)", style="bold"))
+    for key in ("id", "canonical_url", "source", "published_at", "language", "story_id",
+                "duplicate_of", "topics"):
+        console.print(Text.assemble((f"{key:>14}: ", "dim"), str(data[key])))
+    console.print(Text(f"\nseen at {len(data['seen_at'])} place(s):", style="bold"))
+    for sighting in data["seen_at"]:
+        console.print(Text(f"  {sighting['seen_at']}  {sighting['source']}  {sighting['url']}"))
+    console.print(Text("\n" + (article.text or article.summary or "(no text)")))
+
+
+# ---------------------------------------------------------------- sources
+
+def health(source: Source) -> str:
+    if source.last_polled_at is None:
+        return "never polled"
+    if source.consecutive_failures:
+        return "failing"
+    return "warning" if source.last_warning else "ok"
+
+
+def source_json(source: Source) -> dict[str, Any]:
+    return {"name": source.name, "kind": source.kind, "url": source.url,
+            "last_polled_at": iso(source.last_polled_at),
+            "last_success_at": iso(source.last_success_at),
+            "consecutive_failures": source.consecutive_failures,
+            "last_error": source.last_error, "health": health(source),
+            "last_warning": source.last_warning}
+
+
+def sources_table(sources: list[Source]) -> Table:
+    table = Table(title=f"{len(sources)} sources", title_justify="left")
+    for name in ("name", "kind", "health", "last polled", "last success", "failures",
+                 "last error / warning"):
+        table.add_column(name, justify="right" if name == "failures" else "left")
+    for s in sources:
+        state = health(s)
+        table.add_row(s.name, s.kind, Text(state, style=STATUS_STYLE.get(state, "")),
+                      ago(s.last_polled_at), ago(s.last_success_at),
+                      str(s.consecutive_failures), Text(s.last_error or s.last_warning or ""))
+    return table
+
+
+# ---------------------------------------------------------------- crawl progress and summary
+
+def crawl_summary(report: CrawlReport) -> Table:
+    table = Table(title="crawl summary", title_justify="left")
+    for name in ("source", "status", "http", "requests", "items", "new", "known", "errors",
+                 "note"):
+        table.add_column(name, justify="right" if name in
+                         ("http", "requests", "items", "new", "known", "errors") else "left")
+    for r in report.sources.values():
+        table.add_row(r.name, Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+                      str(r.http_status or ""), str(r.requests), str(r.items), str(r.new),
+                      str(r.known), str(r.errors), Text(r.message or ""))
+    totals = report.totals()
+    table.add_row("total", "", "", *(str(totals[k]) for k in
+                                     ("requests", "items", "new", "known", "errors")), "",
+                  style="bold")
+    return table
+
+
+def report_json(report: CrawlReport) -> dict[str, Any]:
+    return {"sources": [source_report_json(r) for r in report.sources.values()],
+            "totals": report.totals()}
+
+
+def source_report_json(r: SourceReport) -> dict[str, Any]:
+    return {"source": r.name, "status": r.status, "http_status": r.http_status,
+            "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
+            "errors": r.errors, "error_class": r.error_class, "message": r.message}
+
+
+class CrawlProgress:
+    """A progress bar on a terminal; one plain line per polled source otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.announced: set[str] = set()
+        self.bar: Progress | None = None
+        if console.is_terminal:
+            self.bar = Progress(TextColumn("crawling"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                                console=console, transient=True)
+            self.task = self.bar.add_task("crawl", total=None, note="")
+
+    def __enter__(self) -> CrawlProgress:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def update(self, report: CrawlReport) -> None:
+        if self.bar:
+            totals = report.totals()
+            self.bar.update(self.task, total=max(report.scheduled, 1), completed=report.finished,
+                            note=f"new {totals['new']} · known {totals['known']} · "
+                                 f"errors {totals['errors']}")
+            return
+        for r in report.sources.values():
+            if r.status != "pending" and r.name not in self.announced:
+                self.announced.add(r.name)
+                detail = f": {r.message}" if r.message else ""
+                self.console.print(Text(f"polled {r.name}: {r.status}"
+                                        f"{f' (HTTP {r.http_status})' if r.http_status else ''}"
+                                        f"{detail}"), soft_wrap=True)

@@ -1,0 +1,74 @@
+"""Engines, sessions and migrations. SQLite (WAL, busy timeout) is the embedded default;
+the same code runs on PostgreSQL (`postgresql+psycopg://…`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or migrated."""
+
+
+def create_db_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def is_current(engine: Engine) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every pending migration (idempotent)."""
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:
+    """An engine's session factory, with the schema brought up to date on first use."""
+    try:
+        engine = create_db_engine(url)
+        if migrate and not is_current(engine):
+            upgrade(engine)
+    except Exception as exc:  # driver errors carry no common base: report them uniformly
+        raise DatabaseError(f"cannot open database {mask_url(url)}: "
+                            f"{str(exc).splitlines()[0]}") from exc
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def mask_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

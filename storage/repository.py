@@ -1,0 +1,194 @@
+"""Reads and writes on a Session, in the vocabulary of the flow: sources and their crawl
+state, articles stored once per canonical URL with their sightings, crawl runs."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from storage.models import Article, CrawlRun, Sighting, Source, Story, TopicMatch, utcnow
+
+
+@dataclass(frozen=True)
+class SourceDef:
+    name: str
+    kind: str
+    url: str
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """An article as the crawler hands it over; `canonical_url` and `text_hash` decide
+    whether it is new or a sighting of one already stored."""
+
+    url: str
+    canonical_url: str
+    seen_url: str  # canonical form of the link it was found at
+    title: str
+    text: str
+    summary: str
+    language: str | None
+    published_at: datetime | None
+    date_is_estimated: bool
+    text_hash: str
+
+
+@dataclass(frozen=True)
+class RunTally:
+    requests: int = 0
+    items: int = 0
+    new_articles: int = 0
+    known: int = 0
+    errors: int = 0
+
+
+# ---------------------------------------------------------------- sources
+
+def sync_sources(session: Session, sources: Iterable[SourceDef]) -> None:
+    """Make the sources table follow the config (crawl state is kept)."""
+    stored = {s.name: s for s in session.scalars(select(Source))}
+    for source in sources:
+        row = stored.get(source.name)
+        if row is None:
+            session.add(Source(name=source.name, kind=source.kind, url=source.url,
+                               consecutive_failures=0))
+        elif (row.kind, row.url) != (source.kind, source.url):
+            row.kind, row.url, row.etag, row.last_modified = source.kind, source.url, None, None
+
+
+def source_by_name(session: Session, name: str) -> Source:
+    return session.scalars(select(Source).where(Source.name == name)).one()
+
+
+def list_sources(session: Session) -> Sequence[Source]:
+    return session.scalars(select(Source).order_by(Source.name)).all()
+
+
+def record_poll(session: Session, name: str, etag: str | None, last_modified: str | None,
+                warning: str | None, unchanged: bool) -> None:
+    source = source_by_name(session, name)
+    now = utcnow()
+    source.last_polled_at = source.last_success_at = now
+    source.consecutive_failures = 0
+    source.last_error = None
+    source.last_warning = warning
+    if not unchanged:
+        source.etag, source.last_modified = etag, last_modified
+
+
+def record_failure(session: Session, name: str, message: str) -> None:
+    source = source_by_name(session, name)
+    source.last_polled_at = utcnow()
+    source.consecutive_failures += 1
+    source.last_error = message
+
+
+def record_run(session: Session, name: str, started_at: datetime, status: str,
+               http_status: int | None, tally: RunTally, error_class: str | None = None,
+               error: str | None = None) -> None:
+    session.add(CrawlRun(
+        source_id=source_by_name(session, name).id, started_at=started_at,
+        finished_at=utcnow(), status=status, http_status=http_status,
+        requests=tally.requests, items=tally.items, new_articles=tally.new_articles,
+        known=tally.known, errors=tally.errors, error_class=error_class, error=error))
+
+
+# ---------------------------------------------------------------- articles
+
+def is_known_url(session: Session, canonical: str) -> bool:
+    """Whether an article is stored under this canonical URL or was seen at it."""
+    return bool(session.scalar(select(
+        exists().where(Article.canonical_url == canonical)
+        | exists().where(Sighting.url == canonical))))
+
+
+def find_article(session: Session, canonical: str, text_hash: str | None = None) -> Article | None:
+    """The stored article at a URL (its canonical URL or a sighting), or with an identical text."""
+    found = session.scalar(select(Article).where(Article.canonical_url == canonical)) \
+        or session.scalar(select(Article).join(Sighting).where(Sighting.url == canonical).limit(1))
+    if found is not None or text_hash is None:
+        return found
+    return session.scalar(select(Article).where(Article.text_hash == text_hash)
+                          .order_by(Article.id).limit(1))
+
+
+def add_article(session: Session, item: NewArticle, source_name: str) -> tuple[Article, bool]:
+    """Store an article, or record a sighting when it is already stored. → (article, is_new)"""
+    source = source_by_name(session, source_name)
+    existing = find_article(session, item.canonical_url,
+                            item.text_hash if item.text.strip() else None)
+    if existing is not None:
+        add_sighting(session, existing, source, item.seen_url)
+        return existing, False
+    now = utcnow()
+    story = Story(headline=item.title or item.canonical_url, first_seen_at=now, last_seen_at=now)
+    article = Article(url=item.url, canonical_url=item.canonical_url, source=source,
+                      title=item.title, text=item.text, summary=item.summary,
+                      language=item.language, published_at=item.published_at,
+                      date_is_estimated=item.date_is_estimated, first_seen_at=now,
+                      text_hash=item.text_hash, story=story)
+    session.add(article)
+    session.flush()
+    add_sighting(session, article, source, item.seen_url)
+    return article, True
+
+
+def add_sighting(session: Session, article: Article, source: Source, url: str) -> bool:
+    """Record that `article` was seen at `url` on `source`; False when already recorded."""
+    if session.scalar(select(exists().where(
+            Sighting.article_id == article.id, Sighting.source_id == source.id,
+            Sighting.url == url))):
+        return False
+    session.add(Sighting(article_id=article.id, source_id=source.id, url=url, seen_at=utcnow()))
+    if article.story is not None:
+        article.story.last_seen_at = utcnow()
+    return True
+
+
+def sighting_of_url(session: Session, canonical: str, source_name: str) -> bool:
+    """A link to a stored article seen on a source: add the sighting. → whether it was new."""
+    article = find_article(session, canonical)
+    if article is None:
+        return False
+    return add_sighting(session, article, source_by_name(session, source_name), canonical)
+
+
+# ---------------------------------------------------------------- queries for the CLI
+
+def list_articles(session: Session, since: datetime | None = None, topic: str | None = None,
+                  include_duplicates: bool = False, limit: int | None = None) -> Sequence[Article]:
+    query = (select(Article).options(selectinload(Article.sightings),
+                                     selectinload(Article.matches),
+                                     selectinload(Article.source))
+             .order_by(Article.first_seen_at.desc(), Article.id.desc()))
+    if not include_duplicates:
+        query = query.where(Article.duplicate_of.is_(None))
+    if since is not None:
+        query = query.where(or_(Article.published_at >= since, Article.first_seen_at >= since))
+    if topic is not None:
+        query = query.where(Article.matches.any(TopicMatch.topic == topic))
+    if limit:
+        query = query.limit(limit)
+    return session.scalars(query).all()
+
+
+def get_article(session: Session, article_id: int) -> Article | None:
+    return session.get(Article, article_id, options=[selectinload(Article.sightings)
+                                                     .selectinload(Sighting.source),
+                                                     selectinload(Article.matches)])
+
+
+def sightings_count(article: Article) -> int:
+    return len({(s.source_id, s.url) for s in article.sightings})
+
+
+def source_runs(session: Session, name: str, limit: int = 10) -> Sequence[CrawlRun]:
+    return session.scalars(select(CrawlRun).join(Source).where(Source.name == name)
+                           .order_by(CrawlRun.id.desc()).limit(limit)).all()
+
+
+def count_articles(session: Session) -> int:
+    return session.scalar(select(func.count(Article.id))) or 0
