@@ -16,9 +16,8 @@ import click
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
-from crawler.runner import UnknownSource, run_crawl, sync_config
 from crawler import views
+from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
 from storage import db as database
 from storage import repository as repo
 
@@ -96,6 +95,8 @@ def _quiet_scrapy(record: logging.LogRecord) -> bool:
 @pass_ctx
 def crawl(ctx: Context, sources: tuple[str, ...], as_json: bool) -> None:
     """Crawl all sources, or the named ones, once."""
+    from crawler.runner import run_crawl
+
     progress = views.CrawlProgress(Console(stderr=True) if as_json else ctx.console)
     with progress:
         report = run_crawl(ctx.config, ctx.db, sources, progress.update, ctx.verbose)
@@ -171,6 +172,8 @@ def sources() -> None:
 @pass_ctx
 def sources_list(ctx: Context, as_json: bool) -> None:
     """Health of every configured source."""
+    from crawler.runner import sync_config
+
     sync_config(ctx.config, ctx.db)
     configured = {s.name for s in ctx.config.sources}
     with ctx.db() as session:
@@ -242,7 +245,7 @@ def main() -> None:
         for line in exc.lines():
             click.echo(f"error: {line}", err=True)
         sys.exit(2)
-    except (database.DatabaseError, UnknownSource) as exc:
+    except database.DatabaseError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # the last line of defence: one line, details with -v

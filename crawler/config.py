@@ -192,11 +192,14 @@ class Config(Model):
     channels: Mapping[str, Channel] = Field(default_factory=dict)
     digest: Digest = Digest()
 
-    def source(self, name: str) -> Source:
-        for source in self.sources:
-            if source.name == name:
-                return source
-        raise KeyError(name)
+    def select_sources(self, names: typing.Sequence[str]) -> list[Source]:
+        """The named sources, in config order; all of them when no name is given."""
+        known = {s.name for s in self.sources}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ConfigError([("sources", f"no source named {', '.join(map(repr, missing))} "
+                                           f"(known: {', '.join(sorted(known)) or 'none'})")])
+        return [s for s in self.sources if not names or s.name in names]
 
 
 # ---------------------------------------------------------------- loading
@@ -299,8 +302,9 @@ def _describe(error: Any) -> tuple[str, str]:
         return _path(loc[:-1]), f"required key {loc[-1]!r} is missing"
     if kind == "union_tag_invalid":
         tag = str(error["ctx"]["tag"])
-        return _path(loc + ("type",)), (f"unknown channel type {tag!r}{_suggest(tag, CHANNEL_TYPES)}"
-                                        f"; use one of {', '.join(CHANNEL_TYPES)}")
+        return _path(loc + ("type",)), (f"unknown channel type {tag!r}"
+                                        f"{_suggest(tag, CHANNEL_TYPES)}; "
+                                        f"use one of {', '.join(CHANNEL_TYPES)}")
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         message = "use lowercase letters, digits and '-' (e.g. 'mss-statements')"

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 import charset_normalizer
+import lxml.etree
 import lxml.html
 import trafilatura
 from w3lib.encoding import (
@@ -20,6 +21,7 @@ from w3lib.encoding import (
 _DATE_PARAMS = {"extensive_search": True, "original_date": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
 _HAN = re.compile(r"[\u3400-\u9fff]")
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
 @dataclass(frozen=True)
@@ -63,19 +65,27 @@ def _strict(body: bytes, name: str) -> str | None:
 def extract_article(html: str, url: str) -> Extracted:
     """Main text and metadata of an article page (trafilatura), plus the page's own
     declaration of its canonical URL and language."""
-    tree = lxml.html.fromstring(html) if html.strip() else None
+    html = _XML_DECLARATION.sub("", html, count=1)
+    tree = _parse(html)
     canonical = _first(tree, '//link[@rel="canonical"]/@href',
                        '//meta[@property="og:url"]/@content')
     lang = _first(tree, "/html/@lang", '//meta[@http-equiv="content-language"]/@content')
-    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True,
-                                      include_comments=False,
-                                      date_extraction_params=_DATE_PARAMS) if tree is not None else None
+    doc = None if tree is None else trafilatura.bare_extraction(
+        html, url=url, with_metadata=True, include_comments=False,
+        date_extraction_params=_DATE_PARAMS)
     text = (doc.text or "") if doc else ""
     title = (doc.title or "") if doc else ""
     return Extracted(title=title.strip(), text=text.strip(),
                      published_at=parse_iso_date(doc.date if doc else None),
                      language=language_of(text or title, declared=lang),
                      canonical=canonical)
+
+
+def _parse(html: str) -> lxml.html.HtmlElement | None:
+    try:
+        return lxml.html.fromstring(html) if html.strip() else None
+    except (ValueError, lxml.etree.ParserError):
+        return None
 
 
 def _first(tree: lxml.html.HtmlElement | None, *xpaths: str) -> str | None:

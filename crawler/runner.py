@@ -3,32 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from scrapy.crawler import CrawlerProcess
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Config, Source
 from crawler.normalize import canonical_url
-from crawler.pipeline import Ingest
 from crawler.report import CrawlReport
-from crawler.settings import scrapy_settings
 from spiders.items import SourceSpec
-from spiders.source import SourceSpider
 from storage import repository as repo
-
-
-class UnknownSource(Exception):
-    pass
-
-
-def select_sources(config: Config, names: Sequence[str]) -> list[Source]:
-    if not names:
-        return list(config.sources)
-    known = {s.name for s in config.sources}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise UnknownSource(f"no source named {', '.join(map(repr, missing))} in the config "
-                            f"(known: {', '.join(sorted(known)) or 'none'})")
-    return [config.source(name) for name in names]
 
 
 def sync_config(config: Config, db: sessionmaker[Session]) -> None:
@@ -48,7 +29,13 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
               on_change: Callable[[CrawlReport], None] | None = None,
               verbose: bool = False) -> CrawlReport:
     """Crawl the named sources (all when none) once, in this process."""
-    sources = select_sources(config, names)
+    from scrapy.crawler import CrawlerProcess  # Scrapy and extraction load only to crawl
+
+    from crawler.pipeline import Ingest
+    from crawler.settings import scrapy_settings
+    from spiders.source import SourceSpider
+
+    sources = config.select_sources(names)
     sync_config(config, db)
     report = CrawlReport.for_sources([s.name for s in sources])
     if on_change:

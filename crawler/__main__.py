@@ -1,0 +1,4 @@
+"""`python -m crawler` runs the mediawatch CLI."""
+from crawler.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""The CLI contract: exit codes, one-line errors, the demo, the database commands."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from tests.conftest import Cli
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd,
+                          env=env if env is not None else os.environ.copy())
+
+
+def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = run("demo", "--keep", str(db), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "crawl summary" in result.stdout
+    assert "国家安全部提醒" in result.stdout            # the statement
+    assert "3,555 Chinese students applied" in result.stdout  # the asylum report
+    tables = inspect(create_engine(f"sqlite:///{db}")).get_table_names()
+    assert {"articles", "sightings", "sources", "crawl_runs"} <= set(tables)
+
+
+def test_config_check_names_the_missing_variable_and_hides_secrets(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SMTP_USER", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL")}
+    result = run("--config", str(ROOT / "config.yaml"), "config", "check", env=env)
+    assert result.returncode == 2
+    assert "channels.analysts.url: environment variable SMTP_USER is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    env |= {"SMTP_USER": "desk", "SMTP_PASSWORD": "s3cr3t-pw",
+            "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/s3cr3tpath"}
+    result = run("--config", str(ROOT / "config.yaml"), "--db", f"sqlite:///{tmp_path}/x.db",
+                 "config", "check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout and "s3cr3t" not in result.stdout + result.stderr
+
+
+def test_unknown_config_key_exits_before_anything_runs(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("crawl:\n  concurency: 3\n")
+    result = run("--config", str(config), "crawl", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == \
+        f"error: {config}: crawl: unknown key 'concurency' (did you mean 'concurrency'?)"
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_db_upgrade_creates_the_schema(cli: Cli) -> None:
+    cli.write_config({})
+    result = cli("db", "upgrade")
+    assert result.code == 0, result.err
+    assert "up to date" in result.out
+    assert {"articles", "sightings", "stories", "topic_matches", "alerts", "crawl_runs",
+            "sources"} <= set(inspect(create_engine(cli.db)).get_table_names())
+
+
+def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
+    cli.write_config({})
+    missing = cli("articles", "show", "999")
+    assert missing.code == 1 and missing.err.strip() == "error: no article with id 999"
+    bad_db = Cli(cli.config, "postgresql+psycopg://nobody@127.0.0.1:1/none", cli.env)
+    result = bad_db("articles", "list")
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and result.err.startswith("error: cannot open database")
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("args", [("articles", "list", "--since", "soon")])
+def test_bad_option_value_is_explained(cli: Cli, args: tuple[str, ...]) -> None:
+    cli.write_config({})
+    result = cli(*args)
+    assert result.code == 2 and "invalid duration 'soon'" in result.err

@@ -1,0 +1,66 @@
+"""Charsets and extraction on the fixture pages (pure functions, no network)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from crawler.extract import decode_html, extract_article, language_of
+
+CHARSET = Path(__file__).parent / "fixtures" / "web" / "charset"
+EXPECTED = json.loads((CHARSET / "expected.json").read_text(encoding="utf-8"))
+
+
+def header_of(page: Path) -> str | None:
+    sidecar = page.with_name(page.name + ".headers")
+    if not sidecar.exists():
+        return "text/html"
+    return sidecar.read_text().split(":", 1)[1].strip()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_page_decodes_with_or_without_declaration(name: str) -> None:
+    page = CHARSET / name
+    html = decode_html(page.read_bytes(), header_of(page))
+    assert "\ufffd" not in html
+    assert EXPECTED[name]["title"] in html and EXPECTED[name]["phrase"] in html
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_extracted_text_keeps_the_chinese(name: str) -> None:
+    page = CHARSET / name
+    found = extract_article(decode_html(page.read_bytes(), header_of(page)), f"http://x.org/{name}")
+    assert found.title == EXPECTED[name]["title"]
+    assert EXPECTED[name]["phrase"] in found.text
+    assert found.language == "zh"
+
+
+def test_wrong_declared_charset_falls_back_to_detection() -> None:
+    body = ("<html><body><p>" + "国家安全部提醒广大留学生警惕境外间谍情报机关的拉拢策反。" * 10
+            + "</p></body></html>").encode("gb18030")
+    assert "留学生" in decode_html(body, "text/html; charset=utf-8")
+
+
+def test_gbk_declared_page_with_gb18030_only_characters() -> None:
+    body = "<meta charset=gbk><p>𠀀 国家安全</p>".encode("gb18030")
+    assert "𠀀 国家安全" in decode_html(body, None)
+
+
+def test_metadata_date_is_utc_and_canonical_is_read() -> None:
+    html = ("<html lang='en-GB'><head><title>T</title>"
+            "<meta property='article:published_time' content='2026-11-27T09:00:00+08:00'>"
+            "<link rel='canonical' href='/story'></head><body><article><h1>Headline</h1><p>"
+            + "Officials warned students about recruitment by foreign agencies. " * 20
+            + "</p></article></body></html>")
+    found = extract_article(html, "https://news.example/story?utm_source=x")
+    assert found.published_at == datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
+    assert found.canonical == "/story"
+    assert found.language == "en"
+
+
+def test_language_detection_without_declaration() -> None:
+    assert language_of("国家安全部提醒留学生警惕间谍") == "zh"
+    assert language_of("The ministry warned students studying abroad about spies.") == "en"
+    assert language_of("") is None

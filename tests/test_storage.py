@@ -1,0 +1,101 @@
+"""Storage on both SQLite and PostgreSQL: migrations, UTC times, one article per URL or text."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select, text
+
+from storage import repository as repo
+from storage.db import is_current, open_database
+from storage.models import Article, Sighting, Source
+
+TOKYO = timezone(timedelta(hours=9))
+
+
+def new_article(url: str, body: str = "正文内容", seen: str | None = None,
+                published: datetime | None = None) -> repo.NewArticle:
+    return repo.NewArticle(url=url, canonical_url=url, seen_url=seen or url, title="标题",
+                           text=body, summary="", language="zh", published_at=published,
+                           date_is_estimated=published is None, text_hash=f"h:{body}")
+
+
+@pytest.fixture
+def db(db_url: str):
+    factory = open_database(db_url)
+    with factory.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("a", "feed", "https://a.example/f.xml"),
+                                    repo.SourceDef("b", "feed", "https://b.example/f.xml")])
+    return factory
+
+
+def test_migrations_apply_once_and_are_idempotent(db_url: str, db) -> None:
+    engine = db.kw["bind"]
+    assert is_current(engine)
+    open_database(db_url)  # a second open finds nothing to do
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from alembic_version")).scalar() == 1
+
+
+def test_times_come_back_aware_utc(db) -> None:
+    published = datetime(2026, 11, 27, 9, 0, tzinfo=TOKYO)
+    with db.begin() as session:
+        repo.add_article(session, new_article("https://a.example/1", published=published), "a")
+    with db() as session:
+        article = session.scalars(select(Article)).one()
+        assert article.published_at == published
+        assert article.published_at.utcoffset() == timedelta(0)
+        assert article.published_at.hour == 0
+        assert article.first_seen_at.tzinfo is not None
+
+
+def test_naive_times_are_refused(db) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        with db.begin() as session:
+            repo.add_article(session, new_article("https://a.example/n",
+                                                  published=datetime(2026, 1, 1)), "a")
+
+
+def test_one_article_per_canonical_url_or_identical_text(db) -> None:
+    with db.begin() as session:
+        first, created = repo.add_article(session, new_article("https://a.example/1"), "a")
+        assert created
+        again, created = repo.add_article(session, new_article("https://a.example/1"), "b")
+        assert not created and again.id == first.id
+        copy, created = repo.add_article(session, new_article(
+            "https://b.example/copy", seen="https://b.example/copy?x=1"), "b")
+        assert not created and copy.id == first.id
+        other, created = repo.add_article(session, new_article("https://a.example/2", "另一篇"), "a")
+        assert created and other.id != first.id
+    with db() as session:
+        assert session.scalar(select(func.count(Article.id))) == 2
+        urls = set(session.scalars(select(Sighting.url).where(Sighting.article_id == first.id)))
+        assert urls == {"https://a.example/1", "https://b.example/copy?x=1"}
+        assert repo.is_known_url(session, "https://b.example/copy?x=1")
+        assert not repo.is_known_url(session, "https://b.example/never")
+
+
+def test_sighting_of_a_known_url_is_recorded_once(db) -> None:
+    with db.begin() as session:
+        repo.add_article(session, new_article("https://a.example/1"), "a")
+    for _ in range(2):
+        with db.begin() as session:
+            repo.sighting_of_url(session, "https://a.example/1", "b")
+    with db() as session:
+        assert session.scalar(select(func.count(Sighting.id))) == 2
+        assert not repo.sighting_of_url(session, "https://a.example/unknown", "b")
+
+
+def test_source_state_survives_sync_and_resets_when_url_changes(db) -> None:
+    with db.begin() as session:
+        repo.record_poll(session, "a", '"etag-1"', "Fri, 27 Nov 2026 01:00:00 GMT", None, False)
+        repo.record_failure(session, "b", "HTTP 500")
+        repo.record_failure(session, "b", "HTTP 500")
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("a", "feed", "https://a.example/f.xml"),
+                                    repo.SourceDef("b", "feed", "https://b.example/new.xml")])
+    with db() as session:
+        a, b = (session.scalars(select(Source).where(Source.name == n)).one() for n in "ab")
+        assert a.etag == '"etag-1"' and a.last_success_at is not None
+        assert b.consecutive_failures == 2 and b.last_error == "HTTP 500"
+        assert b.etag is None and b.url.endswith("new.xml")
