@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler import views
 from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
+from crawler.report import CrawlReport
 from storage import db as database
 from storage import repository as repo
 
@@ -104,6 +105,13 @@ def crawl(ctx: Context, sources: tuple[str, ...], as_json: bool) -> None:
         emit_json(views.report_json(report))
     else:
         ctx.console.print(views.crawl_summary(report))
+    fail_on_problems(report)
+
+
+def fail_on_problems(report: CrawlReport) -> None:
+    if report.unstored:
+        raise Failure(f"{report.unstored} items could not be stored; they will be fetched "
+                      "again on the next crawl (run with -v for details)")
     if report.failed:
         names = ", ".join(r.name for r in report.failed)
         raise Failure(f"{len(report.failed)} of {len(report.sources)} sources failed: {names}")
@@ -225,7 +233,7 @@ def demo(ctx: Context, keep: Path | None) -> None:
     """Serve the bundled sample news web on localhost and run the whole flow on it."""
     from crawler.demo import run_demo
 
-    run_demo(ctx.console, keep, ctx.verbose)
+    fail_on_problems(run_demo(ctx.console, keep, ctx.verbose))
 
 
 # ---------------------------------------------------------------- entry point

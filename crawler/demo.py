@@ -16,6 +16,7 @@ from rich.rule import Rule
 
 from crawler import views
 from crawler.config import Config, ConsoleChannel, CrawlSettings, Source, Topic
+from crawler.report import CrawlReport
 from crawler.runner import run_crawl
 from storage import repository as repo
 from storage.db import open_database
@@ -67,7 +68,7 @@ def demo_config(base: str, database: str) -> Config:
     )
 
 
-def run_demo(console: Console, keep: Path | None, verbose: bool) -> None:
+def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
     workdir = Path(tempfile.mkdtemp(prefix="mediawatch-demo-"))
     db_path = keep or workdir / "demo.db"
     database = f"sqlite:///{db_path.resolve()}"
@@ -85,3 +86,4 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> None:
         console.print(views.articles_table(articles))
     console.print(f"\nexplore: mediawatch --db sqlite:///{db_path} articles show "
                   f"{articles[-1].id if articles else 1}")
+    return report

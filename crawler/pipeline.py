@@ -2,6 +2,7 @@
 on what spiders yield and hands the result to storage."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from spiders.items import ArticleSeen, KnownLink, PageFailed, SourceFailed, Sour
 from storage import repository as repo
 from storage.models import utcnow
 
+log = logging.getLogger(__name__)
 FUTURE_TOLERANCE = timedelta(days=1)
 SUMMARY_CHARS = 280
 
@@ -86,8 +88,17 @@ class StoragePipeline:
         return pipeline
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        """Store one item. A failure here is never silent: it is logged, counted on its
+        source and fails the crawl, and the item is tried again on the next poll."""
         tally = self.report.sources[item.source]
-        self.handlers[type(item)](item, tally)
+        try:
+            self.handlers[type(item)](item, tally)
+        except Exception as exc:  # noqa: BLE001 — any storage or extraction bug lands here
+            log.debug("could not store %r", item, exc_info=True)
+            log.error("%s: could not store an item: %s: %s", item.source,
+                      type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            tally.errors += 1
+            self.report.unstored += 1
         self.report.changed()
         return item
 

@@ -28,6 +28,7 @@ class CrawlReport:
     sources: dict[str, SourceReport]
     scheduled: int = 0
     finished: int = 0
+    unstored: int = 0  # items whose storage failed (a bug or a database outage)
     on_change: Callable[[CrawlReport], None] = lambda report: None
 
     @classmethod

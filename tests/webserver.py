@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -106,9 +107,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up early (a crawler's timeout) is expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def start(root: Path = ROOT) -> tuple[FixtureWeb, ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     web = FixtureWeb(f"http://127.0.0.1:{server.server_address[1]}", root)
     server.web = web  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
