@@ -13,6 +13,10 @@ ITEM_PIPELINES = {
     "crawler.pipeline.StoragePipeline": 300,  # extract → normalize → store
 }
 
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.fetchguard.PrivateAddressMiddleware": 50,  # before robots.txt is fetched
+}
+
 
 def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, Any]:
     return {
@@ -36,4 +40,9 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "LOG_LEVEL": "INFO" if verbose else "ERROR",
         "LOG_INSTALL_ROOT_HANDLER": False,  # the CLI owns logging (see crawler.cli)
         "ITEM_PIPELINES": ITEM_PIPELINES,
+        "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
+        "MEDIAWATCH_ALLOW_PRIVATE": crawl.allow_private,
+        # host names resolve to public addresses only (see crawler.fetchguard)
+        "DNS_RESOLVER": "scrapy.resolver.CachingHostnameResolver" if crawl.allow_private
+        else "crawler.fetchguard.PublicOnlyResolver",
     }

@@ -131,7 +131,8 @@ def describe_failure(failure: Failure) -> tuple[str, str, int | None]:
         return "HTTPError", f"HTTP {status} from {exc.response.url}", status
     host = urlsplit(failure.request.url).netloc if failure.request else "?"
     if isinstance(exc, (DNSLookupError, CannotResolveHostError)):
-        return "DNSLookupError", f"DNS lookup failed for {host}", None
+        return "DNSLookupError", (f"DNS lookup found no public address for {host} "
+                                  "(private ones need crawl.allow_private)"), None
     if isinstance(exc, (TwistedTimeout, TCPTimedOutError, TimeoutError, DownloadTimeoutError)):
         return "Timeout", f"no complete response from {host} in time", None
     if isinstance(exc, (ConnectionRefusedError, DownloadConnectionRefusedError)):
@@ -139,7 +140,7 @@ def describe_failure(failure: Failure) -> tuple[str, str, int | None]:
     if isinstance(exc, DownloadCancelledError):
         return "Cancelled", f"download from {host} cancelled: {exc}", None
     if isinstance(exc, IgnoreRequest):
-        return "Skipped", str(exc) or "request skipped", None
+        return type(exc).__name__, str(exc) or "request skipped", None
     text = str(exc).strip().splitlines()
     return type(exc).__name__, text[0] if text else type(exc).__name__, None
 
