@@ -5,6 +5,7 @@ import hashlib
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
@@ -54,24 +55,53 @@ def _site(url: str) -> str:
 
 
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
+_FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800))  # BMP and math alphanumerics
 
 
 @lru_cache(maxsize=1)
-def _to_simplified():
-    from opencc import OpenCC  # loading the dictionaries is slow: once, on first use
+def fold_table() -> dict[int, str]:
+    """One `str.translate` table for NFKC, case folding (full-width/half-width included)
+    and Traditional → Simplified Chinese by character (OpenCC's TSCharacters dictionary)."""
+    import opencc  # only for its data files
 
-    return OpenCC("t2s").convert
+    dictionary = Path(opencc.__file__).with_name("dictionary") / "TSCharacters.txt"
+    to_simplified = {}
+    for line in dictionary.read_text(encoding="utf-8").splitlines():
+        traditional, _, simplified = line.partition("\t")
+        if len(traditional) == 1 and simplified:
+            to_simplified[traditional] = simplified.split()[0]
+    table = {}
+    for block in _FOLDED_RANGES:
+        for code in block:
+            if 0xD800 <= code <= 0xDFFF:
+                continue
+            char = chr(code)
+            folded = unicodedata.normalize("NFKC", char).casefold()
+            folded = "".join(to_simplified.get(c, c) for c in folded)
+            if folded != char:
+                table[code] = folded
+    return table
+
+
+def fold(text: str) -> str:
+    """Text in the form every comparison uses; usually the same length as the input."""
+    return text.translate(fold_table())
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
+    """`fold(text)`, and for each folded character the index of its source character —
+    or None when folding kept every character in place (the common case)."""
+    folded = fold(text)
+    if len(folded) == len(text):
+        return folded, None
+    table = fold_table()
+    offsets = [i for i, char in enumerate(text) for _ in table.get(ord(char), char)]
+    return folded, offsets
 
 
 def comparison_text(text: str) -> str:
     """NFKC, case-folded, Traditional → Simplified, punctuation and whitespace collapsed."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    if _HAN.search(folded):
-        folded = _to_simplified()(folded)
-    return _PUNCT_OR_SPACE.sub(" ", folded).strip()
-
-
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+    return _PUNCT_OR_SPACE.sub(" ", fold(text)).strip()
 
 
 def text_fingerprint(text: str) -> str:
