@@ -7,10 +7,10 @@ import logging
 import sys
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,6 +21,9 @@ from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse
 from crawler.report import CrawlReport
 from storage import db as database
 from storage import repository as repo
+
+if TYPE_CHECKING:
+    from alerts.topics import TopicRule
 
 
 class Failure(click.ClickException):
@@ -190,6 +193,86 @@ def sources_list(ctx: Context, as_json: bool) -> None:
         emit_json([views.source_json(s) for s in rows])
     else:
         ctx.console.print(views.sources_table(rows))
+
+
+# ---------------------------------------------------------------- topics
+
+@cli.group()
+def topics() -> None:
+    """Topic rules: hit counts, backtests, explanations."""
+
+
+@topics.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def topics_list(ctx: Context, as_json: bool) -> None:
+    """Each topic with its hits in the last day and week."""
+    now = datetime.now(timezone.utc)
+    with ctx.db() as session:
+        day = repo.topic_hits(session, now - timedelta(days=1))
+        week = repo.topic_hits(session, now - timedelta(days=7))
+    rows = [{"name": t.name, "query": t.query, "mode": t.mode, "channels": list(t.channels),
+             "languages": list(t.languages), "sources": list(t.sources),
+             "hits_last_day": day.get(t.name, 0), "hits_last_week": week.get(t.name, 0)}
+            for t in ctx.config.topics]
+    if as_json:
+        emit_json(rows)
+    else:
+        ctx.console.print(views.topics_table(rows))
+
+
+@topics.command("test")
+@click.argument("name", required=False)
+@click.option("--query", "draft", help="Try this query instead of the topic's own.")
+@click.option("--since", default="30d", show_default=True,
+              help="Only articles published within this duration.")
+@click.option("--explain", "explain_id", type=int, metavar="ID",
+              help="Show which clause matched or failed for one article.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Hits to show.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
+                explain_id: int | None, limit: int, as_json: bool) -> None:
+    """Backtest a topic (or a draft --query) on stored articles, with highlights."""
+    from alerts.backtest import backtest, document
+    from alerts.explain import explain
+
+    rule = _topic_rule(ctx, name, draft)
+    tags = {s.name: s.tags for s in ctx.config.sources}
+    with ctx.db() as session:
+        if explain_id is not None:
+            article = repo.get_article(session, explain_id)
+            if article is None:
+                raise Failure(f"no article with id {explain_id}")
+            clauses = explain(rule.query, document(article, tags.get(article.source.name, ())))
+            if as_json:
+                emit_json([vars(c) for c in clauses])
+            else:
+                views.print_explanation(ctx.console, article, clauses)
+            return
+        result = backtest(session, rule, _since(since), tags, limit)
+    if as_json:
+        emit_json(result)
+    else:
+        views.print_backtest(ctx.console, result)
+
+
+def _topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
+    from alerts.query import QuerySyntaxError, parse_query
+    from alerts.topics import TopicRule
+
+    topic = next((t for t in ctx.config.topics if t.name == name), None)
+    if draft is None and topic is None:
+        known = ", ".join(t.name for t in ctx.config.topics) or "none"
+        raise Failure(f"no topic named {name!r} (known: {known}); or pass --query" if name
+                      else "name a topic or pass --query")
+    try:
+        query = parse_query(draft or topic.query, ctx.config.aliases)  # type: ignore[union-attr]
+    except QuerySyntaxError as exc:
+        raise Failure(f"{exc}\n{exc.caret()}") from None
+    if topic is None:
+        return TopicRule(name or "draft", query)
+    return TopicRule(topic.name, query, frozenset(topic.languages), frozenset(topic.sources))
 
 
 # ---------------------------------------------------------------- config and database

@@ -29,6 +29,8 @@ from pydantic import (
     ValidationError,
 )
 
+from alerts.query import QuerySyntaxError, parse_query
+
 DEFAULT_PATH = Path("config.yaml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -188,6 +190,8 @@ class Config(Model):
     database: str = "sqlite:///mediawatch.db"
     crawl: CrawlSettings = CrawlSettings()
     sources: tuple[Source, ...] = ()
+    aliases: Mapping[str, Annotated[tuple[str, ...], Field(min_length=1)]] = \
+        Field(default_factory=dict)
     topics: tuple[Topic, ...] = ()
     channels: Mapping[str, Channel] = Field(default_factory=dict)
     digest: Digest = Digest()
@@ -279,6 +283,11 @@ def _cross_check(config: Config) -> Iterator[tuple[str, str]]:
         if topic.name in seen_topics:
             yield (f"topics[{i}].name", f"duplicate topic name {topic.name!r}")
         seen_topics.add(topic.name)
+        try:
+            parse_query(topic.query, config.aliases)
+        except QuerySyntaxError as exc:
+            caret = "\n".join("    " + line for line in exc.caret().splitlines())
+            yield (f"topics[{i}].query", f"topic {topic.name!r}: {exc}\n{caret}")
         for ref in topic.sources:
             if ref not in selectors:
                 yield (f"topics[{i}].sources", f"no source or tag named {ref!r}"

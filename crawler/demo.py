@@ -13,7 +13,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
+from rich.text import Text
 
+from alerts.backtest import backtest
+from alerts.query import parse_query
+from alerts.topics import TopicRule
 from crawler import views
 from crawler.config import Config, ConsoleChannel, CrawlSettings, Source, Topic
 from crawler.report import CrawlReport
@@ -84,6 +88,12 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
     with db() as session:
         articles = list(repo.list_articles(session))
         console.print(views.articles_table(articles))
+        for topic in config.topics:
+            rule = TopicRule(topic.name, parse_query(topic.query))
+            hits = backtest(session, rule, None, {}, limit=20)["hits"]
+            console.print(Rule(f"topic {topic.name}: {len(hits)} articles"))
+            console.print(Text(topic.query, style="dim"))
+            views.print_hits(console, hits)
     console.print(f"\nexplore: mediawatch --db sqlite:///{db_path} articles show "
                   f"{articles[-1].id if articles else 1}")
     return report

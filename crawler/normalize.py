@@ -55,21 +55,24 @@ def _site(url: str) -> str:
 
 
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
+_HAN = re.compile(r"[\u3400-\u9fff]")
 _FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800))  # BMP and math alphanumerics
+
+
+def _opencc(name: str) -> dict[str, str]:
+    """An OpenCC dictionary (traditional → first simplified candidate)."""
+    import opencc  # only for its data files
+
+    path = Path(opencc.__file__).with_name("dictionary") / name
+    pairs = (line.partition("\t") for line in path.read_text(encoding="utf-8").splitlines())
+    return {key: value.split()[0] for key, _, value in pairs if key and value.strip()}
 
 
 @lru_cache(maxsize=1)
 def fold_table() -> dict[int, str]:
     """One `str.translate` table for NFKC, case folding (full-width/half-width included)
     and Traditional → Simplified Chinese by character (OpenCC's TSCharacters dictionary)."""
-    import opencc  # only for its data files
-
-    dictionary = Path(opencc.__file__).with_name("dictionary") / "TSCharacters.txt"
-    to_simplified = {}
-    for line in dictionary.read_text(encoding="utf-8").splitlines():
-        traditional, _, simplified = line.partition("\t")
-        if len(traditional) == 1 and simplified:
-            to_simplified[traditional] = simplified.split()[0]
+    to_simplified = {k: v for k, v in _opencc("TSCharacters.txt").items() if len(k) == 1}
     table = {}
     for block in _FOLDED_RANGES:
         for code in block:
@@ -83,9 +86,24 @@ def fold_table() -> dict[int, str]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _phrases() -> tuple[re.Pattern[str], dict[str, str]]:
+    """OpenCC's phrase-level conversions that keep their length (藉助 → 借助), applied
+    after the character table, so offsets stay valid."""
+    table = fold_table()
+    pairs = {k.translate(table): v for k, v in _opencc("TSPhrases.txt").items()
+             if len(k) == len(v)}
+    pairs = {k: v for k, v in pairs.items() if k != v}
+    return re.compile("|".join(map(re.escape, sorted(pairs, key=len, reverse=True)))), pairs
+
+
 def fold(text: str) -> str:
     """Text in the form every comparison uses; usually the same length as the input."""
-    return text.translate(fold_table())
+    folded = text.translate(fold_table())
+    if not _HAN.search(folded):
+        return folded
+    pattern, pairs = _phrases()
+    return pattern.sub(lambda m: pairs[m.group()], folded)
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:

@@ -13,6 +13,8 @@ from scrapy.crawler import Crawler
 from scrapy.http import Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.matcher import Document
+from alerts.topics import TopicSet
 from crawler.extract import decode_html, extract_article, language_of
 from crawler.normalize import canonical_url, preferred_url, text_fingerprint
 from crawler.report import CrawlReport, SourceReport
@@ -67,15 +69,17 @@ class Ingest:
     db: sessionmaker[Session]
     report: CrawlReport
     language_hints: dict[str, str | None]
+    source_tags: dict[str, tuple[str, ...]]
+    topics: TopicSet
 
 
 class StoragePipeline:
     """Stores articles, sightings and source state; tallies the crawl report."""
 
     def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
         self.db = ingest.db
         self.report = ingest.report
-        self.language_hints = ingest.language_hints
         self.handlers: dict[type, Callable[[Any, SourceReport], None]] = {
             SourcePolled: self.polled, SourceFailed: self.failed,
             ArticleSeen: self.article, KnownLink: self.known, PageFailed: self.page_failed}
@@ -119,9 +123,17 @@ class StoragePipeline:
         tally.errors += 1
 
     def article(self, item: ArticleSeen, tally: SourceReport) -> None:
-        new = to_new_article(item, self.language_hints.get(item.source), utcnow())
+        """Store a new article with its topic matches in one transaction; a copy of a
+        stored article only adds a sighting."""
+        new = to_new_article(item, self.ingest.language_hints.get(item.source), utcnow())
         with self.db.begin() as session:
-            _, created = repo.add_article(session, new, item.source)
+            article, created = repo.add_article(session, new, item.source)
+            if created:
+                matches = self.ingest.topics.match(Document(
+                    new.title, new.text, new.canonical_url, item.source,
+                    self.ingest.source_tags.get(item.source, ()), new.language))
+                repo.add_matches(session, article, {m.topic: m.as_json() for m in matches})
+                tally.matches += len(matches)
             for source, url in item.also_seen:
                 repo.sighting_of_url(session, canonical_url(url), source)
                 self.report.sources[source].known += 1

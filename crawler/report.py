@@ -18,6 +18,7 @@ class SourceReport:
     items: int = 0
     new: int = 0
     known: int = 0
+    matches: int = 0
     errors: int = 0
     error_class: str | None = None
     message: str | None = None
@@ -45,4 +46,4 @@ class CrawlReport:
     def totals(self) -> dict[str, int]:
         rows = self.sources.values()
         return {key: sum(getattr(r, key) for r in rows)
-                for key in ("requests", "items", "new", "known", "errors")}
+                for key in ("requests", "items", "new", "known", "matches", "errors")}

@@ -31,6 +31,7 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
     """Crawl the named sources (all when none) once, in this process."""
     from scrapy.crawler import CrawlerProcess  # Scrapy and extraction load only to crawl
 
+    from alerts.topics import TopicSet
     from crawler.pipeline import Ingest
     from crawler.settings import scrapy_settings
     from spiders.source import SourceSpider
@@ -47,7 +48,9 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
 
     process = CrawlerProcess(scrapy_settings(config.crawl, verbose))
     crawler = process.create_crawler(SourceSpider)
-    crawler.ingest = Ingest(db, report, {s.name: s.language for s in sources})
+    crawler.ingest = Ingest(db, report, {s.name: s.language for s in sources},
+                            {s.name: s.tags for s in config.sources},
+                            TopicSet.compile(config.topics, config.aliases))
     process.crawl(crawler, sources=source_specs(sources, db), seen=seen)
     process.start()
     return report

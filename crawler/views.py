@@ -123,18 +123,15 @@ def sources_table(sources: list[Source]) -> Table:
 
 def crawl_summary(report: CrawlReport) -> Table:
     table = Table(title="crawl summary", title_justify="left")
-    for name in ("source", "status", "http", "requests", "items", "new", "known", "errors",
-                 "note"):
-        table.add_column(name, justify="right" if name in
-                         ("http", "requests", "items", "new", "known", "errors") else "left")
+    counts = ("requests", "items", "new", "known", "matches", "errors")
+    for name in ("source", "status", "http", *counts, "note"):
+        table.add_column(name, justify="right" if name in counts or name == "http" else "left")
     for r in report.sources.values():
         table.add_row(r.name, Text(r.status, style=STATUS_STYLE.get(r.status, "")),
-                      str(r.http_status or ""), str(r.requests), str(r.items), str(r.new),
-                      str(r.known), str(r.errors), Text(r.message or ""))
+                      str(r.http_status or ""), *(str(getattr(r, k)) for k in counts),
+                      Text(r.message or ""))
     totals = report.totals()
-    table.add_row("total", "", "", *(str(totals[k]) for k in
-                                     ("requests", "items", "new", "known", "errors")), "",
-                  style="bold")
+    table.add_row("total", "", "", *(str(totals[k]) for k in counts), "", style="bold")
     return table
 
 
@@ -146,7 +143,8 @@ def report_json(report: CrawlReport) -> dict[str, Any]:
 def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
-            "errors": r.errors, "error_class": r.error_class, "message": r.message}
+            "matches": r.matches, "errors": r.errors, "error_class": r.error_class,
+            "message": r.message}
 
 
 class CrawlProgress:
@@ -185,3 +183,58 @@ class CrawlProgress:
                 self.console.print(Text(f"polled {r.name}: {r.status}"
                                         f"{f' (HTTP {r.http_status})' if r.http_status else ''}"
                                         f"{detail}"), soft_wrap=True)
+
+
+# ---------------------------------------------------------------- topics
+
+def highlighted(text: str, words: list[str]) -> Text:
+    out = Text(text)
+    out.highlight_words([w for w in words if w], style="bold yellow", case_sensitive=False)
+    return out
+
+
+def topics_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{len(rows)} topics", title_justify="left")
+    for name in ("name", "mode", "channels", "last day", "last week", "query"):
+        table.add_column(name, justify="right" if name.startswith("last") else "left")
+    for row in rows:
+        table.add_row(row["name"], row["mode"], ", ".join(row["channels"]),
+                      str(row["hits_last_day"]), str(row["hits_last_week"]), Text(row["query"]))
+    return table
+
+
+def print_backtest(console: Console, result: dict[str, Any]) -> None:
+    console.print(Text(f"topic {result['topic']}: {len(result['hits'])} hits in "
+                       f"{result['scanned']} articles since {result['since'] or 'the start'}",
+                       style="bold"))
+    console.print(Text(f"query: {result['query']}", style="dim"))
+    print_hits(console, result["hits"])
+    for title, counts in (("per source", result["per_source"]), ("per day", result["per_day"])):
+        if counts:
+            table = Table(title=title, title_justify="left")
+            table.add_column(title.split()[1])
+            table.add_column("hits", justify="right")
+            for key, count in counts.items():
+                table.add_row(key, str(count))
+            console.print(table)
+
+
+def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
+    """Each hit: id, date, source, title, and the snippet with what matched highlighted."""
+    for hit in hits:
+        console.print(Text.assemble(("\n#" + str(hit["id"]), "bold"),
+                                    f"  {hit['published_at'][:16]}  {hit['source']}  ",
+                                    (hit["title"], "bold")))
+        spans = hit["highlights"]["spans"]
+        console.print(highlighted("  " + hit["highlights"]["snippet"], [s[3] for s in spans]))
+        console.print(Text("  matched: " + ", ".join(dict.fromkeys(s[3] for s in spans)),
+                           style="dim"))
+
+
+def print_explanation(console: Console, article: Article, clauses: list[Any]) -> None:
+    console.print(Text(f"article {article.id}: {article.title}", style="bold"))
+    for clause in clauses:
+        mark = Text("✓ ", style="green") if clause.matched else Text("✗ ", style="red")
+        evidence = ", ".join(clause.evidence[:5])
+        console.print(Text("  " * clause.depth) + mark + Text(clause.label)
+                      + Text(f"  [{evidence}]" if evidence else "", style="yellow"))

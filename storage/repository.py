@@ -2,9 +2,10 @@
 state, articles stored once per canonical URL with their sightings, crawl runs."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -148,6 +149,13 @@ def add_sighting(session: Session, article: Article, source: Source, url: str) -
     return True
 
 
+def add_matches(session: Session, article: Article, highlights: dict[str, Any]) -> None:
+    """Record which topics an article matched, with the evidence (highlights) of each."""
+    for topic, evidence in highlights.items():
+        session.add(TopicMatch(article_id=article.id, topic=topic, highlights=evidence,
+                               matched_at=utcnow()))
+
+
 def sighting_of_url(session: Session, canonical: str, source_name: str) -> bool:
     """A link to a stored article seen on a source: add the sighting. → whether it was new."""
     article = find_article(session, canonical)
@@ -179,6 +187,23 @@ def get_article(session: Session, article_id: int) -> Article | None:
     return session.get(Article, article_id, options=[selectinload(Article.sightings)
                                                      .selectinload(Sighting.source),
                                                      selectinload(Article.matches)])
+
+
+def originals_since(session: Session, since: datetime | None) -> Iterator[Article]:
+    """Every stored article that is not a duplicate, oldest first, streamed."""
+    query = (select(Article).options(selectinload(Article.source))
+             .where(Article.duplicate_of.is_(None)).order_by(Article.id))
+    if since is not None:
+        query = query.where(Article.published_at >= since)
+    yield from session.scalars(query.execution_options(yield_per=500))
+
+
+def topic_hits(session: Session, since: datetime) -> dict[str, int]:
+    """Articles matched per topic, published since `since`."""
+    rows = session.execute(select(TopicMatch.topic, func.count(TopicMatch.id))
+                           .join(Article).where(Article.published_at >= since)
+                           .group_by(TopicMatch.topic))
+    return {topic: count for topic, count in rows}
 
 
 def sightings_count(article: Article) -> int:

@@ -1,0 +1,93 @@
+"""Topics in the flow: a crawl stores matches with their evidence; `topics test` backtests
+a stored or draft query and explains one article."""
+from __future__ import annotations
+
+from tests.conftest import Cli, web_config
+from tests.webserver import FixtureWeb
+
+ESPIONAGE = ('@mss AND (student* OR 留学生) AND (spy* OR espionage OR 间谍 OR 策反)')
+ALIASES = {"mss": ["国家安全部", "国安部", "国家安全机关", "MSS", "Ministry of State Security",
+                   "state security"]}
+
+
+def mission_config(web: FixtureWeb) -> dict:
+    config = web_config(
+        web,
+        {"name": "statements", "kind": "feed", "url": "/feeds/statements.xml", "tags": ["official"]},
+        {"name": "coverage", "kind": "feed", "url": "/feeds/coverage.atom", "tags": ["press"]},
+        {"name": "charsets", "kind": "feed", "url": "/feeds/charset.xml"})
+    config["aliases"] = ALIASES
+    config["topics"] = [
+        {"name": "espionage-warnings", "query": ESPIONAGE},
+        {"name": "student-asylum", "query": "(student* OR 留学生) AND (asylum OR 庇护)",
+         "languages": ["en"]},
+        {"name": "official-only", "query": "留学生", "sources": ["official"]},
+    ]
+    return config
+
+
+def paths(articles: list[dict]) -> set[str]:
+    return {a["canonical_url"].split("/", 3)[3] for a in articles}
+
+
+def test_crawl_matches_topics_and_keeps_the_evidence(cli: Cli, web: FixtureWeb) -> None:
+    cli.write_config(mission_config(web))
+    result = cli("crawl", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["totals"]["matches"] >= 4
+
+    espionage = paths(cli("articles", "list", "--topic", "espionage-warnings", "--json").json())
+    assert {"statements/warning-students.html", "coverage/2026/11/students-subverted.html",
+            "charset/gbk-header.html", "charset/big5-header.html"} <= espionage
+    assert "coverage/2026/11/spy-film.html" not in espionage  # the spy-thriller trap
+    assert paths(cli("articles", "list", "--topic", "student-asylum", "--json").json()) >= \
+        {"coverage/2026/11/asylum-figures.html"}
+    official = paths(cli("articles", "list", "--topic", "official-only", "--json").json())
+    assert official and all(p.startswith("statements/") for p in official)
+
+    traditional = next(a for a in cli("articles", "list", "--json").json()
+                       if a["canonical_url"].endswith("big5-header.html"))
+    evidence = cli("articles", "show", str(traditional["id"]), "--json").json()["highlights"]
+    spans = evidence["espionage-warnings"]["spans"]
+    assert "國家安全部" in {s[3] for s in spans}  # highlighted in the original script
+    assert evidence["espionage-warnings"]["snippet"]
+
+
+def test_backtest_a_stored_and_a_draft_query(cli: Cli, web: FixtureWeb) -> None:
+    cli.write_config(mission_config(web))
+    assert cli("crawl").code == 0
+    stored = cli("topics", "test", "espionage-warnings", "--since", "3650d", "--json").json()
+    assert stored["scanned"] > 0 and stored["hits"]
+    assert sum(stored["per_source"].values()) == len(stored["hits"])
+    assert all(hit["highlights"]["spans"] for hit in stored["hits"])
+
+    draft = cli("topics", "test", "--query", "title:spy* -asylum", "--since", "3650d", "--json")
+    assert draft.code == 0, draft.err
+    assert [h["title"] for h in draft.json()["hits"]] and \
+        all("spy" in h["title"].lower() for h in draft.json()["hits"])
+
+    film = next(a for a in cli("articles", "list", "--json").json()
+                if a["canonical_url"].endswith("spy-film.html"))
+    explained = cli("topics", "test", "espionage-warnings", "--explain", str(film["id"]), "--json")
+    clauses = explained.json()
+    assert clauses[0]["label"] == "AND" and clauses[0]["matched"] is False
+    assert any(c["label"] == "term spy*" and c["matched"] for c in clauses)
+
+    listed = {t["name"]: t for t in cli("topics", "list", "--json").json()}
+    assert listed["espionage-warnings"]["hits_last_week"] + \
+        listed["espionage-warnings"]["hits_last_day"] >= 0  # counted by publication date
+    assert set(listed) == {"espionage-warnings", "student-asylum", "official-only"}
+
+
+def test_bad_queries_point_at_the_column(cli: Cli, web: FixtureWeb) -> None:
+    config = mission_config(web)
+    config["topics"][0]["query"] = "@mss AND (student* OR"
+    cli.write_config(config)
+    result = cli("config", "check")
+    assert result.code == 2
+    assert "topics[0].query: topic 'espionage-warnings': syntax error at column 22" in result.err
+    assert result.err.splitlines()[-1].strip() == "^"
+
+    cli.write_config(mission_config(web))
+    draft = cli("topics", "test", "--query", "spy AND (")
+    assert draft.code == 1 and "syntax error at column" in draft.err
