@@ -2,9 +2,10 @@
 
     query    := or
     or       := and ("OR" and)*
-    and      := near (["AND"] near)*            implicit AND between clauses
-    near     := unary (("NEAR/n" | "SENTENCE") unary)*
-    unary    := ("NOT" | "-") unary | "(" or ")" | [field ":"] term
+    and      := unary (["AND"] unary)*          implicit AND between clauses
+    unary    := ("NOT" | "-") unary | near
+    near     := atom (("NEAR/n" | "SENTENCE") atom)*
+    atom     := "(" or ")" | [field ":"] term
     term     := word | word* (prefix) | "exact phrase" | @alias
     field    := title | text | url | source | lang
 
@@ -14,6 +15,7 @@ so `國家安全部`, `国家安全部` and `ＭＳＳ`/`mss` mean the same thin
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,13 +29,14 @@ FIELDS = ("title", "text", "url", "source", "lang")
 _GRAMMAR = r"""
 ?start: or_
 ?or_: and_ (_OR and_)*
-?and_: near (_AND? near)*
-?near: unary (NEAR_OP unary)*
+?and_: unary (_AND? unary)*
 ?unary: _NOT unary -> not_
       | MINUS unary -> not_
-      | "(" or_ ")"
-      | FIELD term -> field
-      | term
+      | near
+?near: atom (NEAR_OP atom)*
+?atom: "(" or_ ")"
+     | FIELD term -> field
+     | term
 ?term: PHRASE -> phrase
      | ALIAS -> alias
      | WORD -> word
@@ -131,6 +134,7 @@ def _parser() -> Lark:
 
 def parse_query(query: str, aliases: Mapping[str, Sequence[str]] | None = None) -> Node:
     """Parse and fold a query; `@name` expands to the OR of the alias's terms."""
+    query = unicodedata.normalize("NFKC", query)  # full-width （）＂＊： are operators too
     if not query.strip():
         raise QuerySyntaxError(query, 1, "the query is empty")
     try:
@@ -156,13 +160,16 @@ def _reason(exc: UnexpectedInput) -> str:
 
 
 def term_from_text(text: str, field: str | None = None) -> Term:
-    """A bare alias entry or word: several words make a phrase, a trailing * a prefix."""
-    words = text.strip().strip('"').split()
+    """A bare alias entry or word, folded: several words make a phrase, a trailing `*`
+    (or full-width `＊`) a prefix. Raises ValueError for a term without letters or digits."""
+    words = fold(text).strip().strip('"').split()
+    if not any(char.isalnum() for word in words for char in word):
+        raise ValueError(f"{text.strip() or 'an empty phrase'!r} has no letters or digits "
+                         "to search for")
     if len(words) > 1:
-        return Term(" ".join(fold(w) for w in words), field, phrase=True)
-    word = words[0] if words else ""
-    prefix = word.endswith("*") and len(word) > 1
-    return Term(fold(word.rstrip("*") if prefix else word), field, prefix=prefix)
+        return Term(" ".join(words), field, phrase=True)
+    prefix = words[0].endswith("*")
+    return Term(words[0].rstrip("*"), field, prefix=prefix)
 
 
 @v_args(inline=True)
@@ -176,10 +183,16 @@ class _Build(Transformer):
         if _KEYWORD.match(token):
             raise QuerySyntaxError(self.query, token.column, f"{token!s} needs a term on "
                                                              "each side")
-        return term_from_text(str(token))
+        return self._term(token)
 
     def phrase(self, token: Token) -> Term:
-        return term_from_text(str(token))
+        return self._term(token)
+
+    def _term(self, token: Token) -> Term:
+        try:
+            return term_from_text(str(token))
+        except ValueError as exc:
+            raise QuerySyntaxError(self.query, token.column, str(exc)) from None
 
     def alias(self, token: Token) -> Node:
         name = str(token)[1:]
@@ -187,7 +200,10 @@ class _Build(Transformer):
             known = ", ".join(sorted(self.aliases)) or "none defined"
             raise QuerySyntaxError(self.query, token.column, f"unknown alias @{name} "
                                                              f"(known: {known})")
-        terms = tuple(term_from_text(t) for t in self.aliases[name])
+        try:
+            terms = tuple(term_from_text(t) for t in self.aliases[name])
+        except ValueError as exc:
+            raise QuerySyntaxError(self.query, token.column, f"alias @{name}: {exc}") from None
         return terms[0] if len(terms) == 1 else Or(terms)
 
     def field(self, token: Token, node: Node) -> Node:
@@ -199,6 +215,10 @@ class _Build(Transformer):
     def near(self, *args: object) -> Node:
         node = args[0]
         for op, right in zip(args[1::2], args[2::2], strict=True):
+            for side in (node, right):
+                if not _is_text(side):  # type: ignore[arg-type]
+                    raise QuerySyntaxError(self.query, op.column,  # type: ignore[attr-defined]
+                                           f"{op} needs words on both sides, not {side}")
             distance = None if op == "SENTENCE" else int(str(op).split("/")[1])
             node = Near(node, right, distance)  # type: ignore[arg-type]
         return node  # type: ignore[return-value]
@@ -208,6 +228,16 @@ class _Build(Transformer):
 
     def or_(self, *children: Node) -> Or:
         return Or(tuple(children))
+
+
+def _is_text(node: Node) -> bool:
+    """Whether a node has positions in the text (what NEAR and SENTENCE measure)."""
+    if isinstance(node, Term):
+        return node.field not in ("source", "lang")
+    if isinstance(node, Not):
+        return False
+    children = (node.left, node.right) if isinstance(node, Near) else node.children
+    return all(_is_text(child) for child in children)
 
 
 def _with_field(node: Node, field: str) -> Node:

@@ -56,6 +56,8 @@ def _site(url: str) -> str:
 
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 _HAN = re.compile(r"[\u3400-\u9fff]")
+# marks that NFKC composes with the character before them (accents, kana voicing, jamo)
+_COMBINING = re.compile("[\u0300-\u036f\u1160-\u11ff\u3099\u309a\uff9e\uff9f]")
 _FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800))  # BMP and math alphanumerics
 
 
@@ -99,6 +101,8 @@ def _phrases() -> tuple[re.Pattern[str], dict[str, str]]:
 
 def fold(text: str) -> str:
     """Text in the form every comparison uses; usually the same length as the input."""
+    if _COMBINING.search(text):
+        text = unicodedata.normalize("NFKC", text)  # compose what the table sees apart
     folded = text.translate(fold_table())
     if not _HAN.search(folded):
         return folded
@@ -112,9 +116,19 @@ def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
     folded = fold(text)
     if len(folded) == len(text):
         return folded, None
-    table = fold_table()
-    offsets = [i for i, char in enumerate(text) for _ in table.get(ord(char), char)]
+    offsets = [start for start, cluster in _clusters(text) for _ in fold(cluster)]
     return folded, offsets
+
+
+def _clusters(text: str) -> list[tuple[int, str]]:
+    """A character with the combining marks after it, each with its start index."""
+    clusters: list[tuple[int, str]] = []
+    for i, char in enumerate(text):
+        if clusters and _COMBINING.match(char):
+            clusters[-1] = (clusters[-1][0], clusters[-1][1] + char)
+        else:
+            clusters.append((i, char))
+    return clusters
 
 
 def comparison_text(text: str) -> str:
