@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler import views
@@ -21,8 +22,10 @@ from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse
 from crawler.report import CrawlReport
 from storage import db as database
 from storage import repository as repo
+from storage.models import utcnow
 
 if TYPE_CHECKING:
+    from alerts.dispatcher import DispatchReport
     from alerts.topics import TopicRule
 
 
@@ -95,20 +98,32 @@ def _quiet_scrapy(record: logging.LogRecord) -> bool:
 
 @cli.command()
 @click.argument("sources", nargs=-1)
+@click.option("--no-alerts", is_flag=True, help="Store and match, but do not deliver alerts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
-def crawl(ctx: Context, sources: tuple[str, ...], as_json: bool) -> None:
-    """Crawl all sources, or the named ones, once."""
+def crawl(ctx: Context, sources: tuple[str, ...], no_alerts: bool, as_json: bool) -> None:
+    """Crawl all sources, or the named ones, once; then deliver pending alerts."""
     from crawler.runner import run_crawl
 
     progress = views.CrawlProgress(Console(stderr=True) if as_json else ctx.console)
     with progress:
         report = run_crawl(ctx.config, ctx.db, sources, progress.update, ctx.verbose)
+    delivered = None if no_alerts else _deliver(ctx, quiet=as_json)
     if as_json:
-        emit_json(views.report_json(report))
+        emit_json(views.report_json(report) | {"alerts": vars(delivered) if delivered else None})
     else:
         ctx.console.print(views.crawl_summary(report))
     fail_on_problems(report)
+
+
+def _deliver(ctx: Context, quiet: bool = False) -> DispatchReport:
+    from crawler.alerting import dispatcher
+
+    delivered = dispatcher(ctx.config, ctx.db).deliver_due()
+    if not quiet:
+        for line in delivered.lines:
+            ctx.console.print(Text(line))
+    return delivered
 
 
 def fail_on_problems(report: CrawlReport) -> None:
@@ -163,12 +178,14 @@ def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
 
 
 def _since(text: str | None) -> datetime | None:
-    if not text:
-        return None
+    return datetime.now(timezone.utc) - _duration(text, "--since") if text else None
+
+
+def _duration(text: str, option: str) -> timedelta:
     try:
-        return datetime.now(timezone.utc) - parse_duration(text)
+        return parse_duration(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 # ---------------------------------------------------------------- sources
@@ -275,6 +292,110 @@ def _topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
     return TopicRule(topic.name, query, frozenset(topic.languages), frozenset(topic.sources))
 
 
+# ---------------------------------------------------------------- alerts
+
+@cli.group()
+def alerts() -> None:
+    """The outbox: what was, will be or could not be delivered."""
+
+
+@alerts.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed"]))
+@click.option("--topic")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def alerts_list(ctx: Context, status: str | None, topic: str | None, limit: int,
+                as_json: bool) -> None:
+    """Alerts, newest first."""
+    with ctx.db() as session:
+        rows = list(repo.list_alerts(session, status=status, topic=topic, limit=limit))
+        if as_json:
+            emit_json([views.alert_json(a) for a in rows])
+        else:
+            ctx.console.print(views.alerts_table(rows))
+
+
+@alerts.command("send")
+@pass_ctx
+def alerts_send(ctx: Context) -> None:
+    """Deliver every pending alert that is due now."""
+    report = _deliver(ctx)
+    ctx.console.print(f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
+                      f"waiting {report.held}")
+
+
+@alerts.command("test")
+@click.argument("channel")
+@pass_ctx
+def alerts_test(ctx: Context, channel: str) -> None:
+    """Send a sample alert to CHANNEL and print the result."""
+    from alerts.channels.base import AlertItem, AlertMessage
+    from crawler.alerting import build_channels
+
+    channels = build_channels(ctx.config)
+    if channel not in channels:
+        raise Failure(f"no channel named {channel!r} (known: {', '.join(channels) or 'none'})")
+    target = channels[channel]
+    sample = AlertMessage(kind="test", topic="mediawatch-test", message_id="<test@mediawatch>",
+                          items=(AlertItem(title="mediawatch test alert — 测试警报",
+                                           url="https://example.org/mediawatch-test",
+                                           source="mediawatch", published_at=utcnow(),
+                                           snippet="If you read this, the channel works.",
+                                           matched=("works",)),))
+    result = target.send(sample)
+    line = f"{channel} ({target.masked()}): {'ok' if result.ok else 'FAILED'} — {result.reason}"
+    if not result.ok:
+        raise Failure(line)
+    ctx.console.print(line)
+
+
+@alerts.command("retry")
+@click.argument("alert_id", type=int)
+@pass_ctx
+def alerts_retry(ctx: Context, alert_id: int) -> None:
+    """Queue a failed (or waiting) alert again and try to deliver it now."""
+    with ctx.db.begin() as session:
+        if not repo.requeue_alert(session, alert_id, utcnow()):
+            raise Failure(f"no failed or pending alert with id {alert_id}")
+    _deliver(ctx)
+
+
+@alerts.command("snooze")
+@click.argument("topic")
+@click.option("--for", "duration", required=True, help="How long, e.g. 6h; 0s ends a snooze.")
+@pass_ctx
+def alerts_snooze(ctx: Context, topic: str, duration: str) -> None:
+    """Hold a topic's alerts for a while; they are delivered afterwards."""
+    if topic not in {t.name for t in ctx.config.topics}:
+        raise Failure(f"no topic named {topic!r}")
+    now = utcnow()
+    until = now + (timedelta(0) if duration.strip() in ("0", "0s") else
+                   _duration(duration, "--for"))
+    with ctx.db.begin() as session:
+        repo.snooze(session, topic, until, now)
+    ctx.console.print(f"{topic}: alerts held until {until:%Y-%m-%d %H:%M} UTC" if until > now
+                      else f"{topic}: snooze ended; held alerts are due now")
+
+
+@cli.group()
+def digest() -> None:
+    """Digests of topics in digest mode."""
+
+
+@digest.command("send")
+@click.option("--topic", help="Only this topic.")
+@pass_ctx
+def digest_send(ctx: Context, topic: str | None) -> None:
+    """Send the pending digests now."""
+    from alerts.digest import send_digests
+    from crawler.alerting import build_channels
+
+    report = send_digests(ctx.db, build_channels(ctx.config), topic)
+    for line in report.lines or ["no digest pending"]:
+        ctx.console.print(Text(line))
+
+
 # ---------------------------------------------------------------- config and database
 
 @cli.group("config")
@@ -285,8 +406,16 @@ def config_group() -> None:
 @config_group.command("check")
 @pass_ctx
 def config_check(ctx: Context) -> None:
-    """Validate the config file and the environment it needs."""
+    """Validate the config file, the environment it needs and the channel endpoints."""
+    from crawler.alerting import build_channels, channel_warnings
+
     config = ctx.config
+    try:
+        build_channels(config)
+    except ValueError as exc:
+        raise Failure(f"{ctx.config_path}: {exc}") from None
+    for warning in channel_warnings(config):
+        ctx.console.print(Text(f"warning: {ctx.config_path}: {warning}", style="yellow"))
     ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
                       f"{len(config.topics)} topics, {len(config.channels)} channels; "
                       f"database {database.mask_url(ctx.db_url or config.database)}")

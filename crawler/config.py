@@ -11,9 +11,10 @@ import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
@@ -140,6 +141,40 @@ class Source(Model):
     tags: Names = ()
 
 
+def _clock(value: Any) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"invalid time of day {value!r}: use HH:MM, e.g. '22:30'") from None
+
+
+def _zone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                         "'Europe/Berlin' or 'Asia/Shanghai'") from None
+    return str(value)
+
+
+class QuietHours(Model):
+    """Alerts that fall between `start` and `end` (local time) wait until `end`."""
+
+    start: Annotated[time, BeforeValidator(_clock)]
+    end: Annotated[time, BeforeValidator(_clock)]
+    timezone: Annotated[str, BeforeValidator(_zone)] = "UTC"
+
+    def until(self, moment: datetime) -> datetime | None:
+        """When the quiet period that `moment` falls in ends; None if it is not quiet."""
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        now, start, end = local.time(), self.start, self.end
+        quiet = start <= now < end if start <= end else (now >= start or now < end)
+        if not quiet:
+            return None
+        ends = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        return (ends if ends > local else ends + timedelta(days=1)).astimezone(moment.tzinfo)
+
+
 class Topic(Model):
     name: Slug
     query: Annotated[str, Field(min_length=1)]
@@ -147,6 +182,9 @@ class Topic(Model):
     sources: Names = ()
     channels: Names = ()
     mode: Literal["instant", "digest"] = "instant"
+    update_window: Duration = timedelta(hours=24)
+    min_sources: PositiveInt = 1
+    quiet_hours: QuietHours | None = None
 
 
 class EmailChannel(Model):

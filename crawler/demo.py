@@ -6,6 +6,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +20,7 @@ from alerts.backtest import backtest
 from alerts.query import parse_query
 from alerts.topics import TopicRule
 from crawler import views
+from crawler.alerting import dispatcher
 from crawler.config import Config, ConsoleChannel, CrawlSettings, Source, Topic
 from crawler.report import CrawlReport
 from crawler.runner import run_crawl
@@ -62,7 +64,8 @@ def demo_config(base: str, database: str) -> Config:
 
     return Config(
         database=database,
-        crawl=CrawlSettings(allow_private=True, per_domain=4),
+        # the sample web is dated November 2026: alert on all of it, whenever the demo runs
+        crawl=CrawlSettings(allow_private=True, per_domain=4, backfill=timedelta(days=36500)),
         sources=(feed("mss-statements", "/feeds/mss.xml", language="zh", tags=("official",)),
                  feed("world-desk", "/feeds/world.atom", tags=("press",)),
                  feed("pacific-wire", "/feeds/wire.xml", tags=("press",)),
@@ -85,6 +88,9 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
         with views.CrawlProgress(console) as progress:
             report = run_crawl(config, db, on_change=progress.update, verbose=verbose)
     console.print(views.crawl_summary(report))
+    console.print(Rule("alerts, as the console channel delivers them"))
+    delivered = dispatcher(config, db).deliver_due()
+    console.print(f"{delivered.sent} alerts sent, {delivered.failed} failed")
     with db() as session:
         articles = list(repo.list_articles(session))
         console.print(views.articles_table(articles))

@@ -14,6 +14,7 @@ from scrapy.http import Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.matcher import Document
+from alerts.outbox import AlertPolicy, queue_alerts
 from alerts.topics import TopicSet
 from crawler.extract import decode_html, extract_article, language_of
 from crawler.normalize import canonical_url, preferred_url, text_fingerprint
@@ -71,6 +72,8 @@ class Ingest:
     language_hints: dict[str, str | None]
     source_tags: dict[str, tuple[str, ...]]
     topics: TopicSet
+    policies: dict[str, AlertPolicy]
+    backfill: timedelta
 
 
 class StoragePipeline:
@@ -134,6 +137,9 @@ class StoragePipeline:
                     self.ingest.source_tags.get(item.source, ()), new.language))
                 repo.add_matches(session, article, {m.topic: m.as_json() for m in matches})
                 tally.matches += len(matches)
+                tally.alerts += queue_alerts(session, article, [m.topic for m in matches],
+                                             self.ingest.policies, utcnow(),
+                                             self.ingest.backfill)
             for source, url in item.also_seen:
                 repo.sighting_of_url(session, canonical_url(url), source)
                 self.report.sources[source].known += 1

@@ -19,6 +19,7 @@ class SourceReport:
     new: int = 0
     known: int = 0
     matches: int = 0
+    alerts: int = 0
     errors: int = 0
     error_class: str | None = None
     message: str | None = None
@@ -46,4 +47,5 @@ class CrawlReport:
     def totals(self) -> dict[str, int]:
         rows = self.sources.values()
         return {key: sum(getattr(r, key) for r in rows)
-                for key in ("requests", "items", "new", "known", "matches", "errors")}
+                for key in ("requests", "items", "new", "known", "matches", "alerts",
+                                "errors")}

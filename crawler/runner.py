@@ -32,6 +32,7 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
     from scrapy.crawler import CrawlerProcess  # Scrapy and extraction load only to crawl
 
     from alerts.topics import TopicSet
+    from crawler.alerting import alert_policies
     from crawler.pipeline import Ingest
     from crawler.settings import scrapy_settings
     from spiders.source import SourceSpider
@@ -50,7 +51,8 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
     crawler = process.create_crawler(SourceSpider)
     crawler.ingest = Ingest(db, report, {s.name: s.language for s in sources},
                             {s.name: s.tags for s in config.sources},
-                            TopicSet.compile(config.topics, config.aliases))
+                            TopicSet.compile(config.topics, config.aliases),
+                            alert_policies(config), config.crawl.backfill)
     process.crawl(crawler, sources=source_specs(sources, db), seen=seen)
     process.start()
     return report

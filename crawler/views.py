@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crawler.report import CrawlReport, SourceReport
-from storage.models import Article, Source
+from storage.models import Alert, Article, Source
 from storage.repository import sightings_count
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
@@ -81,6 +81,10 @@ def print_article(console: Console, article: Article) -> None:
     for key in ("id", "canonical_url", "source", "published_at", "language", "story_id",
                 "duplicate_of", "topics"):
         console.print(Text.assemble((f"{key:>14}: ", "dim"), str(data[key])))
+    for topic, evidence in data["highlights"].items():
+        words = [span[3] for span in evidence.get("spans", [])]
+        console.print(Text(f"\nmatched {topic}: ", style="bold")
+                      + highlighted(evidence.get("snippet", ""), words))
     console.print(Text(f"\nseen at {len(data['seen_at'])} place(s):", style="bold"))
     for sighting in data["seen_at"]:
         console.print(Text(f"  {sighting['seen_at']}  {sighting['source']}  {sighting['url']}"))
@@ -123,7 +127,7 @@ def sources_table(sources: list[Source]) -> Table:
 
 def crawl_summary(report: CrawlReport) -> Table:
     table = Table(title="crawl summary", title_justify="left")
-    counts = ("requests", "items", "new", "known", "matches", "errors")
+    counts = ("requests", "items", "new", "known", "matches", "alerts", "errors")
     for name in ("source", "status", "http", *counts, "note"):
         table.add_column(name, justify="right" if name in counts or name == "http" else "left")
     for r in report.sources.values():
@@ -143,7 +147,8 @@ def report_json(report: CrawlReport) -> dict[str, Any]:
 def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
-            "matches": r.matches, "errors": r.errors, "error_class": r.error_class,
+            "matches": r.matches, "alerts": r.alerts, "errors": r.errors,
+            "error_class": r.error_class,
             "message": r.message}
 
 
@@ -238,3 +243,26 @@ def print_explanation(console: Console, article: Article, clauses: list[Any]) ->
         evidence = ", ".join(clause.evidence[:5])
         console.print(Text("  " * clause.depth) + mark + Text(clause.label)
                       + Text(f"  [{evidence}]" if evidence else "", style="yellow"))
+
+
+# ---------------------------------------------------------------- alerts
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {"id": alert.id, "topic": alert.topic, "channel": alert.channel,
+            "story_id": alert.story_id, "article_id": alert.article_id, "status": alert.status,
+            "attempts": alert.attempts, "created_at": iso(alert.created_at),
+            "sent_at": iso(alert.sent_at), "last_error": alert.last_error, "kind": alert.kind,
+            "next_attempt_at": iso(alert.next_attempt_at)}
+
+
+def alerts_table(alerts: list[Alert]) -> Table:
+    table = Table(title=f"{len(alerts)} alerts", title_justify="left")
+    for name in ("id", "kind", "topic", "channel", "story", "status", "attempts", "created",
+                 "sent", "last error"):
+        table.add_column(name, justify="right" if name in ("id", "story", "attempts") else "left")
+    for a in alerts:
+        status_style = {"sent": "green", "failed": "red", "pending": "yellow"}.get(a.status, "")
+        table.add_row(str(a.id), a.kind, a.topic, a.channel, str(a.story_id or ""),
+                      Text(a.status, style=status_style), str(a.attempts), ago(a.created_at),
+                      ago(a.sent_at) if a.sent_at else "", Text(a.last_error or ""))
+    return table

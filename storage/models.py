@@ -140,22 +140,56 @@ class TopicMatch(Base):
 
 
 class Alert(Base):
-    """The outbox: one row per (topic, story, channel), delivered by the dispatcher."""
+    """The outbox: one row per (topic, story, channel) — plus one per batch of updates —
+    written with the match, delivered by the dispatcher."""
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="new")  # new | update | digest
     topic: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(64))
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+    article: Mapped[Article] = relationship()
+    story: Mapped[Story | None] = relationship()
+    batch: Mapped[list[AlertArticle]] = relationship(order_by="AlertArticle.id",
+                                                     cascade="all, delete-orphan")
+
+
+Index("ix_alerts_due", Alert.status, Alert.next_attempt_at)
+
+
+class AlertArticle(Base):
+    """The articles an update alert reports (the first article of a new alert is
+    `Alert.article`)."""
+
+    __tablename__ = "alert_articles"
+    __table_args__ = (UniqueConstraint("alert_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+
+    article: Mapped[Article] = relationship()
+
+
+class Snooze(Base):
+    """A topic whose alerts wait until `until`."""
+
+    __tablename__ = "snoozes"
+
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CrawlRun(Base):

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from storage.models import Article, CrawlRun, Sighting, Source, Story, TopicMatch, utcnow
+from storage.models import (
+    Alert,
+    Article,
+    CrawlRun,
+    Sighting,
+    Snooze,
+    Source,
+    Story,
+    TopicMatch,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,38 @@ def topic_hits(session: Session, since: datetime) -> dict[str, int]:
                            .join(Article).where(Article.published_at >= since)
                            .group_by(TopicMatch.topic))
     return {topic: count for topic, count in rows}
+
+
+def list_alerts(session: Session, status: str | None = None, topic: str | None = None,
+                limit: int = 100) -> Sequence[Alert]:
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if status:
+        query = query.where(Alert.status == status)
+    if topic:
+        query = query.where(Alert.topic == topic)
+    return session.scalars(query).all()
+
+
+def requeue_alert(session: Session, alert_id: int, now: datetime) -> bool:
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.status not in ("failed", "pending"):
+        return False
+    alert.status, alert.next_attempt_at = "pending", now
+    return True
+
+
+def snooze(session: Session, topic: str, until: datetime, now: datetime) -> None:
+    """Hold a topic's alerts until `until`; a time not in the future ends the snooze and
+    releases the alerts it held."""
+    if until > now:
+        session.merge(Snooze(topic=topic, until=until))
+        return
+    existing = session.get(Snooze, topic)
+    if existing is not None:
+        session.delete(existing)
+    session.execute(update(Alert).where(Alert.topic == topic, Alert.status == "pending",
+                                        Alert.next_attempt_at > now)
+                    .values(next_attempt_at=now))
 
 
 def sightings_count(article: Article) -> int:

@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from tests import webserver
+from tests.receivers import slack_receiver, smtp_server  # noqa: F401 — shared fixtures
 
 PG_ADMIN = os.environ.get("MEDIAWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("MEDIAWATCH_REQUIRE_PG") == "1"

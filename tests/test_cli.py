@@ -83,3 +83,21 @@ def test_bad_option_value_is_explained(cli: Cli, args: tuple[str, ...]) -> None:
     cli.write_config({})
     result = cli(*args)
     assert result.code == 2 and "invalid duration 'soon'" in result.err
+
+
+def test_config_check_validates_channel_endpoints(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("channels:\n"
+                      "  team: {type: slack, webhook: 'http://127.0.0.1:9/hook/secret-path'}\n"
+                      "  desk: {type: email, url: 'smtp://u:pw@127.0.0.1:25', from: a@b.example,"
+                      " to: [c@d.example]}\n")
+    result = run("--config", str(config), "--db", f"sqlite:///{tmp_path}/x.db", "config", "check")
+    assert result.returncode == 0, result.stderr
+    assert "channels.team.webhook: host '127.0.0.1' is not hooks.slack.com" in result.stdout
+    assert "channels.desk.url: the SMTP password would travel in clear" in result.stdout
+    assert "secret-path" not in result.stdout and ":pw@" not in result.stdout
+
+    config.write_text("channels:\n  desk: {type: email, url: 'smtp://127.0.0.1:notaport',"
+                      " from: a@b.example, to: [c@d.example]}\n")
+    result = run("--config", str(config), "--db", f"sqlite:///{tmp_path}/x.db", "config", "check")
+    assert result.returncode == 1 and result.stderr.startswith("error: ")

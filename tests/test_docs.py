@@ -67,10 +67,10 @@ def config_keys(model: type[BaseModel], prefix: str) -> list[str]:
         if typing.get_origin(nested) is Mapping:
             keys.append(f"{key}.NAME")
             continue
-        args = getattr(nested, "__args__", ())
+        args = [a for a in typing.get_args(nested) if a is not type(None)]
         inner = args[0] if args and isinstance(args[0], type) else nested
         if isinstance(inner, type) and issubclass(inner, BaseModel):
-            suffix = "[]." if args else "."
+            suffix = "[]." if typing.get_origin(nested) is tuple else "."
             keys += config_keys(inner, key + suffix)
         else:
             keys.append(key)

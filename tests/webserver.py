@@ -24,7 +24,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).parent / "fixtures" / "web"
-LAST_MODIFIED = 1795000000.0  # fixed, so validators are stable across runs
 TYPES = {".xml": "application/xml", ".atom": "application/atom+xml", ".html": "text/html",
          ".txt": "text/plain", ".json": "application/json"}
 
@@ -74,9 +73,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, b"not found", "text/plain")
         body = path.read_bytes()
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-        if self.headers.get("If-None-Match") == etag or self.not_modified_since():
+        modified = int(path.stat().st_mtime)
+        if self.headers.get("If-None-Match") == etag or self.not_modified_since(modified):
             return self.reply(304, b"", None, {"ETag": etag})
-        extra = {"ETag": etag, "Last-Modified": formatdate(LAST_MODIFIED, usegmt=True)}
+        extra = {"ETag": etag, "Last-Modified": formatdate(modified, usegmt=True)}
         sidecar = path.with_name(path.name + ".headers")
         if sidecar.is_file():
             for line in sidecar.read_text().splitlines():
@@ -87,10 +87,13 @@ class Handler(BaseHTTPRequestHandler):
             TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         self.reply(200, body, content_type, extra)
 
-    def not_modified_since(self) -> bool:
+    def not_modified_since(self, modified: int) -> bool:
+        """If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3)."""
         since = self.headers.get("If-Modified-Since")
+        if not since or "If-None-Match" in self.headers:
+            return False
         try:
-            return bool(since) and parsedate_to_datetime(since).timestamp() >= LAST_MODIFIED
+            return parsedate_to_datetime(since).timestamp() >= modified
         except (TypeError, ValueError):
             return False
 

@@ -1,0 +1,73 @@
+"""Any Apprise URL (tgram://, discord://, ntfy://, json://, …) through the apprise library.
+
+The title is the alert's one-line subject and the body the same plain text as the email's
+text part, sent as `NotifyFormat.TEXT` so each Apprise plugin escapes it for its service.
+Broadcast mentions (`@everyone`, `@here`, `<@…>`) in web text are defused with a zero-width
+space. Apprise only reports success or failure: a failure is a retry whose reason is the
+last warning Apprise logged, with the URL's secrets masked.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote, urlsplit
+
+import apprise
+
+from alerts.channels.base import AlertMessage, DeliveryResult
+from alerts.channels.render import clip, render, scrub, view
+
+_MENTION = re.compile(r"@(?=(?:everyone|here|channel|all)\b)|(?<=<)(?=[@#!])", re.IGNORECASE)
+_SECRET_PART = re.compile(r"[^/?#&=:@]+")
+
+
+class AppriseChannel:
+    kind = "apprise"
+    min_interval = 0.0  # Apprise plugins throttle themselves per service
+
+    def __init__(self, url: str, *, name: str = "apprise") -> None:
+        self.name = name
+        self._url = url
+        self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(app_id="mediawatch",
+                                                                   app_desc="mediawatch"))
+        if not self._apprise.add(url):
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            raise ValueError(f"apprise channel: not a supported Apprise URL "
+                             f"(scheme {scheme[:20]!r})")
+
+    def masked(self) -> str:
+        plugin = self._apprise[0]
+        return plugin.url(privacy=True).split("?", 1)[0]
+
+    def __repr__(self) -> str:
+        return f"AppriseChannel({self.name!r}, {self.masked()!r})"
+
+    def send(self, message: AlertMessage) -> DeliveryResult:
+        alert = view(message)
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as log:
+            ok = self._apprise.notify(title=defuse(alert.subject),
+                                      body=defuse(render("email.txt", alert)),
+                                      body_format=apprise.NotifyFormat.TEXT)
+            logged = log.getvalue()
+        if ok:
+            return DeliveryResult.sent(f"sent via {self.masked()}")
+        lines = [line for line in logged.splitlines() if line.strip()]
+        detail = f": {clip(lines[-1].strip(), 300)}" if lines else ""
+        return DeliveryResult.retry(self._reason(f"apprise could not deliver to "
+                                                 f"{self.masked()}{detail}"))
+
+    def _reason(self, text: str) -> str:
+        """`text` with every part of the URL that may be a token masked (users, passwords,
+        hosts that are tokens, path segments, query values), except in the masked URL."""
+        masked = self.masked()
+        head, found, tail = text.partition(masked)
+        parts = urlsplit(self._url)
+        secrets = [unquote(p) for p in _SECRET_PART.findall(self._url.split("://", 1)[-1])
+                   if len(p) >= 6 and p not in masked] + [self._url,
+                                                           unquote(parts.password or "")]
+        return scrub(head, secrets) + found + scrub(tail, secrets)
+
+
+def defuse(text: str) -> str:
+    """Mentions that would notify a whole channel, made inert with a zero-width space."""
+    return _MENTION.sub(lambda m: m.group() + "\u200b", text)

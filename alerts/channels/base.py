@@ -1,0 +1,66 @@
+"""What every channel gets (an `AlertMessage`) and gives back (a `DeliveryResult`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    """One article (or, in a digest, one story) as an alert shows it. All text is
+    untrusted: it comes from the web and every channel must escape it."""
+
+    title: str
+    url: str
+    source: str
+    published_at: datetime | None
+    snippet: str
+    matched: tuple[str, ...] = ()  # the original text of what matched, for highlighting
+    articles: int = 1  # digest: articles in the story
+    outlets: int = 1  # distinct sources covering the story
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """new: the first article of a story for a topic; update: later articles of the same
+    story, batched; digest: one item per story; test: a sample from `alerts test`."""
+
+    kind: Literal["new", "update", "digest", "test"]
+    topic: str
+    items: tuple[AlertItem, ...]
+    story_id: int | None = None
+    outlets: int = 1  # distinct sources now covering the story
+    message_id: str = ""  # stable, e.g. "<espionage-warnings.story-12@mediawatch>"
+    thread_id: str | None = None  # the message an update belongs to (email threading)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    ok: bool
+    reason: str = ""
+    permanent: bool = False  # do not retry: the channel refused this alert for good
+    retry_after: float | None = None  # seconds the channel asked us to wait
+
+    @classmethod
+    def sent(cls, reason: str = "sent") -> DeliveryResult:
+        return cls(True, reason)
+
+    @classmethod
+    def retry(cls, reason: str, retry_after: float | None = None) -> DeliveryResult:
+        return cls(False, reason, retry_after=retry_after)
+
+    @classmethod
+    def refused(cls, reason: str) -> DeliveryResult:
+        return cls(False, reason, permanent=True)
+
+
+class Channel(Protocol):
+    name: str
+    min_interval: float  # seconds between two messages (rate limit); 0 for none
+
+    def send(self, message: AlertMessage) -> DeliveryResult: ...
+
+    def masked(self) -> str:
+        """The endpoint with secrets masked, for logs and `alerts test`."""
+        ...

@@ -1,0 +1,201 @@
+"""What every channel says alike: one-line text, highlights, safe links, headlines, the
+template environment, and endpoints with their secrets masked.
+
+Everything in an `AlertItem` comes from the web. The helpers here only *clean* it (control
+characters out, length bounded, links limited to http/https); each channel still escapes it
+for its own format: HTML autoescape in email, `&<>` entities in Slack, `rich.text.Text` on
+the console. Feed text is never compiled as a template: templates get it as variables.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from alerts.channels.base import AlertItem, AlertMessage
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TITLE_LIMIT = 300
+SNIPPET_LIMIT = 1000
+# C0/C1 controls (CR, LF, ESC, NUL…), line/paragraph separators, bidi embeddings/isolates.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SPACE = re.compile(r"\s+")
+_KIND_LABEL = {"new": "New", "update": "Update", "digest": "Digest", "test": "Test"}
+
+Segment = tuple[str, bool]  # a piece of text and whether it is a matched term
+
+
+def one_line(text: object, limit: int | None = None) -> str:
+    """Untrusted text as a single clean line: controls become spaces, runs of whitespace
+    collapse, and the result is clipped to `limit` characters with an ellipsis."""
+    line = _SPACE.sub(" ", _CONTROL.sub(" ", str(text or ""))).strip()
+    return clip(line, limit) if limit else line
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def safe_url(url: object) -> str | None:
+    """`url` if it is an absolute http(s) link without controls or spaces, else None:
+    `javascript:` and friends never become links."""
+    text = str(url or "").strip()
+    if not text or _CONTROL.search(text) or " " in text:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    return text if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def highlight(text: str, terms: Iterable[str]) -> list[Segment]:
+    """Split `text` into segments, marking case-insensitive occurrences of `terms`
+    (longest term first, so `state security` wins over `state`)."""
+    wanted = sorted({t for t in (one_line(t) for t in terms) if t}, key=len, reverse=True)
+    if not wanted or not text:
+        return [(text, False)] if text else []
+    pattern = re.compile("|".join(map(re.escape, wanted)), re.IGNORECASE)
+    segments: list[Segment] = []
+    position = 0
+    for hit in pattern.finditer(text):
+        if hit.start() > position:
+            segments.append((text[position:hit.start()], False))
+        segments.append((hit.group(), True))
+        position = hit.end()
+    if position < len(text):
+        segments.append((text[position:], False))
+    return segments
+
+
+def when(moment: datetime | None) -> str:
+    """`2025-03-14 08:00 UTC`; naive times are taken as UTC, as the store keeps them."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+# ---------------------------------------------------------------- the alert as shown
+
+@dataclass(frozen=True)
+class ItemView:
+    """One `AlertItem`, cleaned for display (not yet escaped)."""
+
+    title: str
+    url: str | None
+    source: str
+    when: str
+    snippet: str
+    segments: tuple[Segment, ...]
+    matched: tuple[str, ...]
+    articles: int
+    outlets: int
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """One `AlertMessage`, cleaned for display: what the templates and channels render."""
+
+    kind: str
+    label: str  # New / Update / Digest / Test
+    topic: str
+    headline: str
+    subject: str
+    items: tuple[ItemView, ...]
+    outlets: int
+    more_outlets: int  # new: other outlets covering the story besides this one
+
+
+def item_view(item: AlertItem) -> ItemView:
+    snippet = one_line(item.snippet, SNIPPET_LIMIT)
+    matched = tuple(t for t in (one_line(m, 100) for m in item.matched) if t)
+    return ItemView(title=one_line(item.title, TITLE_LIMIT) or "(untitled)",
+                    url=safe_url(item.url), source=one_line(item.source, 100),
+                    when=when(item.published_at), snippet=snippet,
+                    segments=tuple(highlight(snippet, matched)), matched=matched,
+                    articles=max(item.articles, 1), outlets=max(item.outlets, 1))
+
+
+def view(message: AlertMessage) -> AlertView:
+    items = tuple(item_view(i) for i in message.items)
+    topic = one_line(message.topic, 100)
+    line = headline(message, items)
+    return AlertView(kind=message.kind, label=_KIND_LABEL.get(message.kind, "Alert"),
+                     topic=topic, headline=line, subject=one_line(f"[{topic}] {line}", 250),
+                     items=items, outlets=max(message.outlets, 1),
+                     more_outlets=max(message.outlets - 1, 0))
+
+
+def headline(message: AlertMessage, items: tuple[ItemView, ...]) -> str:
+    """The one-line summary used as email subject, Slack fallback text and Apprise title.
+
+    new: the title; update: `N more outlets now covering: <title>` where N counts the
+    distinct sources among the update's items; digest: `Digest: N stories`."""
+    title = items[0].title if items else "(untitled)"
+    if message.kind == "update":
+        sources = {i.source for i in items} or {""}
+        return f"{plural(len(sources), 'more outlet')} now covering: {title}"
+    if message.kind == "digest":
+        return f"Digest: {plural(len(items), 'story', 'stories')}"
+    if message.kind == "test":
+        return f"Test alert: {title}"
+    return title
+
+
+# ---------------------------------------------------------------- templates
+
+ENVIRONMENT = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def render(template: str, alert: AlertView) -> str:
+    """Render one of our own templates (`email.txt`, `email.html`) with the alert as data."""
+    return ENVIRONMENT.get_template(template).render(alert=alert)
+
+
+# ---------------------------------------------------------------- secrets
+
+def mask_url(url: str, keep_query: bool = False) -> str:
+    """The URL with its secrets masked: password → `***`, the path after its first segment
+    cut to two characters (`https://hooks.slack.com/services/T0***`), query hidden unless
+    `keep_query`."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    user = unquote(parts.username or "")
+    userinfo = f"{user}:***@" if parts.password is not None else ("***@" if user else "")
+    segments = [s for s in parts.path.split("/") if s]
+    if len(segments) > 1:
+        path = f"/{segments[0]}/{'/'.join(segments[1:])[:2]}***"
+    elif segments:
+        path = f"/{segments[0][:2]}***"
+    else:
+        path = ""
+    query = (f"?{parts.query}" if keep_query else "?***") if parts.query else ""
+    return f"{parts.scheme}://{userinfo}{parts.hostname or ''}{port}{path}{query}"
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (longest first) replaced by `***`."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,62 @@
+"""Digests: the pending alerts of digest topics, one message per (topic, channel), one item
+per story, sent on the `digest.cron` schedule or by `mediawatch digest send`."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.channels.base import AlertMessage, Channel, DeliveryResult
+from alerts.dispatcher import DispatchReport, item_for
+from alerts.outbox import story_outlets
+from storage.models import Alert, utcnow
+
+
+def send_digests(db: sessionmaker[Session], channels: Mapping[str, Channel],
+                 topic: str | None = None) -> DispatchReport:
+    report = DispatchReport()
+    with db() as session:
+        query = select(Alert).where(Alert.kind == "digest", Alert.status == "pending")
+        if topic is not None:
+            query = query.where(Alert.topic == topic)
+        groups: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+        for alert in session.scalars(query.order_by(Alert.id)):
+            groups[(alert.topic, alert.channel)].append(alert)
+        messages = {key: _digest(session, key[0], alerts) for key, alerts in groups.items()}
+        ids = {key: [a.id for a in alerts] for key, alerts in groups.items()}
+    for (name, channel_name), message in messages.items():
+        channel = channels.get(channel_name)
+        result = channel.send(message) if channel else \
+            DeliveryResult.refused(f"channel {channel_name!r} is no longer configured")
+        _record(db, ids[(name, channel_name)], result, report, f"digest {name} → {channel_name}")
+    return report
+
+
+def _digest(session: Session, topic: str, alerts: list[Alert]) -> AlertMessage:
+    items = []
+    for alert in alerts:
+        articles = [alert.article, *(entry.article for entry in alert.batch)]
+        items.append(replace(item_for(session, alert.article, topic), articles=len(articles),
+                             outlets=story_outlets(session, alert.story_id, alert.article_id)))
+    items.sort(key=lambda item: (-item.outlets, -item.articles))
+    return AlertMessage(kind="digest", topic=topic, items=tuple(items),
+                        message_id=f"<{topic}.digest.{alerts[0].id}@mediawatch>")
+
+
+def _record(db: sessionmaker[Session], ids: list[int], result: DeliveryResult,
+            report: DispatchReport, label: str) -> None:
+    now = utcnow()
+    with db.begin() as session:
+        for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
+            alert.attempts += 1
+            alert.last_error = None if result.ok else result.reason
+            if result.ok:
+                alert.status, alert.sent_at = "sent", now
+            elif result.permanent:
+                alert.status = "failed"
+    counter = "sent" if result.ok else "failed" if result.permanent else "retried"
+    setattr(report, counter, getattr(report, counter) + 1)
+    report.lines.append(f"{label}: {len(ids)} stories, {result.reason}")

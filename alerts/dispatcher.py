@@ -1,0 +1,204 @@
+"""Delivering the outbox: claim due alerts, send them, record the result.
+
+A claim is a compare-and-set on the row (pending → sending), so two dispatchers never send
+the same alert; a row left in "sending" by a crash goes back to pending after
+`sending_timeout`. Transient failures retry with exponential backoff and jitter (at least
+what the channel asked for with Retry-After); permanent ones fail with the reason; alerts of
+a snoozed topic, in its quiet hours or of a story with fewer sources than `min_sources`
+wait without spending an attempt.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult
+from alerts.outbox import alert_key, story_outlets
+from storage.models import Alert, Article, Snooze, TopicMatch, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base: float = 30.0  # seconds before the first retry
+    cap: float = 3600.0
+    max_attempts: int = 20
+
+    def delay(self, attempts: int, retry_after: float | None, rng: Callable[[], float]) -> float:
+        delay = min(self.cap, self.base * 2 ** max(attempts - 1, 0)) * (0.5 + rng())
+        return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What may hold a topic's alerts back."""
+
+    min_sources: int = 1
+    quiet_until: Callable[[datetime], datetime | None] = lambda moment: None
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    held: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+class Dispatcher:
+    def __init__(self, db: sessionmaker[Session], channels: Mapping[str, Channel],
+                 controls: Mapping[str, Controls] | None = None, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, backoff: Backoff = Backoff(),
+                 sending_timeout: timedelta = timedelta(minutes=5)) -> None:
+        self.db, self.channels, self.controls = db, channels, controls or {}
+        self.clock, self.sleep, self.rng, self.backoff = clock, sleep, rng, backoff
+        self.sending_timeout = sending_timeout
+        self.last_sent: dict[str, float] = {}
+
+    def deliver_due(self, limit: int = 1000) -> DispatchReport:
+        """Send every alert that is due now (at most `limit`)."""
+        report = DispatchReport()
+        self.recover_stuck()
+        for alert_id in self.due(limit):
+            if self.claim(alert_id):
+                self.deliver(alert_id, report)
+        return report
+
+    def recover_stuck(self) -> int:
+        with self.db.begin() as session:
+            result = session.execute(
+                update(Alert).where(Alert.status == "sending",
+                                    Alert.claimed_at < self.clock() - self.sending_timeout)
+                .values(status="pending", next_attempt_at=self.clock()))
+            return result.rowcount or 0
+
+    def due(self, limit: int) -> list[int]:
+        now = self.clock()
+        with self.db() as session:
+            return list(session.scalars(
+                select(Alert.id).where(Alert.status == "pending", Alert.kind != "digest",
+                                       or_(Alert.next_attempt_at.is_(None),
+                                           Alert.next_attempt_at <= now))
+                .order_by(Alert.id).limit(limit)))
+
+    def claim(self, alert_id: int) -> bool:
+        with self.db.begin() as session:
+            result = session.execute(update(Alert).where(Alert.id == alert_id,
+                                                         Alert.status == "pending")
+                                     .values(status="sending", claimed_at=self.clock()))
+            return result.rowcount == 1
+
+    def deliver(self, alert_id: int, report: DispatchReport) -> None:
+        with self.db() as session:
+            alert = session.get_one(Alert, alert_id)
+            hold = self.hold(session, alert)
+            message = None if hold else message_for(session, alert)
+            topic, channel_name = alert.topic, alert.channel
+        if hold is not None:
+            until, reason = hold
+            self.release(alert_id, until, reason)
+            report.held += 1
+            report.lines.append(f"alert {alert_id} ({topic} → {channel_name}) waits: {reason}")
+            return
+        channel = self.channels.get(channel_name)
+        result = self.send(channel, message) if channel else \
+            DeliveryResult.refused(f"channel {channel_name!r} is no longer configured")
+        self.record(alert_id, result, report, f"{topic} → {channel_name}")
+
+    def hold(self, session: Session, alert: Alert) -> tuple[datetime, str] | None:
+        now = self.clock()
+        snooze = session.get(Snooze, alert.topic)
+        if snooze is not None and snooze.until > now:
+            return snooze.until, f"topic snoozed until {snooze.until:%Y-%m-%d %H:%M} UTC"
+        controls = self.controls.get(alert.topic, Controls())
+        quiet = controls.quiet_until(now)
+        if quiet is not None:
+            return quiet, f"quiet hours until {quiet:%Y-%m-%d %H:%M} UTC"
+        outlets = story_outlets(session, alert.story_id, alert.article_id)
+        if outlets < controls.min_sources:
+            return now + timedelta(minutes=10), \
+                f"story has {outlets} of the {controls.min_sources} sources it needs"
+        return None
+
+    def send(self, channel: Channel, message: AlertMessage) -> DeliveryResult:
+        wait = self.last_sent.get(channel.name, float("-inf")) + channel.min_interval \
+            - time.monotonic()
+        if wait > 0:
+            self.sleep(wait)
+        try:
+            return channel.send(message)
+        except Exception as exc:  # noqa: BLE001 — a channel bug must not lose the alert
+            log.exception("channel %s raised", channel.name)
+            return DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.last_sent[channel.name] = time.monotonic()
+
+    def release(self, alert_id: int, until: datetime, reason: str) -> None:
+        with self.db.begin() as session:
+            alert = session.get_one(Alert, alert_id)
+            alert.status, alert.next_attempt_at, alert.last_error = "pending", until, reason
+
+    def record(self, alert_id: int, result: DeliveryResult, report: DispatchReport,
+               label: str) -> None:
+        now = self.clock()
+        with self.db.begin() as session:
+            alert = session.get_one(Alert, alert_id)
+            alert.attempts += 1
+            if result.ok:
+                alert.status, alert.sent_at, alert.last_error = "sent", now, None
+                report.sent += 1
+                report.lines.append(f"alert {alert_id} ({label}): sent")
+            elif result.permanent or alert.attempts >= self.backoff.max_attempts:
+                alert.status, alert.last_error = "failed", result.reason
+                report.failed += 1
+                report.lines.append(f"alert {alert_id} ({label}): failed: {result.reason}")
+            else:
+                delay = self.backoff.delay(alert.attempts, result.retry_after, self.rng)
+                alert.status, alert.last_error = "pending", result.reason
+                alert.next_attempt_at = now + timedelta(seconds=delay)
+                report.retried += 1
+                report.lines.append(f"alert {alert_id} ({label}): will retry in "
+                                    f"{delay:.0f}s: {result.reason}")
+
+
+# ---------------------------------------------------------------- messages
+
+def message_for(session: Session, alert: Alert) -> AlertMessage:
+    """The message for one alert: its article and those batched with it."""
+    articles = [alert.article, *(entry.article for entry in alert.batch)]
+    first = message_id(alert.topic, alert.story_id, alert.article_id, alert.channel)
+    is_first = alert.idempotency_key == alert_key(alert.topic, alert.story_id, alert.channel)
+    return AlertMessage(
+        kind="update" if alert.kind == "update" else "new", topic=alert.topic,
+        items=tuple(item_for(session, article, alert.topic) for article in articles),
+        story_id=alert.story_id,
+        outlets=story_outlets(session, alert.story_id, alert.article_id),
+        message_id=first if is_first else first.replace("@", f".{alert.id}@"),
+        thread_id=first if alert.kind == "update" else None)
+
+
+def message_id(topic: str, story_id: int | None, article_id: int, channel: str) -> str:
+    """Stable across retries and restarts, so a mail client threads a story's updates."""
+    story = f"story-{story_id}" if story_id is not None else f"article-{article_id}"
+    return f"<{topic}.{story}.{channel}@mediawatch>"
+
+
+def item_for(session: Session, article: Article, topic: str) -> AlertItem:
+    match = session.scalar(select(TopicMatch).where(TopicMatch.article_id == article.id,
+                                                    TopicMatch.topic == topic))
+    evidence = match.highlights if match else {}
+    matched = tuple(dict.fromkeys(span[3] for span in evidence.get("spans", [])))
+    return AlertItem(title=article.title or article.canonical_url, url=article.canonical_url,
+                     source=article.source.name, published_at=article.published_at,
+                     snippet=evidence.get("snippet") or article.summary, matched=matched)

@@ -1,0 +1,85 @@
+"""The outbox: alert rows written in the same transaction as the article and its matches.
+
+One row per (topic, story, channel) — its idempotency key — so a story alerts once per
+channel; later articles of the story join that row while it waits, or one "update" row per
+batch within the topic's update window; digest topics collect rows for the next digest.
+A row reports `Alert.article` and the articles in its `batch`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.models import Alert, AlertArticle, Article, Sighting
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """How a topic alerts (from its config)."""
+
+    channels: tuple[str, ...]
+    mode: str = "instant"  # instant | digest
+    update_window: timedelta = timedelta(hours=24)
+
+
+def alert_key(topic: str, story_id: int | None, channel: str, *suffix: object) -> str:
+    return "|".join(map(str, (topic, story_id, channel, *suffix)))
+
+
+def queue_alerts(session: Session, article: Article, topics: Iterable[str],
+                 policies: Mapping[str, AlertPolicy], now: datetime,
+                 backfill: timedelta) -> int:
+    """Write the alerts an article's matches call for; → rows written or joined. An
+    article older than the backfill window at first sight alerts nobody."""
+    if article.published_at is not None and article.published_at < now - backfill:
+        return 0
+    count = 0
+    for topic in topics:
+        policy = policies.get(topic)
+        for channel in policy.channels if policy else ():
+            _queue(session, article, topic, channel, policy, now)
+            count += 1
+    return count
+
+
+def _queue(session: Session, article: Article, topic: str, channel: str,
+           policy: AlertPolicy, now: datetime) -> None:
+    base_key = alert_key(topic, article.story_id, channel)
+    base = session.scalar(select(Alert).where(Alert.idempotency_key == base_key))
+    kind = "digest" if policy.mode == "digest" else "new"
+    if base is None:
+        session.add(Alert(idempotency_key=base_key, kind=kind, topic=topic, channel=channel,
+                          story_id=article.story_id, article_id=article.id, status="pending",
+                          attempts=0, created_at=now, next_attempt_at=now))
+        return
+    if base.status == "pending":
+        base.batch.append(AlertArticle(article_id=article.id))
+        return
+    followers = session.scalars(select(Alert).where(
+        Alert.idempotency_key.startswith(base_key + "|")).order_by(Alert.id)).all()
+    waiting = next((a for a in followers if a.status == "pending"), None)
+    if waiting is not None:
+        waiting.batch.append(AlertArticle(article_id=article.id))
+        return
+    if kind == "new" and now - base.created_at > policy.update_window:
+        kind_here = "new"  # the story resurfaced after the window: a fresh alert
+    else:
+        kind_here = "update" if kind == "new" else "digest"
+    follower = Alert(idempotency_key=alert_key(topic, article.story_id, channel, kind_here,
+                                               len(followers) + 1),
+                     kind=kind_here, topic=topic, channel=channel, story_id=article.story_id,
+                     article_id=article.id, status="pending", attempts=0, created_at=now,
+                     next_attempt_at=now)
+    session.add(follower)
+
+
+def story_outlets(session: Session, story_id: int | None, article_id: int) -> int:
+    """Distinct sources that covered the story (or the article, without a story)."""
+    query = select(func.count(func.distinct(Sighting.source_id))).join(Article)
+    query = query.where(Article.story_id == story_id) if story_id is not None \
+        else query.where(Article.id == article_id)
+    return session.scalar(query) or 0

@@ -1,0 +1,336 @@
+"""Alerts end to end, with a real SMTP server and a Slack-like receiver: once per story and
+channel, never twice, and nothing lost when a channel or the process fails."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from alerts.channels.email import EmailChannel
+from alerts.channels.slack import SlackChannel
+from alerts.digest import send_digests
+from alerts.dispatcher import Backoff, Controls, Dispatcher
+from alerts.outbox import AlertPolicy, queue_alerts
+from storage import repository as repo
+from storage.db import open_database
+from storage.models import Alert, Article, Snooze
+from tests.conftest import Cli, web_config
+from tests.receivers import SlackReceiver, SmtpServer
+from tests.webserver import FixtureWeb
+
+ESPIONAGE = '("state security" OR 国家安全部 OR 国安部) AND (student* OR 留学生) ' \
+            'AND (spy* OR espionage OR 间谍 OR 策反)'
+ASYLUM = "(student* OR 留学生) AND (asylum OR 庇护)"
+STATEMENT = "/statements/warning-students.html"
+COVERAGE = "/coverage/2026/11/students-subverted.html"
+
+
+def live_feed(web: FixtureWeb, *links: str) -> str:
+    """A feed the test rewrites between crawls (served from the fixture web)."""
+    items = "".join(f"<item><title>item {i}</title><link>{link}</link></item>"
+                    for i, link in enumerate(links))
+    (web.root / "feeds" / "_live.xml").write_text(
+        f'<rss version="2.0"><channel><title>live</title>{items}</channel></rss>')
+    return "/feeds/_live.xml"
+
+
+@pytest.fixture
+def live(web: FixtureWeb):
+    yield web
+    (web.root / "feeds" / "_live.xml").unlink(missing_ok=True)
+
+
+def alerting_config(web: FixtureWeb, smtp: SmtpServer, slack: SlackReceiver,
+                    **crawl: object) -> dict:
+    config = web_config(web, {"name": "live", "kind": "feed", "url": "/feeds/_live.xml"},
+                        backfill="36500d", **crawl)
+    config["topics"] = [
+        {"name": "espionage-warnings", "query": ESPIONAGE, "channels": ["desk", "team"]},
+        {"name": "student-asylum", "query": ASYLUM, "channels": ["desk"]},
+    ]
+    config["channels"] = {
+        "desk": {"type": "email", "url": smtp.url(), "from": "alerts@mediawatch.test",
+                 "to": ["desk@mediawatch.test"]},
+        "team": {"type": "slack", "webhook": slack.url},
+    }
+    return config
+
+
+def subjects(smtp: SmtpServer) -> list[str]:
+    return [str(m.message["Subject"]) for m in smtp.messages]
+
+
+def test_one_alert_per_story_and_channel_then_nothing_then_one_more(
+        cli: Cli, live: FixtureWeb, smtp_server: SmtpServer,
+        slack_receiver: SlackReceiver) -> None:
+    live_feed(live, STATEMENT)
+    cli.write_config(alerting_config(live, smtp_server, slack_receiver))
+    first = cli("crawl", "--json")
+    assert first.code == 0, first.err
+    assert first.json()["alerts"]["sent"] == 2
+    assert len(smtp_server.messages) == 1 and len(slack_receiver.requests) == 1
+    assert "国家安全部" in subjects(smtp_server)[0]
+
+    again = cli("crawl", "--json")
+    assert again.code == 0 and again.json()["alerts"]["sent"] == 0
+    assert len(smtp_server.messages) == 1 and len(slack_receiver.requests) == 1
+
+    live_feed(live, STATEMENT, COVERAGE)  # the coverage matches both topics
+    third = cli("crawl", "--json")
+    assert third.code == 0, third.err
+    assert third.json()["alerts"]["sent"] == 3
+    assert len(smtp_server.messages) == 3 and len(slack_receiver.requests) == 2
+
+    listed = cli("alerts", "list", "--json").json()
+    assert len(listed) == 5 and {a["status"] for a in listed} == {"sent"}
+    assert {"id", "topic", "channel", "story_id", "article_id", "status", "attempts",
+            "created_at", "sent_at", "last_error"} <= set(listed[0])
+    assert len({(a["topic"], a["story_id"], a["channel"]) for a in listed}) == 5
+
+
+def test_old_articles_are_stored_and_matched_but_not_alerted(
+        cli: Cli, live: FixtureWeb, smtp_server: SmtpServer,
+        slack_receiver: SlackReceiver) -> None:
+    live_feed(live, STATEMENT)
+    config = alerting_config(live, smtp_server, slack_receiver)
+    config["crawl"]["backfill"] = "1s"  # the fixture statement is dated 2026-11-27
+    cli.write_config(config)
+    assert cli("crawl").code == 0
+    assert cli("articles", "list", "--topic", "espionage-warnings", "--json").json()
+    assert cli("alerts", "list", "--json").json() == []
+    assert smtp_server.messages == []
+
+
+def test_crawl_without_alerts_leaves_them_pending_for_alerts_send(
+        cli: Cli, live: FixtureWeb, smtp_server: SmtpServer,
+        slack_receiver: SlackReceiver) -> None:
+    live_feed(live, STATEMENT)
+    cli.write_config(alerting_config(live, smtp_server, slack_receiver))
+    assert cli("crawl", "--no-alerts").code == 0
+    assert {a["status"] for a in cli("alerts", "list", "--json").json()} == {"pending"}
+    assert smtp_server.messages == []
+    sent = cli("alerts", "send")
+    assert sent.code == 0 and "sent 2" in sent.out
+    assert len(smtp_server.messages) == 1 and len(slack_receiver.requests) == 1
+
+
+def test_alerts_test_sends_a_sample_and_reports_failure(
+        cli: Cli, live: FixtureWeb, smtp_server: SmtpServer,
+        slack_receiver: SlackReceiver) -> None:
+    live_feed(live)
+    cli.write_config(alerting_config(live, smtp_server, slack_receiver))
+    ok = cli("alerts", "test", "team")
+    assert ok.code == 0 and "ok" in ok.out
+    assert slack_receiver.url.split("/services/")[1] not in ok.out  # the secret path is masked
+    slack_receiver.respond(403, "invalid_token")
+    refused = cli("alerts", "test", "team")
+    assert refused.code == 1 and "FAILED" in refused.err and "403" in refused.err
+
+
+# ---------------------------------------------------------------- the dispatcher, in process
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def outbox(db_url: str):
+    """A database with one stored, matched article (a statement) and its story."""
+    db = open_database(db_url)
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("mss", "feed", "https://mss.example/f"),
+                                    repo.SourceDef("hk", "feed", "https://hk.example/f")])
+    return db
+
+
+def store(db, url: str, title: str, source: str = "mss", story_of: int | None = None,
+          topics: tuple[str, ...] = ("espionage-warnings",),
+          policy: AlertPolicy | None = None, now: datetime | None = None) -> int:
+    policy = policy or AlertPolicy(("team",))
+    now = now or datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    with db.begin() as session:
+        article, _ = repo.add_article(session, repo.NewArticle(
+            url=url, canonical_url=url, seen_url=url, title=title, text=title + " 留学生 间谍",
+            summary="", language="zh", published_at=now, date_is_estimated=False,
+            text_hash=url), source)
+        if story_of is not None:
+            article.story_id = session.get(Article, story_of).story_id
+            session.flush()
+        repo.add_matches(session, article, {t: {"snippet": title, "spans": []} for t in topics})
+        queue_alerts(session, article, topics, {t: policy for t in topics}, now,
+                     timedelta(days=2))
+        return article.id
+
+
+def statuses(db) -> list[tuple[str, str, int]]:
+    with db() as session:
+        return [(a.kind, a.status, a.attempts)
+                for a in session.scalars(select(Alert).order_by(Alert.id))]
+
+
+def slack(receiver: SlackReceiver) -> dict:
+    return {"team": SlackChannel(receiver.url, name="team", timeout=2)}
+
+
+def test_smtp_down_for_several_attempts_then_up_is_delivered_once(
+        outbox, smtp_server: SmtpServer) -> None:
+    clock = Clock()
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生",
+          policy=AlertPolicy(("desk",)))
+    channels = {"desk": EmailChannel(smtp_server.url(), "a@mediawatch.test",
+                                     ["desk@mediawatch.test"], name="desk")}
+    dispatcher = Dispatcher(outbox, channels, clock=clock, rng=lambda: 0.5,
+                            backoff=Backoff(base=10))
+    smtp_server.stop()
+    for attempt in range(3):
+        report = dispatcher.deliver_due()
+        assert report.retried == 1 and report.sent == 0
+        assert dispatcher.deliver_due().retried == 0  # not due again before the backoff
+        clock.advance(seconds=10 * 2 ** attempt)
+    smtp_server.start()
+    assert dispatcher.deliver_due().sent == 1
+    clock.advance(hours=1)
+    assert dispatcher.deliver_due().sent == 0
+    assert len(smtp_server.messages) == 1
+    assert statuses(outbox) == [("new", "sent", 4)]
+
+
+def test_slack_429_waits_for_retry_after_then_delivers_once(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock, rng=lambda: 0.5,
+                            backoff=Backoff(base=1))
+    slack_receiver.rate_limit("120")
+    assert dispatcher.deliver_due().retried == 1
+    with outbox() as session:
+        alert = session.scalars(select(Alert)).one()
+        assert alert.next_attempt_at >= clock.now + timedelta(seconds=120)
+        assert "429" in alert.last_error
+    slack_receiver.respond(200)
+    clock.advance(seconds=60)
+    assert dispatcher.deliver_due().sent == 0  # Retry-After is honoured
+    clock.advance(seconds=61)
+    assert dispatcher.deliver_due().sent == 1
+    assert len(slack_receiver.requests) == 2  # the refused one and the delivered one
+    assert statuses(outbox) == [("new", "sent", 2)]
+
+
+def test_permanent_refusal_fails_with_the_reason_and_does_not_loop(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock)
+    slack_receiver.respond(403, "invalid_token")
+    assert dispatcher.deliver_due().failed == 1
+    clock.advance(days=2)
+    assert dispatcher.deliver_due().failed == 0
+    assert len(slack_receiver.requests) == 1
+    with outbox() as session:
+        alert = session.scalars(select(Alert)).one()
+        assert alert.status == "failed" and "403" in alert.last_error
+
+
+def test_a_claim_left_by_a_crash_is_delivered_after_restart_once(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    crashed = Dispatcher(outbox, slack(slack_receiver), clock=clock)
+    alert_id = crashed.due(10)[0]
+    assert crashed.claim(alert_id)  # … and the process dies before sending
+    assert statuses(outbox) == [("new", "sending", 0)]
+
+    restarted = Dispatcher(outbox, slack(slack_receiver), clock=clock,
+                           sending_timeout=timedelta(minutes=5))
+    assert restarted.deliver_due().sent == 0  # a fresh claim may still be in flight
+    clock.advance(minutes=6)
+    assert restarted.deliver_due().sent == 1
+    assert restarted.deliver_due().sent == 0
+    assert len(slack_receiver.requests) == 1
+
+
+def test_two_dispatchers_never_send_the_same_alert(outbox, slack_receiver: SlackReceiver) -> None:
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    first, second = (Dispatcher(outbox, slack(slack_receiver)) for _ in range(2))
+    alert_id = first.due(10)[0]
+    assert first.claim(alert_id) and not second.claim(alert_id)
+
+
+def test_later_articles_of_a_story_become_one_update(outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()
+    dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock)
+    first = store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    assert dispatcher.deliver_due().sent == 1
+    for n in (2, 3, 4):  # three more outlets cover the same story within the window
+        store(outbox, f"https://hk.example/{n}", f"港媒转载 {n}", source="hk", story_of=first)
+    assert dispatcher.deliver_due().sent == 1
+    assert statuses(outbox) == [("new", "sent", 1), ("update", "sent", 1)]
+    update = slack_receiver.requests[-1].json
+    assert "港媒转载 2" in str(update) and "港媒转载 4" in str(update)
+
+
+def test_quiet_hours_snooze_and_min_sources_hold_alerts_without_losing_them(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()  # 12:00 UTC
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    quiet = Dispatcher(outbox, slack(slack_receiver), {"espionage-warnings": Controls(
+        quiet_until=lambda now: now.replace(hour=14, minute=0))}, clock=clock)
+    assert quiet.deliver_due().held == 1
+    clock.advance(hours=2)
+    with outbox.begin() as session:
+        session.add(Snooze(topic="espionage-warnings", until=clock.now + timedelta(hours=6)))
+    plain = Dispatcher(outbox, slack(slack_receiver), clock=clock)
+    assert plain.deliver_due().held == 1
+    clock.advance(hours=6, seconds=1)
+    needs_two = Dispatcher(outbox, slack(slack_receiver),
+                           {"espionage-warnings": Controls(min_sources=2)}, clock=clock)
+    assert needs_two.deliver_due().held == 1
+    assert slack_receiver.requests == []
+    clock.advance(minutes=11)
+    assert plain.deliver_due().sent == 1
+    assert statuses(outbox) == [("new", "sent", 1)]
+
+
+def test_digest_collects_stories_into_one_message_per_channel(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    digest = AlertPolicy(("team",), mode="digest")
+    for n in (1, 2, 3):
+        store(outbox, f"https://mss.example/{n}", f"声明 {n} 留学生", policy=digest)
+    assert Dispatcher(outbox, slack(slack_receiver)).deliver_due().sent == 0
+    report = send_digests(outbox, slack(slack_receiver))
+    assert report.sent == 1 and len(slack_receiver.requests) == 1
+    body = str(slack_receiver.requests[0].json)
+    assert all(f"声明 {n}" in body for n in (1, 2, 3))
+    assert send_digests(outbox, slack(slack_receiver)).sent == 0
+    assert {s for _, s, _ in statuses(outbox)} == {"sent"}
+
+
+def test_snooze_and_retry_commands(cli: Cli, live: FixtureWeb, smtp_server: SmtpServer,
+                                   slack_receiver: SlackReceiver) -> None:
+    live_feed(live, STATEMENT)
+    cli.write_config(alerting_config(live, smtp_server, slack_receiver))
+    assert cli("alerts", "snooze", "espionage-warnings", "--for", "6h").code == 0
+    assert cli("crawl").code == 0
+    pending = cli("alerts", "list", "--status", "pending", "--json").json()
+    assert len(pending) == 2 and all("snoozed" in a["last_error"] for a in pending)
+    assert smtp_server.messages == [] and slack_receiver.requests == []
+
+    slack_receiver.respond(404, "no_service")
+    assert cli("alerts", "snooze", "espionage-warnings", "--for", "0s").code == 0  # releases
+    sent = cli("alerts", "send")
+    assert "sent 1" in sent.out and "failed 1" in sent.out
+    failed = cli("alerts", "list", "--status", "failed", "--json").json()
+    assert len(failed) == 1 and "404" in failed[0]["last_error"]
+    failed_id = failed[0]["id"]
+    slack_receiver.respond(200)
+    assert cli("alerts", "retry", str(failed_id)).code == 0
+    assert {a["status"] for a in cli("alerts", "list", "--json").json()} == {"sent"}
+    assert len(smtp_server.messages) == 1
