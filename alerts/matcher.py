@@ -5,23 +5,26 @@ Latin terms match whole words (`spy` is not `spyware`, `spy*` is), CJK terms mat
 substrings; NEAR/n counts words, where each CJK character is a word; SENTENCE splits on
 . ! ? 。！？；. Every match carries highlights: spans of the *original* text.
 
-`Matcher` is the presearcher (in the style of Lucene Monitor): every term of every rule is
-keyed into one Aho-Corasick automaton, an article is scanned once, and only the rules
-whose required keys occur are evaluated — with terms whose key is absent failing at once.
-`evaluate` alone is the naive reference the matcher must always agree with.
+`Matcher` is the presearcher (in the style of Lucene Monitor): an article is folded and
+scanned once — its words, plus one Aho-Corasick pass for the other keys of every rule's
+terms — and only the rules whose indexed key clauses occur are tested, as compiled
+boolean expressions; only those that hold are evaluated for highlights (see the notes
+above `_META_RANK`). `evaluate` alone is the naive reference the matcher must always agree
+with (`match_one`), down to every highlight and snippet.
 """
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, TypeVar
 
-import ahocorasick
+import ahocorasick_rs
 
-from alerts.query import And, Near, Node, Not, Or, Term, terms
-from crawler.normalize import fold_with_offsets
+from alerts.query import And, Near, Node, Not, Or, Term
+from crawler.normalize import fold, fold_with_offsets
 
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_CHAR = re.compile(f"[{CJK}]")
@@ -31,6 +34,7 @@ _SENTENCE_END = re.compile(r"[。！？；!?;]|\.(?=\s|$)")
 SCANNED_FIELDS = ("title", "text", "url")
 SNIPPET_RADIUS = 80
 MAX_HIGHLIGHTS = 20
+_S = TypeVar("_S")
 
 Span = tuple[str, int, int]  # field, start, end in folded text
 
@@ -95,10 +99,10 @@ class Prepared:
         self.doc = doc
         self.fields = {name: FoldedField(getattr(doc, name), *fold_with_offsets(getattr(doc, name)))
                        for name in SCANNED_FIELDS}
-        self.metadata = {"source": {doc.source.lower(), *(t.lower() for t in doc.tags)},
-                         "lang": {(doc.language or "").lower()}}
+        self.metadata = {"source": {fold(doc.source), *map(fold, doc.tags)},
+                         "lang": {fold(doc.language or "")}}
         self.cache: dict[Term, list[Span]] = {}
-        self.present_keys: set[str] | None = None  # set by the presearcher
+        self.present_keys: set[str] | None = None  # keys known to occur (None: all may)
 
     @cached_property
     def scanned(self) -> str:
@@ -136,7 +140,82 @@ def presearch_key(term: Term) -> str | None:
     return max(term.text.split(" "), key=len) if term.phrase else term.text
 
 
-_PATTERNS: dict[Term, re.Pattern[str]] = {}
+Finder = Callable[..., list[tuple[int, int]]]  # (text, first=False): spans, or the first
+_FINDERS: dict[Term, Finder] = {}
+
+
+def _latin(char: str) -> bool:
+    """Whether `char` is a word character that is not CJK (what `_LATIN` matches)."""
+    return char.isalnum() and (char < "\u3040" or not _CJK_CHAR.match(char))
+
+
+def finder(term: Term) -> Finder:
+    """`text -> [(start, end)]`, exactly the spans of `term_pattern(term).finditer(text)`,
+    but without compiling the pattern's large character classes (milliseconds per term):
+    the literal (or the phrase without its word-boundary assertions) is searched, and
+    the boundaries are checked on the characters around each hit. Phrases whose gaps
+    could be matched in more than one way fall back to the pattern itself."""
+    found = _FINDERS.get(term)
+    if found is None:
+        found = _FINDERS[term] = _make_finder(term)
+    return found
+
+
+def _make_finder(term: Term) -> Finder:
+    words = term.text.split(" ") if term.phrase else [term.text]
+    ambiguous = any(not a[-1:].isalnum() or not b[:1].isalnum()
+                    for a, b in zip(words, words[1:], strict=False))
+    if not all(words) or ambiguous:
+        pattern = term_pattern(term)  # raises where term_pattern raises
+
+        def find_pattern(text: str, first: bool = False) -> list[tuple[int, int]]:
+            if first:
+                hit = pattern.search(text)
+                return [hit.span()] if hit else []
+            return [m.span() for m in pattern.finditer(text)]
+
+        return find_pattern
+    behind = not is_cjk(words[0][0])
+    prefix = term.prefix
+    ahead = not prefix and not is_cjk(words[-1][-1])
+    word, size = words[0], len(words[0])
+    search = None
+    if len(words) > 1:  # unique per start: each gap is the whole run of non-word characters
+        core = re.escape(words[0])
+        for previous, following in zip(words, words[1:], strict=False):
+            core += r"[\W_]*" if is_cjk(previous[-1] + following[0]) else r"[\W_]+"
+            core += re.escape(following)
+        search = re.compile(core).search
+
+    def find(text: str, first: bool = False) -> list[tuple[int, int]]:
+        out = []
+        pos, length = 0, len(text)
+        while True:
+            if search is None:
+                start = text.find(word, pos)
+                if start < 0:
+                    return out
+                end = start + size
+            else:
+                hit = search(text, pos)
+                if hit is None:
+                    return out
+                start, end = hit.span()
+            if behind and start and _latin(text[start - 1]):
+                pos = start + 1
+                continue
+            if prefix:
+                while end < length and _latin(text[end]):
+                    end += 1
+            elif ahead and end < length and _latin(text[end]):
+                pos = start + 1
+                continue
+            out.append((start, end))
+            if first:
+                return out
+            pos = end
+
+    return find
 
 
 def occurrences(term: Term, prepared: Prepared) -> list[Span]:
@@ -148,10 +227,9 @@ def occurrences(term: Term, prepared: Prepared) -> list[Span]:
         if term.text in prepared.metadata[term.field]:
             spans = [(term.field, 0, 0)]
     elif prepared.present_keys is None or presearch_key(term) in prepared.present_keys:
-        pattern = _PATTERNS.get(term) or _PATTERNS.setdefault(term, term_pattern(term))
+        find = finder(term)
         for name in (term.field,) if term.field else ("title", "text"):
-            spans += [(name, m.start(), m.end())
-                      for m in pattern.finditer(prepared.fields[name].folded)]
+            spans += [(name, start, end) for start, end in find(prepared.fields[name].folded)]
     prepared.cache[term] = spans
     return spans
 
@@ -203,11 +281,28 @@ def _close(folded: FoldedField, a: Span, b: Span, distance: int | None) -> bool:
 def to_match(topic: str, spans: list[Span], prepared: Prepared) -> Match:
     highlights: list[Highlight] = []
     for name, start, end in sorted(set(s for s in spans if s[0] in prepared.fields),
-                                   key=lambda s: (SCANNED_FIELDS.index(s[0]), s[1])):
+                                   key=lambda s: (SCANNED_FIELDS.index(s[0]), s[1], s[2])):
         folded = prepared.fields[name]
         o_start, o_end = folded.to_original(start, end)
         highlights.append(Highlight(name, o_start, o_end, folded.original[o_start:o_end]))
-    return Match(topic, tuple(highlights[:MAX_HIGHLIGHTS]), snippet(prepared.doc, highlights))
+    kept = keep_evidence(highlights, key=lambda h: fold(h.text))
+    return Match(topic, tuple(kept), snippet(prepared.doc, highlights))
+
+
+def keep_evidence(spans: list[_S], key: Callable[[_S], str]) -> list[_S]:
+    """At most MAX_HIGHLIGHTS spans, in order — the first occurrence of every distinct
+    matched text before any repeat, so every clause that matched keeps its evidence."""
+    if len(spans) <= MAX_HIGHLIGHTS:
+        return spans
+    firsts: dict[str, _S] = {}
+    for span in spans:
+        firsts.setdefault(key(span), span)
+    chosen = set(list(firsts.values())[:MAX_HIGHLIGHTS])
+    for span in spans:
+        if len(chosen) >= MAX_HIGHLIGHTS:
+            break
+        chosen.add(span)
+    return [span for span in spans if span in chosen]
 
 
 def snippet(doc: Document, highlights: list[Highlight]) -> str:
@@ -246,48 +341,517 @@ def required_keys(node: Node) -> frozenset[str] | None:
     return min(sets, key=len) if sets else None
 
 
+# How the presearcher is fast while giving exactly what `match_one` gives:
+#
+# * Each term has an *atom*: for a term that must contain a whole Latin word, that word —
+#   looked up in the set of the article's words (maximal runs of Latin letters and digits,
+#   split in bytes, which is exact: `spy` is a word of the article iff `(?<!L)spy(?!L)`
+#   matches); for other terms (CJK, prefixes, words with apostrophes…), a key for one
+#   Aho-Corasick scan (ahocorasick-rs) of the scanned fields.
+# * Each rule is indexed under two of its conjunctive atom clauses (`_clauses`), the
+#   rarest by length, and is a candidate only when both meet the atoms found.
+# * A candidate is tested as a compiled boolean expression — `b'spy' in T` for a word,
+#   `'间谍' in P and (U or t[7])` for a CJK term, `'secur' in P and t[8]` for the others,
+#   where `t` finds a term's occurrences once per article — so an absent atom costs one
+#   set lookup; AND's rare terms go first, NOT last.
+# * Only a rule that holds has its spans collected (mirroring `evaluate`, with NEAR and
+#   SENTENCE counted on the text between the two spans instead of tokenizing whole
+#   fields), and highlights and snippets are built once per span and article.
+
+_META_RANK = {"source": 3, "lang": 4}
+_RANK = {name: rank for rank, name in enumerate(SCANNED_FIELDS)}  # title, text, url
+_MAX_DEPTH = 40  # deeper rules are interpreted, not compiled (the parser's nesting limit)
+_LOCAL_CLOSES = 256  # NEAR/SENTENCE checks per article before whole fields are tokenized
+_LATIN_RUN = re.compile(f"{_LATIN}+")
+_WORD_BYTES = bytes(b if chr(b).isalnum() or b >= 0x80 else 0x20 for b in range(256))
+
+Atom = bytes | str  # a whole word (UTF-8) or a key of the scan
+Tree = tuple  # ("t", tid) | ("!", tree) | ("&"|"|", trees) | ("n", j, left, right, distance)
+InnerSpan = tuple[int, int, int]  # field rank (title, text, url, source, lang), start, end
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def words_of(text: str) -> set[bytes]:
+    """The maximal runs of Latin letters and digits (`_LATIN`) of folded text, in UTF-8."""
+    data = _utf8(text)
+    pieces = set(data.translate(_WORD_BYTES).split())  # split at ASCII non-alphanumerics
+    if not data.isascii():  # pieces with other characters are split exactly
+        odd = [piece for piece in pieces if not piece.isascii()]
+        pieces.difference_update(odd)
+        for piece in odd:
+            pieces.update(map(_utf8, _LATIN_RUN.findall(piece.decode("utf-8", "surrogatepass"))))
+    return pieces
+
+
+def _term_atom(term: Term) -> Atom | None:
+    """A whole Latin word the term's matches must contain, else its scan key (None for
+    source:/lang: and the empty term)."""
+    key = presearch_key(term)
+    if not key:
+        return None
+    words = term.text.split(" ") if term.phrase else [term.text]
+    if all(words):  # the words of a phrase are bounded by its gaps and boundaries...
+        last = len(words) - 1
+        whole = [word for i, word in enumerate(words)  # ...except a prefix's last one
+                 if all(map(_latin, word)) and not (term.prefix and i == last)]
+        if whole:
+            return _utf8(max(whole, key=len))
+    return key
+
+
+def _is_word(term: Term, atom: Atom | None) -> bool:
+    """Whether the term *is* its atom: a whole Latin word, in title or text."""
+    return (isinstance(atom, bytes) and not term.prefix and term.field is None
+            and atom == _utf8(term.text))
+
+
+def _is_substring(term: Term, atom: Atom | None) -> bool:
+    """Whether the term occurs wherever its scan key does, in title or text: a CJK term
+    (no word boundaries) that is its key. (The scan also covers the URL, so a test
+    trusts it only when the URL is ASCII.)"""
+    return (isinstance(atom, str) and not term.prefix and term.field is None
+            and atom == term.text and is_cjk(atom[0]) and is_cjk(atom[-1]))
+
+
+_WORD, _SUBSTRING, _IN_WORDS, _SCANNED, _META, _NEVER = (
+    "word", "substring", "in words", "scanned", "meta", "never")
+
+
+def _gate(term: Term, atom: Atom | None) -> str:
+    """How a term's test reads: `atom in T` (a whole word), `atom in P and (U or t[i])`,
+    `atom in A and t[i]`, `atom in P and t[i]`, `t[i]` (source:, lang:) or False."""
+    if atom is None:
+        return _META if term.field in _META_RANK else _NEVER
+    if _is_word(term, atom):
+        return _WORD
+    if _is_substring(term, atom):
+        return _SUBSTRING
+    return _IN_WORDS if isinstance(atom, bytes) else _SCANNED
+
+
+def _atom_cost(atom: Atom) -> float:
+    """How likely an atom is to occur in an article, from its length alone (the static
+    term weighting of presearchers): short words and single CJK characters are common."""
+    key = atom.decode("utf-8", "surrogatepass") if isinstance(atom, bytes) else atom
+    if is_cjk(key[:1]):
+        return (1.0, 0.3, 0.1)[len(key) - 1] if len(key) <= 3 else 0.05
+    return (1.0, 0.8, 0.5, 0.3, 0.2, 0.12, 0.08)[len(key) - 1] if len(key) <= 7 else 0.05
+
+
+def _clause_cost(clause: frozenset[Atom]) -> float:
+    return sum(map(_atom_cost, clause))
+
+
+class _Compiler:
+    """Query trees as tuples over term ids (terms shared by all rules), with the atom
+    clauses each rule needs."""
+
+    def __init__(self) -> None:
+        self.terms: list[Term] = []
+        self.atoms: list[Atom | None] = []
+        self.term_ids: dict[Term, int] = {}
+        self.near_sides: list[tuple[Tree, Tree]] = []
+
+    def tree(self, node: Node) -> Tree:
+        if isinstance(node, Term):
+            tid = self.term_ids.get(node)
+            if tid is None:
+                tid = self.term_ids[node] = len(self.terms)
+                self.terms.append(node)
+                self.atoms.append(_term_atom(node))
+            return ("t", tid)
+        if isinstance(node, Not):
+            return ("!", self.tree(node.child))
+        if isinstance(node, Near):
+            sides = (self.tree(node.left), self.tree(node.right))
+            self.near_sides.append(sides)
+            return ("n", len(self.near_sides) - 1, *sides, node.distance)
+        children = tuple(map(self.tree, node.children))
+        if isinstance(node, And):  # the rarest first, NOT last
+            return ("&", tuple(sorted(children, key=self.cost)))
+        return ("|", children)
+
+    def clauses(self, tree: Tree) -> list[frozenset[Atom]]:
+        """Atom sets that must *each* meet the atoms of an article for `tree` to match."""
+        kind = tree[0]
+        if kind == "t":
+            atom = self.atoms[tree[1]]
+            return [] if atom is None else [frozenset([atom])]
+        if kind == "!":
+            return []
+        if kind == "n":  # both sides must match
+            return self.clauses(tree[2]) + self.clauses(tree[3])
+        if kind == "&":
+            return [clause for child in tree[1] for clause in self.clauses(child)]
+        parts = [self.clauses(child) for child in tree[1]]
+        if not parts or not all(parts):
+            return []
+        return [frozenset().union(*(min(part, key=_clause_cost) for part in parts))]
+
+    def cost(self, tree: Tree) -> tuple[int, float]:
+        kind = tree[0]
+        if kind == "t":
+            atom = self.atoms[tree[1]]
+            return (0, 0.0 if atom is None else _atom_cost(atom))
+        if kind in "!n":
+            return (3 if kind == "!" else 2, 0.0)
+        return (1, min(map(_clause_cost, self.clauses(tree)), default=1.0))
+
+    def source(self, tree: Tree) -> str:
+        """The test of a tree as a Python expression over P (keys found by the scan), T
+        and A (the words of title and text, and of all scanned fields), U (the URL is
+        ASCII), t (term id -> occurs), n (NEAR holds) and r (NEAR sides)."""
+        kind = tree[0]
+        if kind == "t":
+            tid = tree[1]
+            atom = self.atoms[tid]
+            gate = _gate(self.terms[tid], atom)
+            if gate is _WORD:
+                return f"({atom!r} in T)"
+            if gate is _SUBSTRING:  # found by the scan, and not only in the URL
+                return f"({atom!r} in P and (U or t[{tid}]))"
+            if gate is _META:
+                return f"t[{tid}]"
+            if gate is _NEVER:
+                return "False"
+            return f"({atom!r} in {'A' if gate is _IN_WORDS else 'P'} and t[{tid}])"
+        if kind == "!":
+            return f"(not {self.source(tree[1])})"
+        if kind == "n":
+            return (f"({self.source(tree[2])} and {self.source(tree[3])} and "
+                    f"n({tree[1]}, {tree[4]!r}, r[{tree[1]}]))")
+        if not tree[1]:
+            return "True" if kind == "&" else "False"
+        return "(" + (" and " if kind == "&" else " or ").join(map(self.source, tree[1])) + ")"
+
+    def compile(self, trees: list[Tree]) -> list[Callable[..., bool]]:
+        """One function `(P, T, A, U, t, n, r) -> bool` per rule. The source holds only
+        integers, operators and repr()s of atoms; too deep a rule is interpreted."""
+        compiled = [i for i, tree in enumerate(trees) if _depth(tree) <= _MAX_DEPTH]
+        tests: list = [None] * len(trees)
+        if compiled:
+            source = "def tests():\n    return [\n" + "".join(
+                f"        lambda P, T, A, U, t, n, r: {self.source(trees[i])},\n"
+                for i in compiled) + "    ]\n"
+            namespace: dict = {}
+            exec(compile(source, "<matcher rules>", "exec"), namespace)  # noqa: S102
+            for i, test in zip(compiled, namespace["tests"](), strict=True):
+                tests[i] = test
+        for i, tree in enumerate(trees):
+            if tests[i] is None:
+                tests[i] = self.interpreted(tree)
+        return tests
+
+    def interpreted(self, tree: Tree) -> Callable[..., bool]:
+        terms, atoms = self.terms, self.atoms
+
+        def holds(node: Tree, P: set, T: set, A: set, U: bool, t: Mapping, n: Callable,
+                  r: list) -> bool:
+            kind = node[0]
+            if kind == "t":
+                tid = node[1]
+                atom = atoms[tid]
+                gate = _gate(terms[tid], atom)
+                if gate is _WORD:
+                    return atom in T
+                if gate is _SUBSTRING:
+                    return atom in P and (U or t[tid])
+                if gate is _NEVER:
+                    return False
+                return (gate is _META or atom in (A if gate is _IN_WORDS else P)) and t[tid]
+            if kind == "!":
+                return not holds(node[1], P, T, A, U, t, n, r)
+            if kind == "n":
+                return (holds(node[2], P, T, A, U, t, n, r)
+                        and holds(node[3], P, T, A, U, t, n, r)
+                        and n(node[1], node[4], r[node[1]]))
+            if kind == "&":
+                return all(holds(child, P, T, A, U, t, n, r) for child in node[1])
+            return any(holds(child, P, T, A, U, t, n, r) for child in node[1])
+
+        return lambda P, T, A, U, t, n, r: holds(tree, P, T, A, U, t, n, r)
+
+
+def _depth(tree: Tree) -> int:
+    kind = tree[0]
+    if kind == "t":
+        return 1
+    if kind == "!":
+        return 1 + _depth(tree[1])
+    if kind == "n":
+        return 1 + max(_depth(tree[2]), _depth(tree[3]))
+    return 1 + max(map(_depth, tree[1]), default=0)
+
+
+def _ranks(term: Term) -> tuple[int, ...]:
+    return (_RANK[term.field],) if term.field else (0, 1)  # its field, or title and text
+
+
+class _Run(dict):
+    """One article against the compiled rules: term id -> whether the term occurs (the
+    `t` of the tests, filled on first use), then spans, highlights and snippets."""
+
+    def __init__(self, matcher: Matcher, prepared: Prepared, P: set[str], T: set[bytes],
+                 A: set[bytes], U: bool) -> None:
+        super().__init__()
+        self.matcher, self.prepared = matcher, prepared
+        self.P, self.T, self.A, self.U = P, T, A, U
+        self.folded = [prepared.fields[name].folded for name in SCANNED_FIELDS]
+        self.term_spans: dict[int, list[InnerSpan]] = {}
+        self.near_found: dict[int, bool] = {}
+        self.near_spans: dict[int, list[InnerSpan] | None] = {}
+        self.highlights: dict[InnerSpan, Highlight] = {}
+        self.snippets: dict[InnerSpan | None, str] = {}
+        self.local_closes = 0
+
+    def __missing__(self, tid: int) -> bool:
+        """Whether term `tid` occurs (its atom, if it has one, was found): its spans are
+        collected at once, for the highlights of a rule that holds."""
+        spans = self.term_spans.get(tid)
+        if spans is None:
+            spans = self.term_spans[tid] = self.occurrences(tid)
+        found = self[tid] = bool(spans)
+        return found
+
+    def holds(self, tid: int) -> bool:
+        """Whether term `tid` occurs, as its test in the compiled rules says."""
+        gate, atom = self.matcher._gates[tid]
+        if gate is _WORD:
+            return atom in self.T
+        if gate is _SUBSTRING:
+            return atom in self.P and (self.U or self[tid])
+        if gate is _NEVER:
+            return False
+        return (gate is _META or atom in (self.A if gate is _IN_WORDS else self.P)) and self[tid]
+
+    def spans_of(self, tid: int) -> list[InnerSpan]:
+        """`occurrences` of term `tid` ([] when its test says it does not occur)."""
+        spans = self.term_spans.get(tid)
+        if spans is None:
+            spans = self.term_spans[tid] = self.occurrences(tid) if self.holds(tid) else []
+        return spans
+
+    def occurrences(self, tid: int) -> list[InnerSpan]:
+        matcher = self.matcher
+        term = matcher._terms[tid]
+        if term.field in _META_RANK:
+            found = term.text in self.prepared.metadata[term.field]
+            return [(_META_RANK[term.field], 0, 0)] if found else []
+        find, folded = matcher._finders[tid] or matcher._finder(tid), self.folded
+        return [(rank, start, end) for rank in _ranks(term) for start, end in find(folded[rank])]
+
+    def spans(self, tree: Tree) -> list[InnerSpan] | None:
+        """`evaluate` over a compiled tree (AND's children reordered: the same set)."""
+        kind = tree[0]
+        if kind == "t":
+            return self.spans_of(tree[1]) or None
+        if kind == "!":
+            return None if self.spans(tree[1]) is not None else []
+        if kind == "&":
+            out: list[InnerSpan] = []
+            for child in tree[1]:
+                found = self.spans(child)
+                if found is None:
+                    return None
+                out += found
+            return out
+        if kind == "|":
+            hits = [found for found in map(self.spans, tree[1]) if found is not None]
+            return [s for found in hits for s in found] if hits else None
+        j = tree[1]
+        if j not in self.near_spans:
+            left, right = self.spans(tree[2]), self.spans(tree[3])
+            out = []
+            if left and right:
+                close, distance = self.close, tree[4]
+                for a in left:
+                    for b in right:
+                        if a[0] == b[0] and a[0] < 3 and close(a, b, distance):
+                            out += (a, b)
+            self.near_spans[j] = out or None
+        return self.near_spans[j]
+
+    def near(self, j: int, distance: int | None, sides: tuple[Tree, Tree]) -> bool:
+        """Whether NEAR j holds (its test has found both sides true): `_near` is not None,
+        stopping at the first close pair."""
+        found = self.near_found.get(j)
+        if found is None:
+            left, right = self.spans(sides[0]), self.spans(sides[1])
+            close = self.close
+            found = self.near_found[j] = bool(left and right and any(
+                a[0] == b[0] and a[0] < 3 and close(a, b, distance)
+                for a in left for b in right))  # type: ignore[union-attr]
+        return found
+
+    def close(self, a: InnerSpan, b: InnerSpan, distance: int | None) -> bool:
+        """`_close`. The first times in an article, only the text between the two spans
+        is looked at (the token starts in [end of the first, start of the second), or a
+        sentence end from the first start to the second); after that, as `_close` does,
+        with the token starts or sentence ends of the whole field."""
+        self.local_closes += 1
+        if self.local_closes > _LOCAL_CLOSES:
+            return _close(self.prepared.fields[SCANNED_FIELDS[a[0]]], a, b, distance)
+        text = self.folded[a[0]]
+        if distance is None:
+            low, high = (a[1], b[1]) if a[1] <= b[1] else (b[1], a[1])
+            end = _SENTENCE_END.search(text, low)
+            return end is None or end.start() >= high
+        first, second = (a, b) if a[1] <= b[1] else (b, a)
+        pos, stop = first[2], second[1]
+        if stop - pos <= distance:  # fewer characters than allowed tokens (or overlapping)
+            return True
+        if _latin(text[pos - 1]) and _latin(text[pos]):  # inside a word: not a token start
+            while pos < stop and _latin(text[pos]):
+                pos += 1
+        count = 0
+        for _ in _TOKEN.finditer(text, pos, stop):
+            count += 1
+            if count > distance:
+                return False
+        return True
+
+    def to_match(self, topic: str, spans: list[InnerSpan]) -> Match:
+        """`to_match`, with highlights and snippets made once per article."""
+        ordered = sorted({s for s in spans if s[0] < 3})
+        known, highlight = self.highlights, self.highlight
+        folded = [self.prepared.fields[name].folded for name in SCANNED_FIELDS]
+        kept = keep_evidence(ordered, key=lambda s: folded[s[0]][s[1]:s[2]])
+        highlights = tuple([known.get(s) or highlight(s) for s in kept])
+        first = bisect_right(ordered, (0, _END, _END))  # the first span in the text
+        in_text = ordered[first] if first < len(ordered) and ordered[first][0] == 1 else None
+        text = self.snippets.get(in_text)
+        if text is None:
+            shown = [known.get(in_text) or highlight(in_text)] if in_text is not None else []
+            text = self.snippets[in_text] = snippet(self.prepared.doc, shown)
+        return Match(topic, highlights, text)
+
+    def highlight(self, span: InnerSpan) -> Highlight:
+        name = SCANNED_FIELDS[span[0]]
+        folded = self.prepared.fields[name]
+        start, end = folded.to_original(span[1], span[2])
+        found = self.highlights[span] = Highlight(name, start, end, folded.original[start:end])
+        return found
+
+
+_END = float("inf")
+
+
 @dataclass
 class Matcher:
-    """All topics compiled once; `match` scans an article once."""
+    """All topics compiled once; `match` scans an article once (see the notes above
+    `_META_RANK` for how, and `match_one` for what: the results are always the same)."""
 
     rules: Mapping[str, Node]
-    index: dict[str, list[str]] = field(init=False, default_factory=dict)
-    unprunable: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.automaton = ahocorasick.Automaton()
-        for name, query in self.rules.items():
-            keys = required_keys(query)
-            if keys is None:
-                self.unprunable.append(name)
-            for key in keys or ():
-                self.index.setdefault(key, []).append(name)
-        for key in {presearch_key(t) for q in self.rules.values() for t in terms(q)} - {None}:
-            self.automaton.add_word(key, key)
-        if len(self.automaton):
-            self.automaton.make_automaton()
+        self._names = list(self.rules)
+        self._ids = {name: i for i, name in enumerate(self._names)}
+        compiler = _Compiler()
+        self._trees = [compiler.tree(self.rules[name]) for name in self._names]
+        self._terms, self._atoms = compiler.terms, compiler.atoms
+        self._near_sides = compiler.near_sides
+        # finders made now, not on an article's time (one that raises, as `term_pattern`
+        # does for an empty word, is left to raise when it is needed)
+        self._finders: list[Finder | None] = [_or_none(finder, t) for t in self._terms]
+        self._tests = compiler.compile(self._trees)
+        self._gates = [(_gate(term, atom), atom)
+                       for term, atom in zip(self._terms, self._atoms, strict=True)]
+
+        first: dict[Atom, set[int]] = {}
+        second: dict[Atom, set[int]] = {}
+        self._single: frozenset[int] = frozenset()  # rules with one clause: the first decides
+        self._always: frozenset[int] = frozenset()  # with none (NOT, metadata): always tested
+        single, always = set(), set()
+        for i, tree in enumerate(self._trees):
+            best = sorted(set(compiler.clauses(tree)), key=lambda c: (
+                _clause_cost(c), sorted(map(repr, c))))
+            if not best:
+                always.add(i)
+                continue
+            for atom in best[0]:
+                first.setdefault(atom, set()).add(i)
+            if len(best) == 1:
+                single.add(i)
+            for atom in best[1] if len(best) > 1 else ():
+                second.setdefault(atom, set()).add(i)
+        self._single, self._always = frozenset(single), frozenset(always)
+        self._first = {atom: frozenset(ids) for atom, ids in first.items()}
+        self._second = {atom: frozenset(ids) for atom, ids in second.items()}
+        self._first_atoms, self._second_atoms = frozenset(first), frozenset(second)
+        self._words = frozenset(atom for atom in self._atoms if isinstance(atom, bytes))
+
+        keys = sorted({atom for atom in self._atoms if isinstance(atom, str)})
+        self._keys = [key for key in keys if _encodable(key)]
+        self._odd_keys = [key for key in keys if not _encodable(key)]  # lone surrogates
+        self._automaton = (ahocorasick_rs.AhoCorasick(self._keys, store_patterns=True)
+                           if self._keys else None)
+
+    def _finder(self, tid: int) -> Finder:
+        found = self._finders[tid] = finder(self._terms[tid])
+        return found
 
     def keys_in(self, prepared: Prepared) -> set[str]:
-        if not len(self.automaton):
-            return set()
-        return {key for _, key in self.automaton.iter(prepared.scanned)}
+        """The scan keys (terms other than whole words) in the document's scanned fields."""
+        text = prepared.scanned
+        present: set[str] = set()
+        if self._automaton is not None:
+            try:
+                present = set(self._automaton.find_matches_as_strings(text, overlapping=True))
+            except UnicodeEncodeError:  # a lone surrogate in the text
+                present = {key for key in self._keys if key in text}
+        if self._odd_keys:
+            present.update(key for key in self._odd_keys if key in text)
+        return present
 
-    def candidates(self, present: Iterable[str]) -> list[str]:
-        names = set(self.unprunable)
-        for key in present:
-            names.update(self.index.get(key, ()))
-        return [name for name in self.rules if name in names]
+    def _candidates(self, atoms: set[Atom]) -> list[int]:
+        """The rules whose indexed clauses meet the atoms found, in rule order."""
+        found = self._always
+        first = atoms & self._first_atoms
+        if first:
+            ids = set().union(*map(self._first.__getitem__, first))
+            seconds = set().union(*map(self._second.__getitem__, atoms & self._second_atoms))
+            found = (ids & seconds) | (ids & self._single) | found
+        return sorted(found)
 
     def match(self, doc: Document, only: Iterable[str] | None = None) -> list[Match]:
         """Matches of `doc`, restricted to the topics in `only` when given."""
         prepared = Prepared(doc)
-        prepared.present_keys = self.keys_in(prepared)
-        allowed = None if only is None else set(only)
+        fields = prepared.fields
+        T = words_of(fields["title"].folded) | words_of(fields["text"].folded)
+        A = T | words_of(fields["url"].folded) if fields["url"].folded else T
+        P = self.keys_in(prepared)
+        ascii_url = fields["url"].folded.isascii()
+        ids = self._candidates((A & self._words) | P)
+        if only is not None:
+            allowed = {self._ids[name] for name in only if name in self._ids}
+            ids = [i for i in ids if i in allowed]
+        if not ids:
+            return []
+        run = _Run(self, prepared, P, T, A, ascii_url)
+        near, sides, tests, trees, names = (run.near, self._near_sides, self._tests,
+                                             self._trees, self._names)
         out = []
-        for name in self.candidates(prepared.present_keys):
-            if allowed is not None and name not in allowed:
-                continue
-            spans = evaluate(self.rules[name], prepared)
-            if spans is not None:
-                out.append(to_match(name, spans, prepared))
+        for i in ids:
+            if tests[i](P, T, A, ascii_url, run, near, sides):
+                spans = run.spans(trees[i])
+                if spans is not None:
+                    out.append(run.to_match(names[i], spans))
         return out
+
+
+def _or_none(make: Callable[[Term], Any], term: Term) -> Any:
+    try:
+        return make(term)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
