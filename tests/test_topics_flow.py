@@ -2,6 +2,8 @@
 a stored or draft query and explains one article."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
 
@@ -74,9 +76,12 @@ def test_backtest_a_stored_and_a_draft_query(cli: Cli, web: FixtureWeb) -> None:
     assert any(c["label"] == "term spy*" and c["matched"] for c in clauses)
 
     listed = {t["name"]: t for t in cli("topics", "list", "--json").json()}
-    assert listed["espionage-warnings"]["hits_last_week"] + \
-        listed["espionage-warnings"]["hits_last_day"] >= 0  # counted by publication date
     assert set(listed) == {"espionage-warnings", "student-asylum", "official-only"}
+    matched = cli("articles", "list", "--topic", "espionage-warnings", "--json").json()
+    now = datetime.now(timezone.utc)
+    for window, key in ((timedelta(days=1), "hits_last_day"), (timedelta(days=7), "hits_last_week")):
+        expected = sum(now - datetime.fromisoformat(a["published_at"]) <= window for a in matched)
+        assert listed["espionage-warnings"][key] == expected  # counted by publication date
 
 
 def test_bad_queries_point_at_the_column(cli: Cli, web: FixtureWeb) -> None:
