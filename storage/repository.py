@@ -250,12 +250,3 @@ def snooze(session: Session, topic: str, until: datetime, now: datetime) -> None
 
 def sightings_count(article: Article) -> int:
     return len({(s.source_id, s.url) for s in article.sightings})
-
-
-def source_runs(session: Session, name: str, limit: int = 10) -> Sequence[CrawlRun]:
-    return session.scalars(select(CrawlRun).join(Source).where(Source.name == name)
-                           .order_by(CrawlRun.id.desc()).limit(limit)).all()
-
-
-def count_articles(session: Session) -> int:
-    return session.scalar(select(func.count(Article.id))) or 0
