@@ -130,6 +130,12 @@ class CrawlSettings(Model):
     allow_private: bool = False
 
 
+class DedupeSettings(Model):
+    threshold: float = Field(0.4, gt=0, le=1)  # MinHash similarity of a near-copy
+    retention: Duration = timedelta(days=30)   # how far back copies are looked for
+    story_window: Duration = timedelta(days=3)  # how far back a story is looked for
+
+
 class Source(Model):
     name: Slug
     kind: Literal["feed", "sitemap", "listing", "page"]
@@ -227,6 +233,7 @@ class Digest(Model):
 class Config(Model):
     database: str = "sqlite:///mediawatch.db"
     crawl: CrawlSettings = CrawlSettings()
+    dedupe: DedupeSettings = DedupeSettings()
     sources: tuple[Source, ...] = ()
     aliases: Mapping[str, Annotated[tuple[str, ...], Field(min_length=1)]] = \
         Field(default_factory=dict)

@@ -94,6 +94,7 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
     with db() as session:
         articles = list(repo.list_articles(session))
         console.print(views.articles_table(articles))
+        console.print(views.stories_table(repo.list_stories(session)))
         for topic in config.topics:
             rule = TopicRule(topic.name, parse_query(topic.query))
             hits = backtest(session, rule, None, {}, limit=20)["hits"]
@@ -101,5 +102,5 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
             console.print(Text(topic.query, style="dim"))
             views.print_hits(console, hits)
     console.print(f"\nexplore: mediawatch --db sqlite:///{db_path} articles show "
-                  f"{articles[-1].id if articles else 1}")
+                  f"{articles[-1].id if articles else 1}  (or: stories list, topics list)")
     return report

@@ -17,11 +17,12 @@ from alerts.matcher import Document
 from alerts.outbox import AlertPolicy, queue_alerts
 from alerts.topics import TopicSet
 from crawler.extract import decode_html, extract_article, language_of
+from crawler.memory import Assessment, RecentArticles
 from crawler.normalize import canonical_url, preferred_url, text_fingerprint
 from crawler.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageFailed, SourceFailed, SourcePolled
 from storage import repository as repo
-from storage.models import utcnow
+from storage.models import Article, utcnow
 
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -74,6 +75,7 @@ class Ingest:
     topics: TopicSet
     policies: dict[str, AlertPolicy]
     backfill: timedelta
+    recent: RecentArticles
 
 
 class StoragePipeline:
@@ -127,29 +129,45 @@ class StoragePipeline:
 
     def article(self, item: ArticleSeen, tally: SourceReport) -> None:
         """Store a new article with its topic matches in one transaction; a copy of a
-        stored article only adds a sighting."""
-        new = to_new_article(item, self.ingest.language_hints.get(item.source), utcnow())
+        stored article only adds a sighting, a near-copy is stored as its duplicate."""
+        now = utcnow()
+        new = to_new_article(item, self.ingest.language_hints.get(item.source), now)
+        assessed: list[Assessment] = []
         with self.db.begin() as session:
-            article, created = repo.add_article(session, new, item.source)
-            if created:
-                matches = self.ingest.topics.match(Document(
-                    new.title, new.text, new.canonical_url, item.source,
-                    self.ingest.source_tags.get(item.source, ()), new.language))
-                repo.add_matches(session, article, {m.topic: m.as_json() for m in matches})
-                tally.matches += len(matches)
-                tally.alerts += queue_alerts(session, article, [m.topic for m in matches],
-                                             self.ingest.policies, utcnow(),
-                                             self.ingest.backfill)
+
+            def place() -> repo.Placement:
+                assessed.append(self.ingest.recent.assess(session, new.title, new.text,
+                                                          item.source, now))
+                return assessed[0].placement
+
+            article, created = repo.add_article(session, new, item.source, place)
+            if created and article.duplicate_of is None:
+                self.match(session, article, new, item.source, tally)
             for source, url in item.also_seen:
                 repo.sighting_of_url(session, canonical_url(url), source)
                 self.report.sources[source].known += 1
-        if created:
-            tally.new += 1
-        else:
+        if assessed and created:
+            self.ingest.recent.remember(article, item.source, assessed[0])
+        if not created:
             tally.known += 1
+        elif article.duplicate_of is not None:
+            tally.duplicates += 1
+        else:
+            tally.new += 1
         if item.page_error:
             tally.errors += 1
             tally.message = f"{item.entry.url}: {item.page_error}"
+
+    def match(self, session: Session, article: Article, new: repo.NewArticle, source: str,
+              tally: SourceReport) -> None:
+        """Match an original against the topics and queue its alerts."""
+        matches = self.ingest.topics.match(Document(
+            new.title, new.text, new.canonical_url, source,
+            self.ingest.source_tags.get(source, ()), new.language))
+        repo.add_matches(session, article, {m.topic: m.as_json() for m in matches})
+        tally.matches += len(matches)
+        tally.alerts += queue_alerts(session, article, [m.topic for m in matches],
+                                     self.ingest.policies, utcnow(), self.ingest.backfill)
 
     def page_failed(self, item: PageFailed, tally: SourceReport) -> None:
         tally.errors += 1

@@ -18,6 +18,7 @@ class SourceReport:
     items: int = 0
     new: int = 0
     known: int = 0
+    duplicates: int = 0  # near-copies stored under their original
     matches: int = 0
     alerts: int = 0
     errors: int = 0
@@ -47,5 +48,5 @@ class CrawlReport:
     def totals(self) -> dict[str, int]:
         rows = self.sources.values()
         return {key: sum(getattr(r, key) for r in rows)
-                for key in ("requests", "items", "new", "known", "matches", "alerts",
-                                "errors")}
+                for key in ("requests", "items", "new", "known", "duplicates", "matches",
+                                "alerts", "errors")}

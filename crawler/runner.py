@@ -33,6 +33,7 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
 
     from alerts.topics import TopicSet
     from crawler.alerting import alert_policies
+    from crawler.memory import RecentArticles
     from crawler.pipeline import Ingest
     from crawler.settings import scrapy_settings
     from spiders.source import SourceSpider
@@ -52,7 +53,8 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
     crawler.ingest = Ingest(db, report, {s.name: s.language for s in sources},
                             {s.name: s.tags for s in config.sources},
                             TopicSet.compile(config.topics, config.aliases),
-                            alert_policies(config), config.crawl.backfill)
+                            alert_policies(config), config.crawl.backfill,
+                            RecentArticles(config.dedupe))
     process.crawl(crawler, sources=source_specs(sources, db), seen=seen)
     process.start()
     return report

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from crawler.report import CrawlReport, SourceReport
 from storage.models import Alert, Article, Source
-from storage.repository import sightings_count
+from storage.repository import StoryRow, sightings_count
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
                 "failing": "red", "pending": "dim", "never polled": "dim"}
@@ -44,6 +44,7 @@ def article_json(article: Article) -> dict[str, Any]:
         "language": article.language,
         "story_id": article.story_id,
         "duplicate_of": article.duplicate_of,
+        "copies": [copy.id for copy in article.copies],
         "sightings": sightings_count(article),
         "topics": [m.topic for m in article.matches],
         "first_seen_at": iso(article.first_seen_at),
@@ -68,11 +69,25 @@ def articles_table(articles: list[Article]) -> Table:
                      ("topics", {})):
         table.add_column(name, **kw)
     for a in articles:
-        date = a.published_at.strftime("%Y-%m-%d %H:%M") if a.published_at else ""
-        table.add_row(str(a.id), date + ("~" if a.date_is_estimated else ""), a.language or "",
-                      a.source.name, str(sightings_count(a)), Text(a.title or a.url),
-                      ", ".join(m.topic for m in a.matches))
+        table.add_row(str(a.id), _date(a), a.language or "", a.source.name,
+                      str(sightings_count(a)), _title(a), ", ".join(m.topic for m in a.matches))
     return table
+
+
+def _date(article: Article) -> str:
+    date = article.published_at.strftime("%Y-%m-%d %H:%M") if article.published_at else ""
+    return date + ("~" if article.date_is_estimated else "")
+
+
+def _title(article: Article) -> Text:
+    """The title, marked when the article is a copy or has copies folded under it."""
+    title = Text(article.title or article.url)
+    if article.duplicate_of is not None:
+        return Text(f"↳ copy of {article.duplicate_of} · ", style="dim") + title
+    if article.copies:
+        count = len(article.copies)
+        title.append(f"  (+{count} {'copy' if count == 1 else 'copies'})", style="dim")
+    return title
 
 
 def print_article(console: Console, article: Article) -> None:
@@ -85,10 +100,47 @@ def print_article(console: Console, article: Article) -> None:
         words = [span[3] for span in evidence.get("spans", [])]
         console.print(Text(f"\nmatched {topic}: ", style="bold")
                       + highlighted(evidence.get("snippet", ""), words))
+    if article.story is not None:
+        console.print(Text.assemble(("\n         story: ", "dim"), f"{article.story.headline} ",
+                                    (f"(mediawatch stories show {article.story_id})", "dim")))
+    if article.copies:
+        console.print(Text.assemble(("        copies: ", "dim"),
+                                    ", ".join(str(copy.id) for copy in article.copies)))
     console.print(Text(f"\nseen at {len(data['seen_at'])} place(s):", style="bold"))
     for sighting in data["seen_at"]:
         console.print(Text(f"  {sighting['seen_at']}  {sighting['source']}  {sighting['url']}"))
     console.print(Text("\n" + (article.text or article.summary or "(no text)")))
+
+
+# ---------------------------------------------------------------- stories
+
+def story_json(row: StoryRow) -> dict[str, Any]:
+    return {"id": row.story.id, "headline": row.story.headline,
+            "first_seen_at": iso(row.story.first_seen_at),
+            "last_seen_at": iso(row.story.last_seen_at),
+            "article_count": row.articles, "copy_count": row.copies,
+            "source_count": row.sources}
+
+
+def stories_table(rows: list[StoryRow]) -> Table:
+    table = Table(title=f"{len(rows)} stories", title_justify="left")
+    for name in ("id", "last seen", "first seen", "articles", "copies", "sources", "headline"):
+        table.add_column(name, justify="right" if name in ("id", "articles", "copies",
+                                                           "sources") else "left")
+    for row in rows:
+        table.add_row(str(row.story.id), ago(row.story.last_seen_at),
+                      ago(row.story.first_seen_at), str(row.articles), str(row.copies),
+                      str(row.sources), Text(row.story.headline))
+    return table
+
+
+def print_story(console: Console, row: StoryRow, articles: list[Article]) -> None:
+    console.print(Text(row.story.headline, style="bold"))
+    data = story_json(row)
+    for key in ("id", "first_seen_at", "last_seen_at", "article_count", "copy_count",
+                "source_count"):
+        console.print(Text.assemble((f"{key:>14}: ", "dim"), str(data[key])))
+    console.print(articles_table(articles))
 
 
 # ---------------------------------------------------------------- sources
@@ -127,7 +179,7 @@ def sources_table(sources: list[Source]) -> Table:
 
 def crawl_summary(report: CrawlReport) -> Table:
     table = Table(title="crawl summary", title_justify="left")
-    counts = ("requests", "items", "new", "known", "matches", "alerts", "errors")
+    counts = ("requests", "items", "new", "known", "duplicates", "matches", "alerts", "errors")
     for name in ("source", "status", "http", *counts, "note"):
         table.add_column(name, justify="right" if name in counts or name == "http" else "left")
     for r in report.sources.values():
@@ -147,9 +199,8 @@ def report_json(report: CrawlReport) -> dict[str, Any]:
 def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
-            "matches": r.matches, "alerts": r.alerts, "errors": r.errors,
-            "error_class": r.error_class,
-            "message": r.message}
+            "duplicates": r.duplicates, "matches": r.matches, "alerts": r.alerts,
+            "errors": r.errors, "error_class": r.error_class, "message": r.message}
 
 
 class CrawlProgress:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -96,11 +97,13 @@ class Article(Base):
     date_is_estimated: Mapped[bool] = mapped_column(default=False)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # MinHash state, for dedupe
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
 
     source: Mapped[Source] = relationship()
     story: Mapped[Story | None] = relationship()
+    copies: Mapped[list[Article]] = relationship(order_by="Article.id")  # near-duplicates
     sightings: Mapped[list[Sighting]] = relationship(
         back_populates="article", order_by="Sighting.id", cascade="all, delete-orphan")
     matches: Mapped[list[TopicMatch]] = relationship(
@@ -124,6 +127,7 @@ class Sighting(Base):
 
 
 Index("ix_sightings_url", Sighting.url)
+Index("ix_articles_first_seen_at", Article.first_seen_at)
 
 
 class TopicMatch(Base):

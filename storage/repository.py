@@ -2,7 +2,7 @@
 state, articles stored once per canonical URL with their sightings, crawl runs."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,33 +117,55 @@ def is_known_url(session: Session, canonical: str) -> bool:
 
 
 def find_article(session: Session, canonical: str, text_hash: str | None = None) -> Article | None:
-    """The stored article at a URL (its canonical URL or a sighting), or with an identical text."""
+    """The stored original at a URL (its canonical URL or a sighting), or with an identical
+    text; a near-duplicate found this way resolves to its original."""
     found = session.scalar(select(Article).where(Article.canonical_url == canonical)) \
         or session.scalar(select(Article).join(Sighting).where(Sighting.url == canonical).limit(1))
-    if found is not None or text_hash is None:
-        return found
-    return session.scalar(select(Article).where(Article.text_hash == text_hash)
-                          .order_by(Article.id).limit(1))
+    if found is None and text_hash is not None:
+        found = session.scalar(select(Article).where(Article.text_hash == text_hash)
+                               .order_by(Article.id).limit(1))
+    if found is not None and found.duplicate_of is not None:
+        return session.get(Article, found.duplicate_of)
+    return found
 
 
-def add_article(session: Session, item: NewArticle, source_name: str) -> tuple[Article, bool]:
-    """Store an article, or record a sighting when it is already stored. → (article, is_new)"""
+@dataclass(frozen=True)
+class Placement:
+    """Where dedupe puts a new article: a near-copy of an original, or into a story (None:
+    a story of its own); `sketch` is its MinHash state, kept for later comparisons."""
+
+    sketch: bytes | None = None
+    duplicate_of: int | None = None
+    story_id: int | None = None
+
+
+def add_article(session: Session, item: NewArticle, source_name: str,
+                place: Callable[[], Placement] = Placement) -> tuple[Article, bool]:
+    """Store an article, or record a sighting when it is already stored (same canonical URL
+    or text). A new article goes where `place()` says; a near-copy is stored as a duplicate
+    and its URL recorded as a sighting of the original. → (article, is_new)"""
     source = source_by_name(session, source_name)
     existing = find_article(session, item.canonical_url,
                             item.text_hash if item.text.strip() else None)
     if existing is not None:
         add_sighting(session, existing, source, item.seen_url)
         return existing, False
-    now = utcnow()
-    story = Story(headline=item.title or item.canonical_url, first_seen_at=now, last_seen_at=now)
+    placement, now = place(), utcnow()
+    original = session.get(Article, placement.duplicate_of) if placement.duplicate_of else None
+    story_id = original.story_id if original is not None else placement.story_id
+    story = session.get(Story, story_id) if story_id else None
+    if story is None:
+        story = Story(headline=item.title or item.canonical_url, first_seen_at=now)
+    story.last_seen_at = now
     article = Article(url=item.url, canonical_url=item.canonical_url, source=source,
                       title=item.title, text=item.text, summary=item.summary,
                       language=item.language, published_at=item.published_at,
                       date_is_estimated=item.date_is_estimated, first_seen_at=now,
-                      text_hash=item.text_hash, story=story)
+                      text_hash=item.text_hash, sketch=placement.sketch, story=story,
+                      duplicate_of=placement.duplicate_of)
     session.add(article)
     session.flush()
-    add_sighting(session, article, source, item.seen_url)
+    add_sighting(session, original or article, source, item.seen_url)
     return article, True
 
 
@@ -174,13 +196,58 @@ def sighting_of_url(session: Session, canonical: str, source_name: str) -> bool:
     return add_sighting(session, article, source_by_name(session, source_name), canonical)
 
 
+# ---------------------------------------------------------------- dedupe memory
+
+@dataclass(frozen=True)
+class StoredSketch:
+    id: int
+    duplicate_of: int | None
+    sketch: bytes
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    id: int
+    story_id: int
+    source: str
+    title: str
+    text: str
+    first_seen_at: datetime
+
+
+def sketches_after(session: Session, after_id: int, since: datetime) -> list[StoredSketch]:
+    """Sketches of articles stored after `after_id` and first seen since `since`, by id."""
+    rows = session.execute(
+        select(Article.id, Article.duplicate_of, Article.sketch, Article.first_seen_at)
+        .where(Article.id > after_id, Article.first_seen_at >= since,
+               Article.sketch.is_not(None)).order_by(Article.id))
+    return [StoredSketch(*row) for row in rows]
+
+
+def originals_after(session: Session, after_id: int, since: datetime) -> list[StoredReport]:
+    """Originals stored after `after_id` and first seen since `since`, by id."""
+    rows = session.execute(
+        select(Article.id, Article.story_id, Source.name, Article.title, Article.text,
+               Article.first_seen_at).join(Source)
+        .where(Article.id > after_id, Article.first_seen_at >= since,
+               Article.duplicate_of.is_(None), Article.story_id.is_not(None))
+        .order_by(Article.id))
+    return [StoredReport(*row) for row in rows]
+
+
+def article_text(session: Session, article_id: int) -> str:
+    return session.scalar(select(Article.text).where(Article.id == article_id)) or ""
+
+
 # ---------------------------------------------------------------- queries for the CLI
 
 def list_articles(session: Session, since: datetime | None = None, topic: str | None = None,
                   include_duplicates: bool = False, limit: int | None = None) -> Sequence[Article]:
     query = (select(Article).options(selectinload(Article.sightings),
                                      selectinload(Article.matches),
-                                     selectinload(Article.source))
+                                     selectinload(Article.source),
+                                     selectinload(Article.copies))
              .order_by(Article.first_seen_at.desc(), Article.id.desc()))
     if not include_duplicates:
         query = query.where(Article.duplicate_of.is_(None))
@@ -193,10 +260,55 @@ def list_articles(session: Session, since: datetime | None = None, topic: str | 
     return session.scalars(query).all()
 
 
+@dataclass(frozen=True)
+class StoryRow:
+    story: Story
+    articles: int  # originals: reports written on their own
+    copies: int  # near-copies folded under them
+    sources: int  # outlets it was seen at, copies and exact reprints included
+
+
+def list_stories(session: Session, since: datetime | None = None,
+                 limit: int | None = None) -> list[StoryRow]:
+    """Stories with their counts, most recently active first."""
+    counts = (select(Article.story_id,
+                     func.count(func.distinct(Article.id)).filter(Article.duplicate_of.is_(None)),
+                     func.count(func.distinct(Article.id))
+                     .filter(Article.duplicate_of.is_not(None)),
+                     func.count(func.distinct(Sighting.source_id)))
+              .select_from(Article).outerjoin(Sighting).group_by(Article.story_id)
+              .subquery())
+    query = (select(Story, counts.c[1], counts.c[2], counts.c[3])
+             .join(counts, counts.c.story_id == Story.id)
+             .order_by(Story.last_seen_at.desc(), Story.id.desc()))
+    if since is not None:
+        query = query.where(Story.last_seen_at >= since)
+    if limit:
+        query = query.limit(limit)
+    return [StoryRow(*row) for row in session.execute(query)]
+
+
+def get_story(session: Session, story_id: int) -> tuple[StoryRow, Sequence[Article]] | None:
+    """A story with its counts and its articles, originals and copies, oldest first."""
+    story = session.get(Story, story_id)
+    if story is None:
+        return None
+    articles = session.scalars(
+        select(Article).where(Article.story_id == story_id)
+        .options(selectinload(Article.sightings).selectinload(Sighting.source),
+                 selectinload(Article.matches), selectinload(Article.source))
+        .order_by(Article.first_seen_at, Article.id)).all()
+    sources = {s.source_id for a in articles for s in a.sightings}
+    originals = sum(a.duplicate_of is None for a in articles)
+    return StoryRow(story, originals, len(articles) - originals, len(sources)), articles
+
+
 def get_article(session: Session, article_id: int) -> Article | None:
     return session.get(Article, article_id, options=[selectinload(Article.sightings)
                                                      .selectinload(Sighting.source),
-                                                     selectinload(Article.matches)])
+                                                     selectinload(Article.matches),
+                                                     selectinload(Article.copies),
+                                                     selectinload(Article.story)])
 
 
 def originals_since(session: Session, since: datetime | None) -> Iterator[Article]:

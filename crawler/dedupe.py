@@ -1,0 +1,136 @@
+"""Near-duplicate detection (pure): MinHash sketches of an article's comparison text and an
+LSH index of recent sketches that names the original a copy was made from."""
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rensa import RMinHash, RMinHashLSH
+
+from crawler.normalize import fold
+
+NUM_PERM = 128
+BANDS = 32  # 4 rows per band: a pair at similarity 0.6 is a candidate 99% of the time
+SEED = 1128
+THRESHOLD = 0.4  # fixtures: copies ≥ 0.64, unrelated articles sharing boilerplate ≤ 0.19
+RETENTION = timedelta(days=30)
+MIN_SHINGLES = 20  # shorter texts (teasers, empty bodies) are compared exactly only
+
+# a content farm's pinyin gloss after Chinese characters: 学术(xué shù)
+_PINYIN_GLOSS = re.compile(r"(?<=[\u3400-\u9fff])\s*\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü ]+\)")
+_NON_WORD = re.compile(r"[\W_]+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+# lines shorter than this are dropped before shingling: bylines, "Read more:", share
+# prompts, disclaimers and the other junk copies add or drop around the body
+MIN_LINE_WORDS = 12
+MIN_LINE_CJK_CHARS = 30
+CJK_SHINGLE, WORD_SHINGLE = 5, 3
+
+
+def shingles(text: str) -> list[str]:
+    """Character 5-grams of CJK text, word 3-grams of other text, taken from the folded
+    body without glosses and short junk lines."""
+    folded = fold(text)
+    if folded.isascii():
+        return _word_shingles(folded)
+    folded = _PINYIN_GLOSS.sub("", folded)
+    if len(_CJK.findall(folded)) * 3 < len(folded):
+        return _word_shingles(folded)
+    lines = [_NON_WORD.sub("", line) for line in folded.splitlines()]
+    body = "".join(line for line in lines if len(line) >= MIN_LINE_CJK_CHARS) or "".join(lines)
+    return [body[i:i + CJK_SHINGLE] for i in range(len(body) - CJK_SHINGLE + 1)]
+
+
+def _word_shingles(folded: str) -> list[str]:
+    lines = [_NON_WORD.sub(" ", line).split() for line in folded.splitlines()]
+    words = [w for line in lines if len(line) >= MIN_LINE_WORDS for w in line] \
+        or [w for line in lines for w in line]
+    return [" ".join(words[i:i + WORD_SHINGLE]) for i in range(len(words) - WORD_SHINGLE + 1)]
+
+
+def sketch(text: str) -> RMinHash | None:
+    """The MinHash of a text, or None when it is too short to compare by resemblance."""
+    grams = shingles(text)
+    if len(grams) < MIN_SHINGLES:
+        return None
+    minhash = RMinHash(NUM_PERM, SEED)
+    minhash.update(grams)
+    return minhash
+
+
+def dump_sketch(minhash: RMinHash) -> bytes:
+    return minhash.__getstate__()
+
+
+def load_sketch(state: bytes) -> RMinHash | None:
+    """A stored sketch; None when it was made by an incompatible version of rensa
+    (the caller re-sketches the text)."""
+    minhash = RMinHash(NUM_PERM, SEED)
+    try:
+        minhash.__setstate__(state)
+    except ValueError:
+        return None
+    return minhash
+
+
+@dataclass(frozen=True)
+class Resemblance:
+    original_id: int
+    similarity: float
+
+
+@dataclass
+class _Entry:
+    minhash: RMinHash
+    original_id: int
+    seen_at: datetime
+
+
+class NearDuplicateIndex:
+    """Sketches of the articles seen in the retention window, by article id. A copy found
+    here resolves to the original its closest match was copied from."""
+
+    def __init__(self, threshold: float = THRESHOLD, retention: timedelta = RETENTION) -> None:
+        self.threshold, self.retention = threshold, retention
+        self._lsh = RMinHashLSH(threshold, NUM_PERM, BANDS)
+        self._entries: dict[int, _Entry] = {}
+        self._arrivals: deque[tuple[datetime, int]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, article_id: int) -> bool:
+        return article_id in self._entries
+
+    def closest(self, minhash: RMinHash) -> Resemblance | None:
+        """The original of the most similar indexed article at or above the threshold."""
+        best: Resemblance | None = None
+        for key in self._lsh.query(minhash):
+            entry = self._entries[key]
+            similarity = minhash.jaccard(entry.minhash)
+            if similarity >= self.threshold and (best is None or similarity > best.similarity
+                                                 or (similarity == best.similarity
+                                                     and entry.original_id < best.original_id)):
+                best = Resemblance(entry.original_id, similarity)
+        return best
+
+    def add(self, article_id: int, minhash: RMinHash, original_id: int | None,
+            seen_at: datetime) -> None:
+        """Index an article (a copy too: a copy of a copy still finds the original)."""
+        if article_id in self._entries:
+            return
+        self._lsh.insert(article_id, minhash)
+        self._entries[article_id] = _Entry(minhash, original_id or article_id, seen_at)
+        self._arrivals.append((seen_at, article_id))
+
+    def expire(self, now: datetime) -> int:
+        """Forget articles seen before the retention window. → how many were dropped"""
+        dropped = 0
+        while self._arrivals and self._arrivals[0][0] < now - self.retention:
+            _, article_id = self._arrivals.popleft()
+            if self._entries.pop(article_id, None) is not None:
+                self._lsh.remove(article_id)
+                dropped += 1
+        return dropped

@@ -1,0 +1,71 @@
+"""What the crawler remembers of recent articles to place a new one: sketches for finding
+near-copies and reported facts for threading stories, kept in step with the database — so
+a restart, or another crawler process on the same database, loses nothing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rensa import RMinHash
+from sqlalchemy.orm import Session
+
+from crawler.config import DedupeSettings
+from crawler.dedupe import NearDuplicateIndex, dump_sketch, load_sketch, sketch
+from crawler.stories import StoryIndex, facts
+from storage import repository as repo
+from storage.models import Article
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A new article's place, and what to remember of it once it is stored."""
+
+    placement: repo.Placement
+    minhash: RMinHash | None
+    facts: frozenset[str]
+
+
+class RecentArticles:
+    def __init__(self, settings: DedupeSettings) -> None:
+        self.copies = NearDuplicateIndex(settings.threshold, settings.retention)
+        self.stories = StoryIndex(settings.story_window)
+        self._sketches_seen = self._reports_seen = 0  # highest article id loaded
+
+    def sync(self, session: Session, now: datetime) -> None:
+        """Load what was stored since the last sync (all of the window, the first time)."""
+        for row in repo.sketches_after(session, self._sketches_seen, now - self.copies.retention):
+            self._sketches_seen = row.id
+            if row.id not in self.copies:
+                minhash = load_sketch(row.sketch) or sketch(repo.article_text(session, row.id))
+                if minhash is not None:
+                    self.copies.add(row.id, minhash, row.duplicate_of, row.first_seen_at)
+        for report in repo.originals_after(session, self._reports_seen, now - self.stories.window):
+            self._reports_seen = report.id
+            if report.id not in self.stories:
+                self.stories.add(report.id, report.story_id, report.source,
+                                 facts(report.title, report.text), report.first_seen_at)
+        self.copies.expire(now)
+        self.stories.expire(now)
+
+    def assess(self, session: Session, title: str, text: str, source: str,
+               now: datetime) -> Assessment:
+        """A near-copy goes under its original; anything else into the story of another
+        outlet's report of the same facts, or a story of its own."""
+        self.sync(session, now)
+        minhash, found = sketch(text), facts(title, text)
+        state = dump_sketch(minhash) if minhash is not None else None
+        copied = self.copies.closest(minhash) if minhash is not None else None
+        if copied is not None:
+            return Assessment(repo.Placement(state, duplicate_of=copied.original_id), minhash,
+                              found)
+        return Assessment(repo.Placement(state, story_id=self.stories.story_for(source, found)),
+                          minhash, found)
+
+    def remember(self, article: Article, source: str, assessment: Assessment) -> None:
+        """Index a stored article (after its transaction committed)."""
+        if assessment.minhash is not None:
+            self.copies.add(article.id, assessment.minhash, article.duplicate_of,
+                            article.first_seen_at)
+        if article.duplicate_of is None and article.story_id is not None:
+            self.stories.add(article.id, article.story_id, source, assessment.facts,
+                             article.first_seen_at)
