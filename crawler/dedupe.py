@@ -3,7 +3,7 @@ LSH index of recent sketches that names the original a copy was made from."""
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,12 +21,17 @@ MIN_SHINGLES = 20  # shorter texts (teasers, empty bodies) are compared exactly 
 # a content farm's pinyin gloss after Chinese characters: 学术(xué shù)
 _PINYIN_GLOSS = re.compile(r"(?<=[\u3400-\u9fff])\s*\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü ]+\)")
 _NON_WORD = re.compile(r"[\W_]+")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_WORD = re.compile(r"[^\W_]+")
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+")
 # lines shorter than this are dropped before shingling: bylines, "Read more:", share
 # prompts, disclaimers and the other junk copies add or drop around the body
 MIN_LINE_WORDS = 12
 MIN_LINE_CJK_CHARS = 30
-CJK_SHINGLE, WORD_SHINGLE = 5, 3
+CJK_SHINGLE = 5  # characters; Latin shingles are 3 words
+# a watched page changed materially when more words or CJK characters than this differ;
+# digits never count (dates, counters, view counts), nor case, punctuation or spacing
+MATERIAL_CHANGE = 8
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+")
 
 
 def shingles(text: str) -> list[str]:
@@ -35,8 +40,9 @@ def shingles(text: str) -> list[str]:
     folded = fold(text)
     if folded.isascii():
         return _word_shingles(folded)
-    folded = _PINYIN_GLOSS.sub("", folded)
-    if len(_CJK.findall(folded)) * 3 < len(folded):
+    if "(" in folded:
+        folded = _PINYIN_GLOSS.sub("", folded)
+    if sum(map(len, _CJK_RUN.findall(folded))) * 3 < len(folded):
         return _word_shingles(folded)
     lines = [_NON_WORD.sub("", line) for line in folded.splitlines()]
     body = "".join(line for line in lines if len(line) >= MIN_LINE_CJK_CHARS) or "".join(lines)
@@ -44,10 +50,16 @@ def shingles(text: str) -> list[str]:
 
 
 def _word_shingles(folded: str) -> list[str]:
-    lines = [_NON_WORD.sub(" ", line).split() for line in folded.splitlines()]
+    lines = [_WORD.findall(line) for line in folded.splitlines()]
     words = [w for line in lines if len(line) >= MIN_LINE_WORDS for w in line] \
         or [w for line in lines for w in line]
-    return [" ".join(words[i:i + WORD_SHINGLE]) for i in range(len(words) - WORD_SHINGLE + 1)]
+    return [f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)]
+
+
+def material_change(old: str, new: str) -> bool:
+    """Whether a watched page's new text says something the old one did not."""
+    before, after = Counter(_TOKEN.findall(fold(old))), Counter(_TOKEN.findall(fold(new)))
+    return (before - after).total() + (after - before).total() > MATERIAL_CHANGE
 
 
 def sketch(text: str) -> RMinHash | None:
@@ -122,7 +134,8 @@ class NearDuplicateIndex:
         if article_id in self._entries:
             return
         self._lsh.insert(article_id, minhash)
-        self._entries[article_id] = _Entry(minhash, original_id or article_id, seen_at)
+        self._entries[article_id] = _Entry(
+            minhash, article_id if original_id is None else original_id, seen_at)
         self._arrivals.append((seen_at, article_id))
 
     def expire(self, now: datetime) -> int:
