@@ -24,5 +24,8 @@ USER mediawatch
 # the default database, sqlite:///mediawatch.db, lands in the volume
 WORKDIR /data
 VOLUME ["/data"]
+EXPOSE 8787
+HEALTHCHECK --interval=1m --timeout=5s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8787/healthz')"
 ENTRYPOINT ["mediawatch"]
-CMD ["run"]
+CMD ["run", "--listen", "0.0.0.0:8787"]

@@ -252,6 +252,23 @@ def sources_list(ctx: Context, as_json: bool) -> None:
         ctx.console.print(views.sources_table(rows))
 
 
+@sources.command("check")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sources_check(ctx: Context, name: str, as_json: bool) -> None:
+    """Fetch one source now and show what it would yield, storing nothing."""
+    from crawler.runner import check_source
+
+    result = views.check_json(name, check_source(ctx.config, ctx.db, name, ctx.verbose))
+    if as_json:
+        emit_json(result)
+    else:
+        views.print_check(ctx.console, result)
+    if result["status"] == "failed":
+        raise Failure(f"{name}: {result['message']}")
+
+
 # ---------------------------------------------------------------- topics
 
 @cli.group()
@@ -473,6 +490,41 @@ def db_upgrade(ctx: Context) -> None:
     url = ctx.db_url or ctx.config.database
     database.open_database(url, migrate=True)
     ctx.console.print(f"database {database.mask_url(url)} is up to date")
+
+
+# ---------------------------------------------------------------- daemon
+
+@cli.command()
+@click.option("--listen", metavar="HOST:PORT",
+              help="Serve /healthz, /metrics and /topics/NAME.atom|json (e.g. 127.0.0.1:8787).")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@pass_ctx
+def run(ctx: Context, listen: str | None, log_json: bool) -> None:
+    """The daemon: scheduled polls, alert dispatch, digests and source health, until
+    SIGTERM or SIGINT (SIGHUP reloads the config)."""
+    from crawler.daemon import DaemonError, run_daemon
+
+    ctx.config  # noqa: B018 — a config error stops here, before anything starts
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.DEBUG if ctx.verbose else logging.INFO)
+        if log_json:
+            handler.setFormatter(JsonLines())
+    logging.getLogger().setLevel(logging.DEBUG if ctx.verbose else logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run
+    try:
+        run_daemon(ctx.config_path, ctx.db_url, listen)
+    except DaemonError as exc:
+        raise Failure(str(exc)) from None
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+                "level": record.levelname.lower(), "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- demo

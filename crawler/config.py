@@ -63,6 +63,11 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def is_duration(schedule: str) -> bool:
+    """Whether a schedule is a duration (`10m`) rather than a cron expression."""
+    return bool(_DURATION.match(schedule))
+
+
 def _schedule(value: Any) -> str:
     text = str(value).strip()
     if _DURATION.match(text):
@@ -104,6 +109,16 @@ def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _css(value: Any) -> str:
+    from cssselect import GenericTranslator, SelectorError
+
+    try:
+        GenericTranslator().css_to_xpath(str(value))
+    except SelectorError as exc:
+        raise ValueError(f"invalid CSS selector {value!r}: {exc}") from None
+    return str(value)
+
+
 Duration = Annotated[timedelta, BeforeValidator(lambda v: v if isinstance(v, timedelta)
                                                 else parse_duration(v))]
 Schedule = Annotated[str, BeforeValidator(_schedule)]
@@ -111,6 +126,7 @@ Cron = Annotated[str, BeforeValidator(_cron)]
 WebUrl = Annotated[str, BeforeValidator(_web_url)]
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 Names = Annotated[tuple[str, ...], AfterValidator(_unique)]
+Css = Annotated[str, BeforeValidator(_css)]
 
 
 # ---------------------------------------------------------------- the contract
@@ -128,6 +144,7 @@ class CrawlSettings(Model):
     per_domain: PositiveInt = 2
     backfill: Duration = timedelta(days=2)
     allow_private: bool = False
+    poll_deadline: Duration = timedelta(minutes=5)  # run: a poll still going is given up
 
 
 class DedupeSettings(Model):
@@ -143,8 +160,11 @@ class Source(Model):
     every: Schedule = "15m"
     language: str | None = None
     follow: bool = True
-    links: str | None = None
+    links: Css | None = None
+    next_page: Css | None = None
+    max_pages: PositiveInt = 5
     tags: Names = ()
+    expect_every: Duration | None = None  # silent longer than this: tell the operator
 
 
 def _clock(value: Any) -> time:
@@ -239,6 +259,7 @@ class Config(Model):
         Field(default_factory=dict)
     topics: tuple[Topic, ...] = ()
     channels: Mapping[str, Channel] = Field(default_factory=dict)
+    operator_channels: Names = ()  # where source-health alerts go
     digest: Digest = Digest()
 
     def select_sources(self, names: typing.Sequence[str]) -> list[Source]:
@@ -341,6 +362,10 @@ def _cross_check(config: Config) -> Iterator[tuple[str, str]]:
             if ref not in config.channels:
                 yield (f"topics[{i}].channels", f"no channel named {ref!r}"
                                                 f"{_suggest(ref, config.channels)}")
+    for ref in config.operator_channels:
+        if ref not in config.channels:
+            yield ("operator_channels", f"no channel named {ref!r}"
+                                        f"{_suggest(ref, config.channels)}")
 
 
 # ---------------------------------------------------------------- error messages

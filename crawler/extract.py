@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 
 import charset_normalizer
@@ -17,6 +17,8 @@ from w3lib.encoding import (
     read_bom,
     resolve_encoding,
 )
+
+from crawler.dates import parse_date, zone_for_language
 
 _DATE_PARAMS = {"extensive_search": True, "original_date": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
@@ -75,10 +77,11 @@ def extract_article(html: str, url: str) -> Extracted:
         date_extraction_params=_DATE_PARAMS)
     text = (doc.text or "") if doc else ""
     title = (doc.title or "") if doc else ""
+    language = language_of(text or title, declared=lang)
     return Extracted(title=title.strip(), text=text.strip(),
-                     published_at=parse_iso_date(doc.date if doc else None),
-                     language=language_of(text or title, declared=lang),
-                     canonical=canonical)
+                     published_at=parse_date(doc.date if doc else None,
+                                             zone_for_language(language)),
+                     language=language, canonical=canonical)
 
 
 def _parse(html: str) -> lxml.html.HtmlElement | None:
@@ -94,17 +97,6 @@ def _first(tree: lxml.html.HtmlElement | None, *xpaths: str) -> str | None:
         if values and str(values[0]).strip():
             return str(values[0]).strip()
     return None
-
-
-def parse_iso_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)) \
-        .astimezone(timezone.utc)
 
 
 def language_of(text: str, declared: str | None = None) -> str | None:

@@ -1,37 +1,79 @@
-"""The guard on every outbound fetch: only http(s), and no loopback, private, link-local,
-CGNAT or otherwise non-global destination unless `crawl.allow_private` is true.
+"""The guard on every outbound fetch (feeds, pages, robots.txt, links, each redirect hop):
+only http(s), no credentials in URLs, and no loopback, private, link-local, CGNAT or
+otherwise non-global destination unless `crawl.allow_private` is true.
 
-Two seams of Scrapy, because a URL names its destination in two ways: an IP literal is
+Three seams of Scrapy, because a URL names its destination in three ways: an IP literal is
 refused by `PrivateAddressMiddleware` before any connection; a host name is resolved by
 `PublicOnlyResolver`, which hands the connection only the public addresses, so the address
-checked is the address connected to (no window for DNS rebinding). Both see every
-redirect hop, since each hop is a new request through the same downloader.
+checked is the address connected to (no window for DNS rebinding); a host name fetched
+through a proxy (`http_proxy`, `https_proxy`) is resolved by the proxy, so
+`ProxiedHostMiddleware` resolves it too and refuses it unless every address is public. The
+proxy itself, chosen by whoever runs the crawler, may be on a private address (its host name
+is the one the resolver lets through). All three see every redirect hop, since each hop is a
+new request through the same downloader; `crawler.settings` also removes the download
+handlers of every other scheme.
+
+The rest of the contract is Scrapy's own behaviour under `crawler.settings`, each point
+proved against the fixture web by tests/test_fetchguard.py: DOWNLOAD_TIMEOUT is a deadline
+for the whole response (a server dripping bytes is cut off), DOWNLOAD_MAXSIZE bounds the
+body after decompression (gzip, deflate, br and zstd bombs), REDIRECT_MAX_TIMES caps
+redirects, cookies are off and nothing sets Authorization. feedparser resolves no external
+or nested entity; `safe_xml_parser` is the lxml parser for any other XML from the web.
 """
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
+from urllib.request import getproxies
 
+from lxml import etree
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response
 from scrapy.resolver import CachingHostnameResolver
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.interfaces import IResolutionReceiver
+from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
 ALLOWED_SCHEMES = ("http", "https")
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+# lxml options for XML from the web: no entity expanded, no DTD or anything else loaded
+XML_SAFETY: dict[str, bool] = {"resolve_entities": False, "no_network": True,
+                               "huge_tree": False, "load_dtd": False}
+
+
+def safe_xml_parser(**options: Any) -> etree.XMLParser:
+    """An lxml parser for untrusted XML (`etree.fromstring(body, safe_xml_parser())`);
+    `etree.iterparse(source, **XML_SAFETY)` is the streaming equivalent."""
+    return etree.XMLParser(**XML_SAFETY, **options)
 
 
 class RefusedDestination(IgnoreRequest):
     """A URL the crawler will not fetch."""
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits: NAT64 (what DNS64 answers
+# for a name with only an A record) and the deprecated IPv4-compatible form
+CARRY_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use only
+
+
 def is_public(address: str) -> bool:
-    """Whether an IP address is globally routable (IPv4-mapped IPv6 judged as IPv4)."""
+    """Whether an IP address is globally routable; an IPv6 address carrying an IPv4 one
+    (IPv4-mapped, NAT64, 6to4, IPv4-compatible) is judged by that IPv4 address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in LOCAL_NAT64:
+            return False
+        if any(ip in network for network in CARRY_IPV4):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        else:
+            ip = ip.ipv4_mapped or ip.sixtofour or ip
     return ip.is_global and not ip.is_multicast
 
 
@@ -42,8 +84,15 @@ def literal_address(host: str) -> str | None:
         return None
 
 
+def refused(request: Request, reason: str) -> RefusedDestination:
+    """The refusal of a request, naming its destination; a redirect hop says it is one."""
+    hop = "a redirect to " if request.meta.get("redirect_urls") else ""
+    return RefusedDestination(f"refused {hop}{reason}")
+
+
 class PrivateAddressMiddleware:
-    """Refuses other schemes always, and non-public IP literals unless allowed."""
+    """Refuses other schemes and credentials in URLs always, and non-public IP literals
+    unless allowed; a redirect to another scheme is refused by name."""
 
     def __init__(self, allow_private: bool) -> None:
         self.allow_private = allow_private
@@ -55,11 +104,56 @@ class PrivateAddressMiddleware:
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         parts = urlsplit(request.url)
         if parts.scheme not in ALLOWED_SCHEMES:
-            raise RefusedDestination(f"refused {parts.scheme}: URL (only http and https)")
+            raise refused(request, f"{parts.scheme}: URL (only http and https)")
+        if "@" in parts.netloc:  # the credentials themselves are never repeated
+            raise refused(request, "a URL with credentials in it (user:password@)")
         address = literal_address(parts.hostname or "")
         if address and not self.allow_private and not is_public(address):
-            raise RefusedDestination(f"refused {address}: not a public address "
-                                     "(set crawl.allow_private to fetch it)")
+            raise refused(request, f"{parts.hostname}: not a public address "
+                                   "(set crawl.allow_private to fetch it)")
+
+    def process_response(self, request: Request, response: Response,
+                         spider: Spider | None = None) -> Response:
+        """Scrapy does not follow a redirect to another scheme but hands it on as an
+        HTTP 3xx failure; this names it."""
+        location = response.headers.get(b"Location")
+        if (response.status in REDIRECT_STATUSES and location
+                and not request.meta.get("dont_redirect")
+                and response.status not in request.meta.get("handle_httpstatus_list", ())):
+            scheme = urlsplit(urljoin(request.url, location.decode("latin-1"))).scheme
+            if scheme not in ALLOWED_SCHEMES:
+                raise RefusedDestination(f"refused a redirect to a {scheme}: URL "
+                                         "(only http and https)")
+        return response
+
+
+class ProxiedHostMiddleware:
+    """Resolves the host name of a request sent through a proxy and refuses it unless every
+    address is public. The proxy resolves the name again: a DNS answer that changes between
+    the two look-ups is for the proxy's own rules to stop."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ProxiedHostMiddleware:
+        if crawler.settings.getbool("MEDIAWATCH_ALLOW_PRIVATE"):
+            raise NotConfigured
+        return cls()
+
+    async def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        parts = urlsplit(request.url)
+        host = parts.hostname or ""
+        if not request.meta.get("proxy") or literal_address(host):
+            return  # not proxied (PublicOnlyResolver), or an IP (PrivateAddressMiddleware)
+        try:
+            found = await maybe_deferred_to_future(deferToThread(
+                socket.getaddrinfo, host, None, type=socket.SOCK_STREAM))
+        except OSError:
+            found = []
+        addresses = sorted({str(info[4][0]) for info in found}, key=is_public)
+        if not addresses:
+            raise refused(request, f"{host}: DNS lookup found no address for it")
+        if not is_public(addresses[0]):  # a non-public address sorts first
+            raise refused(request, f"{host}: it resolves to {addresses[0]}, not a public "
+                                   "address (set crawl.allow_private to fetch it)")
 
 
 @implementer(IResolutionReceiver)
@@ -78,17 +172,30 @@ class _PublicOnly:
         self.receiver.resolutionComplete()
 
 
+def proxy_hosts() -> frozenset[str]:
+    """Hosts of the proxies Scrapy's HttpProxyMiddleware takes from the environment."""
+    urls = [url for scheme, url in getproxies().items() if scheme != "no"]
+    hosts = {urlsplit(url if "://" in url else f"http://{url}").hostname for url in urls}
+    return frozenset(host for host in hosts if host)
+
+
 class PublicOnlyResolver(CachingHostnameResolver):
     """Resolves host names to their public addresses only; a host with none fails to
-    resolve, so no connection is ever opened to it."""
+    resolve, so no connection is ever opened to it. Configured proxies resolve as they are."""
+
+    proxies: frozenset[str] = frozenset()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, reactor: Any) -> PublicOnlyResolver:
         if crawler.settings.getbool("MEDIAWATCH_ALLOW_PRIVATE"):
             raise NotConfigured
-        return super().from_crawler(crawler, reactor)
+        resolver = super().from_crawler(crawler, reactor)
+        if crawler.settings.getbool("HTTPPROXY_ENABLED"):
+            resolver.proxies = proxy_hosts()
+        return resolver
 
     def resolveHostName(self, resolutionReceiver: Any, hostName: str, *args: Any,
                         **kwargs: Any) -> Any:
-        return super().resolveHostName(_PublicOnly(resolutionReceiver), hostName,
-                                       *args, **kwargs)
+        if hostName not in self.proxies:
+            resolutionReceiver = _PublicOnly(resolutionReceiver)
+        return super().resolveHostName(resolutionReceiver, hostName, *args, **kwargs)

@@ -48,12 +48,15 @@ class RecentArticles:
         self.stories.expire(now)
 
     def assess(self, session: Session, title: str, text: str, source: str,
-               now: datetime) -> Assessment:
-        """A near-copy goes under its original; anything else into the story of another
-        outlet's report of the same facts, or a story of its own."""
+               now: datetime, story_id: int | None = None) -> Assessment:
+        """A near-copy goes under its original; anything else into `story_id` when given
+        (a new version of a watched page), the story of another outlet's report of the
+        same facts, or a story of its own."""
         self.sync(session, now)
         minhash, found = sketch(text), facts(title, text)
         state = dump_sketch(minhash) if minhash is not None else None
+        if story_id is not None:
+            return Assessment(repo.Placement(state, story_id=story_id), minhash, found)
         copied = self.copies.closest(minhash) if minhash is not None else None
         if copied is not None:
             return Assessment(repo.Placement(state, duplicate_of=copied.original_id), minhash,

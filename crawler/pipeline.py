@@ -3,8 +3,8 @@ on what spiders yield and hands the result to storage."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +16,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.matcher import Document
 from alerts.outbox import AlertPolicy, queue_alerts
 from alerts.topics import TopicSet
+from crawler.dedupe import material_change
 from crawler.extract import decode_html, extract_article, language_of
 from crawler.memory import Assessment, RecentArticles
 from crawler.normalize import canonical_url, preferred_url, text_fingerprint
 from crawler.report import CrawlReport, SourceReport
-from spiders.items import ArticleSeen, KnownLink, PageFailed, SourceFailed, SourcePolled
+from spiders.items import (
+    ArticleSeen,
+    FeedEntry,
+    KnownLink,
+    MoreEntries,
+    PageFailed,
+    PageSnapshot,
+    PollDone,
+    SourceDeferred,
+    SourceFailed,
+    SourcePolled,
+)
 from storage import repository as repo
 from storage.models import Article, utcnow
 
@@ -81,17 +93,23 @@ class Ingest:
 class StoragePipeline:
     """Stores articles, sightings and source state; tallies the crawl report."""
 
-    def __init__(self, ingest: Ingest) -> None:
-        self.ingest = ingest
-        self.db = ingest.db
-        self.report = ingest.report
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.db = self.ingest.db
+        self.report = self.ingest.report
         self.handlers: dict[type, Callable[[Any, SourceReport], None]] = {
-            SourcePolled: self.polled, SourceFailed: self.failed,
-            ArticleSeen: self.article, KnownLink: self.known, PageFailed: self.page_failed}
+            SourcePolled: self.polled, SourceFailed: self.failed, SourceDeferred: self.deferred,
+            MoreEntries: self.more, ArticleSeen: self.article, PageSnapshot: self.snapshot,
+            KnownLink: self.known, PageFailed: self.page_failed, PollDone: self.poll_done}
+
+    @property
+    def ingest(self) -> Ingest:
+        """Read at each use: the daemon swaps it when the config is reloaded."""
+        return self.crawler.ingest  # type: ignore[attr-defined, no-any-return]
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StoragePipeline:
-        pipeline = cls(crawler.ingest)  # type: ignore[attr-defined]
+        pipeline = cls(crawler)
         crawler.signals.connect(pipeline.request_scheduled, signal=signals.request_scheduled)
         crawler.signals.connect(pipeline.request_done, signal=signals.request_left_downloader)
         return pipeline
@@ -119,44 +137,85 @@ class StoragePipeline:
         tally.status = "unchanged" if item.http_status == 304 else \
             "warning" if item.warning else "ok"
         tally.message = item.warning
+        self.skipped(tally, item.skipped, "beyond the per-poll cap or older than the backfill")
+
+    def more(self, item: MoreEntries, tally: SourceReport) -> None:
+        tally.items += item.entries
+        self.skipped(tally, item.skipped, "beyond the per-poll cap or older than the backfill")
+
+    def skipped(self, tally: SourceReport, count: int, why: str) -> None:
+        if count:
+            tally.skipped += count
+            tally.message = f"{tally.message + '; ' if tally.message else ''}{count} skipped: {why}"
 
     def failed(self, item: SourceFailed, tally: SourceReport) -> None:
         with self.db.begin() as session:
-            repo.record_failure(session, item.source, item.message)
+            repo.record_failure(session, item.source, item.message, item.retry_after)
         tally.status, tally.http_status = "failed", item.http_status
         tally.error_class, tally.message = item.error_class, item.message
+        if item.retry_after:
+            tally.message += f" (the server asked to wait until {item.retry_after:%H:%M} UTC)"
         tally.errors += 1
 
+    def deferred(self, item: SourceDeferred, tally: SourceReport) -> None:
+        tally.status = "deferred"
+        tally.message = f"not polled: the server asked to wait until {item.until:%H:%M} UTC " \
+            f"on {item.until:%Y-%m-%d} (Retry-After)"
+
     def article(self, item: ArticleSeen, tally: SourceReport) -> None:
-        """Store a new article with its topic matches in one transaction; a copy of a
-        stored article only adds a sighting, a near-copy is stored as its duplicate."""
+        """Store a new article; a copy of a stored one only adds a sighting."""
         now = utcnow()
         new = to_new_article(item, self.ingest.language_hints.get(item.source), now)
+        self.store(new, item.source, tally, now, item.also_seen)
+        if item.page_error:
+            tally.errors += 1
+            tally.message = f"{item.entry.url}: {item.page_error}"
+
+    def snapshot(self, item: PageSnapshot, tally: SourceReport) -> None:
+        """A watched page: stored the first time, then again (a new version in the same
+        story) only when its text changed materially."""
+        now = utcnow()
+        new = to_new_article(ArticleSeen(item.source, FeedEntry(item.page.url), item.page),
+                             self.ingest.language_hints.get(item.source), now)
+        with self.db() as session:
+            versions = repo.page_versions(session, new.canonical_url)
+        if not versions:
+            self.store(new, item.source, tally, now)
+        elif material_change(versions[-1].text, new.text):
+            self.store(replace(new, canonical_url=repo.version_url(new.canonical_url,
+                                                                   len(versions) + 1)),
+                       item.source, tally, now, story_id=versions[-1].story_id)
+        else:
+            tally.known += 1
+
+    def store(self, new: repo.NewArticle, source: str, tally: SourceReport, now: datetime,
+              also_seen: Iterable[tuple[str, str]] = (), story_id: int | None = None) -> None:
+        """Store an article with its topic matches and alerts in one transaction: a
+        near-copy as a duplicate of its original (never matched), a new version of a
+        watched page in that page's story, anything else where dedupe places it."""
         assessed: list[Assessment] = []
         with self.db.begin() as session:
 
             def place() -> repo.Placement:
-                assessed.append(self.ingest.recent.assess(session, new.title, new.text,
-                                                          item.source, now))
-                return assessed[0].placement
+                assessment = self.ingest.recent.assess(session, new.title, new.text, source,
+                                                       now, story_id)
+                assessed.append(assessment)
+                return assessment.placement
 
-            article, created = repo.add_article(session, new, item.source, place)
+            article, created = repo.add_article(session, new, source, place)
             if created and article.duplicate_of is None:
-                self.match(session, article, new, item.source, tally)
-            for source, url in item.also_seen:
-                repo.sighting_of_url(session, canonical_url(url), source)
-                self.report.sources[source].known += 1
+                self.match(session, article, new, source, tally)
+            for other, url in also_seen:
+                repo.sighting_of_url(session, canonical_url(url), other)
+                self.report.sources[other].known += 1
         if assessed and created:
-            self.ingest.recent.remember(article, item.source, assessed[0])
+            self.ingest.recent.remember(article, source, assessed[0])
         if not created:
             tally.known += 1
         elif article.duplicate_of is not None:
             tally.duplicates += 1
         else:
             tally.new += 1
-        if item.page_error:
-            tally.errors += 1
-            tally.message = f"{item.entry.url}: {item.page_error}"
 
     def match(self, session: Session, article: Article, new: repo.NewArticle, source: str,
               tally: SourceReport) -> None:
@@ -170,6 +229,9 @@ class StoragePipeline:
                                      self.ingest.policies, utcnow(), self.ingest.backfill)
 
     def page_failed(self, item: PageFailed, tally: SourceReport) -> None:
+        if item.skipped:
+            self.skipped(tally, 1, item.message)
+            return
         tally.errors += 1
         tally.message = f"{item.url}: {item.message} (retried next poll)"
 
@@ -190,10 +252,13 @@ class StoragePipeline:
             self.report.finished += 1
             self.report.changed()
 
-    def close_spider(self, spider: Spider | None = None) -> None:
+    def poll_done(self, item: PollDone, tally: SourceReport) -> None:
+        """One poll of a source ended: its crawl-run row (a rolling report starts the
+        source's next poll afresh)."""
         with self.db.begin() as session:
-            for tally in self.report.sources.values():
-                repo.record_run(session, tally.name, tally.started_at, tally.status,
-                                tally.http_status, repo.RunTally(
-                                    tally.requests, tally.items, tally.new, tally.known,
-                                    tally.errors), tally.error_class, tally.message)
+            repo.record_run(session, tally.name, item.started_at, tally.status,
+                            tally.http_status, repo.RunTally(
+                                tally.requests, tally.items, tally.new, tally.known,
+                                tally.errors), tally.error_class, tally.message)
+        tally.started_at = item.started_at
+        self.report.poll_done(tally)

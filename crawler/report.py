@@ -12,7 +12,7 @@ from storage.models import utcnow
 class SourceReport:
     name: str
     started_at: datetime = field(default_factory=utcnow)
-    status: str = "pending"  # ok | unchanged | warning | failed
+    status: str = "pending"  # ok | unchanged | warning | failed | deferred
     http_status: int | None = None
     requests: int = 0
     items: int = 0
@@ -22,6 +22,7 @@ class SourceReport:
     matches: int = 0
     alerts: int = 0
     errors: int = 0
+    skipped: int = 0  # links not followed: robots.txt, the per-poll cap, the backfill window
     error_class: str | None = None
     message: str | None = None
 
@@ -33,6 +34,8 @@ class CrawlReport:
     finished: int = 0
     unstored: int = 0  # items whose storage failed (a bug or a database outage)
     on_change: Callable[[CrawlReport], None] = lambda report: None
+    on_poll: Callable[[SourceReport], None] = lambda tally: None
+    rolling: bool = False  # the daemon: each poll of a source starts a fresh tally
 
     @classmethod
     def for_sources(cls, names: list[str]) -> CrawlReport:
@@ -41,6 +44,11 @@ class CrawlReport:
     def changed(self) -> None:
         self.on_change(self)
 
+    def poll_done(self, tally: SourceReport) -> None:
+        self.on_poll(tally)
+        if self.rolling:
+            self.sources[tally.name] = SourceReport(tally.name)
+
     @property
     def failed(self) -> list[SourceReport]:
         return [r for r in self.sources.values() if r.status == "failed"]
@@ -48,5 +56,5 @@ class CrawlReport:
     def totals(self) -> dict[str, int]:
         rows = self.sources.values()
         return {key: sum(getattr(r, key) for r in rows)
-                for key in ("requests", "items", "new", "known", "duplicates", "matches",
-                                "alerts", "errors")}
+                for key in ("requests", "items", "new", "known", "duplicates", "skipped",
+                                "matches", "alerts", "errors")}

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -10,6 +13,7 @@ from crawler.normalize import canonical_url
 from crawler.report import CrawlReport
 from spiders.items import SourceSpec
 from storage import repository as repo
+from storage.models import utcnow
 
 
 def sync_config(config: Config, db: sessionmaker[Session]) -> None:
@@ -18,11 +22,18 @@ def sync_config(config: Config, db: sessionmaker[Session]) -> None:
                                     for s in config.sources])
 
 
-def source_specs(sources: Sequence[Source], db: sessionmaker[Session]) -> list[SourceSpec]:
+def source_specs(sources: Sequence[Source], db: sessionmaker[Session],
+                 backfill: timedelta) -> list[SourceSpec]:
+    """What the spider needs of each source; on a source's first poll, entries dated
+    before the backfill window are not followed."""
     with db() as session:
         state = {s.name: s for s in repo.list_sources(session)}
-    return [SourceSpec(s.name, s.kind, s.url, s.follow, s.language,
-                       state[s.name].etag, state[s.name].last_modified) for s in sources]
+    first_poll_since = utcnow() - backfill
+    return [SourceSpec(s.name, s.kind, s.url, s.follow, s.language, state[s.name].etag,
+                       state[s.name].last_modified, s.links, s.next_page, s.max_pages,
+                       since=first_poll_since if state[s.name].last_success_at is None else None,
+                       not_before=state[s.name].not_before)
+            for s in sources]
 
 
 def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = (),
@@ -44,10 +55,6 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
     if on_change:
         report.on_change = on_change
 
-    def seen(url: str) -> bool:
-        with db() as session:
-            return repo.is_known_url(session, canonical_url(url))
-
     process = CrawlerProcess(scrapy_settings(config.crawl, verbose))
     crawler = process.create_crawler(SourceSpider)
     crawler.ingest = Ingest(db, report, {s.name: s.language for s in sources},
@@ -55,6 +62,54 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
                             TopicSet.compile(config.topics, config.aliases),
                             alert_policies(config), config.crawl.backfill,
                             RecentArticles(config.dedupe))
-    process.crawl(crawler, sources=source_specs(sources, db), seen=seen)
+    process.crawl(crawler, sources=source_specs(sources, db, config.crawl.backfill),
+                  seen=_seen_in(db))
     process.start()
     return report
+
+
+def check_source(config: Config, db: sessionmaker[Session], name: str,
+                 verbose: bool = False) -> list[Any]:
+    """Poll one source now, unconditionally, without following its links or storing
+    anything. → the items the spider yielded (what a crawl would work on)"""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.settings import scrapy_settings
+    from spiders.source import SourceSpider
+
+    sources = config.select_sources([name])
+    sync_config(config, db)
+    spec = replace(source_specs(sources, db, config.crawl.backfill)[0], etag=None,
+                   last_modified=None, follow=False, not_before=None)
+    process = CrawlerProcess(scrapy_settings(config.crawl, verbose)
+                             | {"ITEM_PIPELINES": {"crawler.runner.Collect": 100}})
+    crawler = process.create_crawler(SourceSpider)
+    crawler.collected = []
+    process.crawl(crawler, sources=[spec], seen=_seen_in(db))
+    process.start()
+    return crawler.collected
+
+
+class Collect:
+    """An item pipeline that keeps what the spider yields (for `sources check`)."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Collect:
+        return cls(crawler.collected)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        self.items.append(item)
+        return item
+
+
+def _seen_in(db: sessionmaker[Session]) -> Callable[[str], bool]:
+    """The persistent seen-filter: whether a URL is stored (or was seen) already."""
+
+    def seen(url: str) -> bool:
+        with db() as session:
+            return repo.is_known_url(session, canonical_url(url))
+
+    return seen

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scrapy.settings import default_settings
+
 from crawler.config import CrawlSettings
 
 ITEM_PIPELINES = {
@@ -15,7 +17,15 @@ ITEM_PIPELINES = {
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.fetchguard.PrivateAddressMiddleware": 50,  # before robots.txt is fetched
+    "crawler.fetchguard.ProxiedHostMiddleware": 760,  # after HttpProxyMiddleware (750)
 }
+
+# http and https only, also below the guard: no handler for file:, data:, ftp:, s3:
+DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None}
+
+# newer Scrapy renamed DNS_RESOLVER (the old name still works there, with a warning)
+RESOLVER_SETTING = ("TWISTED_DNS_RESOLVER" if hasattr(default_settings, "TWISTED_DNS_RESOLVER")
+                    else "DNS_RESOLVER")
 
 
 def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, Any]:
@@ -23,8 +33,8 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "BOT_NAME": "mediawatch",
         "USER_AGENT": crawl.user_agent,
         "ROBOTSTXT_OBEY": crawl.obey_robots,
-        "DOWNLOAD_TIMEOUT": crawl.timeout,
-        "DOWNLOAD_MAXSIZE": crawl.max_bytes,
+        "DOWNLOAD_TIMEOUT": crawl.timeout,  # for the whole response, not between bytes
+        "DOWNLOAD_MAXSIZE": crawl.max_bytes,  # also after decompression (gzip, deflate, br, zstd)
         "DOWNLOAD_WARNSIZE": 0,
         "CONCURRENT_REQUESTS": crawl.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.per_domain,
@@ -33,7 +43,8 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "AUTOTHROTTLE_MAX_DELAY": 30.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(crawl.per_domain),
         "RETRY_TIMES": 1,  # the next poll is the real retry
-        "REDIRECT_MAX_TIMES": 5,
+        "RETRY_HTTP_CODES": [500, 502, 504, 522, 524, 408],  # 429/503: Retry-After, per source
+        "REDIRECT_MAX_TIMES": 5,  # each hop passes the guard again (crawler.fetchguard)
         "COOKIES_ENABLED": False,  # sessions are never carried between sources or origins
         "HTTPCACHE_ENABLED": False,  # conditional GET uses validators kept in the database
         "TELNETCONSOLE_ENABLED": False,
@@ -41,8 +52,9 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "LOG_INSTALL_ROOT_HANDLER": False,  # the CLI owns logging (see crawler.cli)
         "ITEM_PIPELINES": ITEM_PIPELINES,
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
+        "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,
         "MEDIAWATCH_ALLOW_PRIVATE": crawl.allow_private,
         # host names resolve to public addresses only (see crawler.fetchguard)
-        "DNS_RESOLVER": "scrapy.resolver.CachingHostnameResolver" if crawl.allow_private
+        RESOLVER_SETTING: "scrapy.resolver.CachingHostnameResolver" if crawl.allow_private
         else "crawler.fetchguard.PublicOnlyResolver",
     }

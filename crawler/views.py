@@ -10,11 +10,12 @@ from rich.table import Table
 from rich.text import Text
 
 from crawler.report import CrawlReport, SourceReport
+from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
 from storage.models import Alert, Article, Source
 from storage.repository import StoryRow, sightings_count
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
-                "failing": "red", "pending": "dim", "never polled": "dim"}
+                "failing": "red", "pending": "dim", "never polled": "dim", "deferred": "yellow"}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -175,11 +176,45 @@ def sources_table(sources: list[Source]) -> Table:
     return table
 
 
+def check_json(name: str, items: list[Any]) -> dict[str, Any]:
+    """What `sources check` found: the source's answer and each entry, new or known."""
+    polled = next((i for i in items if isinstance(i, SourcePolled)), None)
+    failed = next((i for i in items if isinstance(i, SourceFailed)), None)
+    entries = [{"url": i.entry.url, "title": i.entry.title,
+                "published_at": iso(i.entry.published), "known": False}
+               for i in items if isinstance(i, ArticleSeen)]
+    entries += [{"url": i.url, "title": "", "published_at": None, "known": True}
+                for i in items if isinstance(i, KnownLink)]
+    entries += [{"url": i.page.url, "title": "(the watched page)", "published_at": None,
+                 "known": False} for i in items if isinstance(i, PageSnapshot)]
+    return {"source": name, "status": "failed" if failed else "ok",
+            "http_status": (failed or polled).http_status if failed or polled else None,
+            "message": failed.message if failed else polled.warning if polled else None,
+            "skipped": polled.skipped if polled else 0, "entries": entries}
+
+
+def print_check(console: Console, result: dict[str, Any]) -> None:
+    status = result["status"]
+    console.print(Text.assemble((f"{result['source']}: ", "bold"),
+                                (status, STATUS_STYLE.get(status, "")),
+                                f"  HTTP {result['http_status'] or '-'}  "
+                                f"{result['message'] or ''}"))
+    table = Table(title=f"{len(result['entries'])} entries (nothing stored)",
+                  title_justify="left")
+    for name in ("", "published (UTC)", "title", "url"):
+        table.add_column(name)
+    for entry in result["entries"]:
+        table.add_row("known" if entry["known"] else "new", entry["published_at"] or "",
+                      Text(entry["title"]), Text(entry["url"]))
+    console.print(table)
+
+
 # ---------------------------------------------------------------- crawl progress and summary
 
 def crawl_summary(report: CrawlReport) -> Table:
     table = Table(title="crawl summary", title_justify="left")
-    counts = ("requests", "items", "new", "known", "duplicates", "matches", "alerts", "errors")
+    counts = ("requests", "items", "new", "known", "duplicates", "skipped", "matches", "alerts",
+              "errors")
     for name in ("source", "status", "http", *counts, "note"):
         table.add_column(name, justify="right" if name in counts or name == "http" else "left")
     for r in report.sources.values():
@@ -199,8 +234,9 @@ def report_json(report: CrawlReport) -> dict[str, Any]:
 def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
-            "duplicates": r.duplicates, "matches": r.matches, "alerts": r.alerts,
-            "errors": r.errors, "error_class": r.error_class, "message": r.message}
+            "duplicates": r.duplicates, "skipped": r.skipped, "matches": r.matches,
+            "alerts": r.alerts, "errors": r.errors, "error_class": r.error_class,
+            "message": r.message}
 
 
 class CrawlProgress:

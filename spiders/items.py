@@ -16,6 +16,11 @@ class SourceSpec:
     language: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    links: str | None = None  # listing: CSS selector of article links
+    next_page: str | None = None  # listing: CSS selector of the next page's link
+    max_pages: int = 1
+    since: datetime | None = None  # first poll: entries dated before this are not followed
+    not_before: datetime | None = None  # the server asked us to wait (Retry-After)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,16 @@ class SourcePolled:
     last_modified: str | None = None
     entries: int = 0
     warning: str | None = None
+    skipped: int = 0  # entries not followed: beyond the cap, or older than the backfill
+
+
+@dataclass(frozen=True)
+class MoreEntries:
+    """Entries found beyond the source's own document (child sitemaps, listing pages)."""
+
+    source: str
+    entries: int
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,23 @@ class SourceFailed:
     error_class: str
     message: str
     http_status: int | None = None
+    retry_after: datetime | None = None  # when the server said to come back (429/503)
+
+
+@dataclass(frozen=True)
+class SourceDeferred:
+    """A source not polled this time: its server asked us to wait until `until`."""
+
+    source: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class PageSnapshot:
+    """A watched page (kind `page`) as fetched now: stored when its text changed."""
+
+    source: str
+    page: Page
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,15 @@ class PageFailed:
     source: str
     url: str
     message: str
+    skipped: bool = False  # robots.txt or the fetch guard said no: skipped, not retried
+
+
+@dataclass(frozen=True)
+class PollDone:
+    """The last item of one poll of a source: everything it fetched has been handled."""
+
+    source: str
+    started_at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,22 @@
-"""The one spider: polls each source with a conditional GET, parses it by kind, and fetches
-the article pages it links to unless they are already known."""
+"""The one spider: polls each source with a conditional GET, parses it by kind (feed,
+sitemap, listing, watched page), and fetches the article pages it links to unless they are
+already known."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DontCloseSpider,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadTimeoutError,
@@ -16,54 +24,128 @@ from scrapy.exceptions import (
 )
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TCPTimedOutError
 from twisted.internet.error import TimeoutError as TwistedTimeout
 from twisted.python.failure import Failure
 
+from crawler.dates import parse_date
 from crawler.normalize import canonical_url
 from spiders.feed import NotAFeed, parse_feed
 from spiders.items import (
     ArticleSeen,
     FeedEntry,
     KnownLink,
+    MoreEntries,
     Page,
     PageFailed,
+    PageSnapshot,
+    PollDone,
+    SourceDeferred,
     SourceFailed,
     SourcePolled,
     SourceSpec,
 )
+from spiders.listing import listing_entries
+from spiders.sitemap import NotASitemap, ParsedSitemap, parse_sitemap
 
+log = logging.getLogger(__name__)
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+MAX_URLS = 1000  # article links followed per source and poll (sitemaps, listings)
+MAX_SITEMAPS = 50  # child sitemaps read per poll of a sitemap index
+
+
+@dataclass
+class _Poll:
+    """One poll of a source: how many of its requests are not handled yet."""
+
+    source: str
+    started_at: datetime
+    open: int = 1
+    done: Deferred | None = None  # fired with the source name when the poll ends
+
+
+def poll_step(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Wraps each callback and errback: requests it yields belong to its poll; a bug in it
+    fails the source instead of the crawl; after a poll's last step, `PollDone` follows."""
+
+    @wraps(method)
+    def step(self: SourceSpider, outcome: Response | Failure, *args: Any,
+             **kwargs: Any) -> Iterator[Any]:
+        request = outcome.request
+        poll = self.polls[request.meta["poll"]]
+        try:
+            for out in method(self, outcome, *args, **kwargs):
+                if isinstance(out, scrapy.Request):
+                    out.meta["poll"], out.meta["source"] = request.meta["poll"], poll.source
+                    poll.open += 1
+                yield out
+        except Exception as exc:  # noqa: BLE001 — isolate the poll, report on its source
+            log.exception("%s: error while reading %s", poll.source, request.url)
+            yield SourceFailed(poll.source, "InternalError",
+                               f"could not read {request.url}: {type(exc).__name__}: {exc}")
+        poll.open -= 1
+        if poll.open == 0:
+            del self.polls[request.meta["poll"]]
+            yield PollDone(poll.source, poll.started_at)
+            if poll.done is not None and not poll.done.called:  # (not given up meanwhile)
+                poll.done.callback(poll.source)
+
+    return step
 
 
 class SourceSpider(scrapy.Spider):
     name = "mediawatch"
 
     def __init__(self, sources: Sequence[SourceSpec],
-                 seen: Callable[[str], bool] = lambda url: False, **kwargs: Any) -> None:
+                 seen: Callable[[str], bool] = lambda url: False, daemon: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.daemon = daemon  # stay open, poll only when asked (see crawler.daemon)
         self.sources = {spec.name: spec for spec in sources}
         self.seen = seen
         self.in_flight: dict[str, list[tuple[str, str]]] = {}
+        self.polls: dict[int, _Poll] = {}
+        self.poll_ids = itertools.count(1)
+        self.parsers: dict[str, Callable[[SourceSpec, Response], Iterator[Any]]] = {
+            "feed": self.parse_feed, "sitemap": self.parse_sitemap,
+            "listing": self.parse_listing, "page": self.parse_watched_page}
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SourceSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.daemon:
+            crawler.signals.connect(spider.stay_open, signal=signals.spider_idle)
+        return spider
+
+    def stay_open(self) -> None:
+        raise DontCloseSpider
 
     async def start(self) -> AsyncIterator[Any]:
+        if self.daemon:
+            return
+        now = datetime.now(timezone.utc)
         for spec in self.sources.values():
-            if spec.kind == "feed":
-                yield self.poll(spec)
+            if spec.not_before and spec.not_before > now:
+                yield SourceDeferred(spec.name, spec.not_before)
             else:
-                yield SourceFailed(spec.name, "UnsupportedKind",
-                                   f"source kind {spec.kind!r} is not crawled by this version")
+                yield self.poll(spec)
 
-    def poll(self, spec: SourceSpec) -> scrapy.Request:
+    def poll(self, spec: SourceSpec, done: Deferred | None = None) -> scrapy.Request:
+        """The conditional GET that starts a poll; `done` fires when the poll ends."""
         headers = {}
         if spec.etag:
             headers["If-None-Match"] = spec.etag
         if spec.last_modified:
             headers["If-Modified-Since"] = spec.last_modified
+        poll_id = next(self.poll_ids)
+        self.polls[poll_id] = _Poll(spec.name, datetime.now(timezone.utc), done=done)
         return scrapy.Request(spec.url, callback=self.parse_source, errback=self.source_failed,
                               headers=headers, dont_filter=True,
-                              meta={"source": spec.name, "handle_httpstatus_list": [304]})
+                              meta={"source": spec.name, "poll": poll_id,
+                                    "handle_httpstatus_list": [304]})
 
+    @poll_step
     def parse_source(self, response: Response) -> Iterator[Any]:
         spec = self.sources[response.meta["source"]]
         validators = {"etag": _header(response, b"ETag"),
@@ -72,13 +154,78 @@ class SourceSpider(scrapy.Spider):
             yield SourcePolled(spec.name, 304, **validators)
             return
         try:
-            feed = parse_feed(response.body, response.url, _headers(response))
-        except NotAFeed as exc:
-            yield SourceFailed(spec.name, "NotAFeed", str(exc), response.status)
+            items = list(self.parsers[spec.kind](spec, response))
+        except (NotAFeed, NotASitemap, ValueError) as exc:
+            yield SourceFailed(spec.name, type(exc).__name__, str(exc), response.status)
             return
-        yield SourcePolled(spec.name, response.status, entries=len(feed.entries),
-                           warning=feed.warning, **validators)
+        polled = next(i for i in items if isinstance(i, SourcePolled))
+        yield replace(polled, http_status=response.status, **validators)
+        yield from (i for i in items if not isinstance(i, SourcePolled))
+
+    def parse_feed(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
+        feed = parse_feed(response.body, response.url, _headers(response), spec.language)
+        yield SourcePolled(spec.name, 200, entries=len(feed.entries), warning=feed.warning)
         for entry in feed.entries:
+            yield from self.follow(spec, entry)
+
+    def parse_sitemap(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
+        """A urlset's articles, or an index's child sitemaps (each read once per poll)."""
+        parsed = self.read_sitemap(response, spec)
+        children = parsed.children[:MAX_SITEMAPS]
+        warning = f"{len(parsed.children) - len(children)} child sitemaps beyond the " \
+            f"{MAX_SITEMAPS} read per poll" if len(parsed.children) > MAX_SITEMAPS else None
+        yield SourcePolled(spec.name, 200, entries=len(parsed.entries), warning=warning,
+                           skipped=parsed.skipped)
+        yield from self.follow_all(spec, parsed.entries)
+        for child in children:
+            yield response.follow(child, callback=self.parse_child_sitemap,
+                                  errback=self.source_failed, dont_filter=True)
+
+    def read_sitemap(self, response: Response, spec: SourceSpec) -> ParsedSitemap:
+        return parse_sitemap(response.body, MAX_URLS, spec.since, base=response.url,
+                             max_bytes=self.settings.getint("DOWNLOAD_MAXSIZE"),
+                             language=spec.language)
+
+    @poll_step
+    def parse_child_sitemap(self, response: Response) -> Iterator[Any]:
+        spec = self.sources[response.meta["source"]]
+        try:
+            parsed = self.read_sitemap(response, spec)
+        except NotASitemap as exc:
+            yield SourceFailed(spec.name, "NotASitemap", f"{response.url}: {exc}",
+                               response.status)
+            return
+        yield MoreEntries(spec.name, len(parsed.entries), parsed.skipped)
+        yield from self.follow_all(spec, parsed.entries)
+
+    def parse_listing(self, spec: SourceSpec, response: Response, page: int = 1
+                      ) -> Iterator[Any]:
+        """The links the `links` selector picks (nothing else on the page), and the next
+        page's up to `max_pages`."""
+        entries = listing_entries(response, spec.links or "a")
+        yield SourcePolled(spec.name, 200, entries=len(entries)) if page == 1 \
+            else MoreEntries(spec.name, len(entries))
+        yield from self.follow_all(spec, entries)
+        following = response.css(spec.next_page).attrib.get("href") if spec.next_page else None
+        if following and page < spec.max_pages:
+            yield response.follow(following, callback=self.parse_listing_page,
+                                  errback=self.source_failed, dont_filter=True,
+                                  meta={"page": page + 1})
+
+    @poll_step
+    def parse_listing_page(self, response: Response) -> Iterator[Any]:
+        spec = self.sources[response.meta["source"]]
+        yield from self.parse_listing(spec, response, response.meta["page"])
+
+    def parse_watched_page(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
+        """A page watched for changes: the snapshot goes to storage, which keeps a new
+        version when the text changed materially."""
+        yield SourcePolled(spec.name, 200, entries=1)
+        yield PageSnapshot(spec.name, Page(response.url, response.body,
+                                           _header(response, b"Content-Type"), response.status))
+
+    def follow_all(self, spec: SourceSpec, entries: Iterable[FeedEntry]) -> Iterator[Any]:
+        for entry in entries:
             yield from self.follow(spec, entry)
 
     def follow(self, spec: SourceSpec, entry: FeedEntry) -> Iterator[Any]:
@@ -92,8 +239,9 @@ class SourceSpider(scrapy.Spider):
         else:
             self.in_flight[key] = []
             yield scrapy.Request(entry.url, callback=self.parse_page, errback=self.page_failed,
-                                 cb_kwargs={"entry": entry}, meta={"source": spec.name})
+                                 cb_kwargs={"entry": entry}, dont_filter=True)
 
+    @poll_step
     def parse_page(self, response: Response, entry: FeedEntry) -> Iterator[ArticleSeen]:
         content_type = _header(response, b"Content-Type")
         page = Page(response.url, response.body, content_type, response.status)
@@ -101,26 +249,41 @@ class SourceSpider(scrapy.Spider):
         yield self._seen(response.meta["source"], entry, page=page if is_html else None,
                          page_error=None if is_html else f"not an HTML page: {content_type}")
 
+    @poll_step
     def page_failed(self, failure: Failure) -> Iterator[ArticleSeen | PageFailed]:
         """A page that is gone (4xx) is stored from its feed entry; any other failure is
         reported and the page is tried again on the next poll."""
         request = failure.request
         entry: FeedEntry = request.cb_kwargs["entry"]
-        _, message, status = describe_failure(failure)
+        error_class, message, status = describe_failure(failure)
         if status is not None and 400 <= status < 500:
             yield self._seen(request.meta["source"], entry, page_error=message)
             return
         for source, url in [(request.meta["source"], entry.url),
                             *self.in_flight.pop(canonical_url(entry.url), [])]:
-            yield PageFailed(source, url, message)
+            yield PageFailed(source, url, message,
+                             skipped=error_class in ("RobotsDisallowed", "RefusedDestination"))
 
     def _seen(self, source: str, entry: FeedEntry, **page: Any) -> ArticleSeen:
         extra = self.in_flight.pop(canonical_url(entry.url), [])
         return ArticleSeen(source, entry, also_seen=tuple(extra), **page)
 
+    @poll_step
     def source_failed(self, failure: Failure) -> Iterator[SourceFailed]:
         error_class, message, status = describe_failure(failure)
-        yield SourceFailed(failure.request.meta["source"], error_class, message, status)
+        yield SourceFailed(failure.request.meta["source"], error_class, message, status,
+                           retry_after(failure))
+
+
+def retry_after(failure: Failure) -> datetime | None:
+    """When a server answering 429 or 503 asked to be called again (Retry-After)."""
+    exc = failure.value
+    if not isinstance(exc, HttpError) or exc.response.status not in (429, 503):
+        return None
+    value = _header(exc.response, b"Retry-After")
+    if value and value.strip().isdigit():
+        return datetime.now(timezone.utc) + timedelta(seconds=int(value))
+    return parse_date(value) if value else None
 
 
 def describe_failure(failure: Failure) -> tuple[str, str, int | None]:
@@ -134,11 +297,20 @@ def describe_failure(failure: Failure) -> tuple[str, str, int | None]:
         return "DNSLookupError", (f"DNS lookup found no public address for {host} "
                                   "(private ones need crawl.allow_private)"), None
     if isinstance(exc, (TwistedTimeout, TCPTimedOutError, TimeoutError, DownloadTimeoutError)):
-        return "Timeout", f"no complete response from {host} in time", None
+        limit = failure.request.meta.get("download_timeout") if failure.request else None
+        cut_off = f" (cut off after {limit:g}s)" if limit else ""
+        return "Timeout", f"no complete response from {host} in time{cut_off}", None
     if isinstance(exc, (ConnectionRefusedError, DownloadConnectionRefusedError)):
         return "ConnectionRefused", f"connection refused by {host}", None
+    if isinstance(exc, DownloadCancelledError) and "max size" in str(exc):
+        return "TooLarge", f"response from {host} is larger than crawl.max_bytes", None
+    if isinstance(exc, IgnoreRequest) and "during decompression" in str(exc):
+        return "TooLarge", (f"response from {host} is larger than crawl.max_bytes "
+                            "after decompression"), None
     if isinstance(exc, DownloadCancelledError):
         return "Cancelled", f"download from {host} cancelled: {exc}", None
+    if isinstance(exc, IgnoreRequest) and "robots.txt" in str(exc):
+        return "RobotsDisallowed", f"{failure.request.url} is disallowed by robots.txt", None
     if isinstance(exc, IgnoreRequest):
         return type(exc).__name__, str(exc) or "request skipped", None
     text = str(exc).strip().splitlines()

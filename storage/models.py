@@ -71,6 +71,8 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_warning: Mapped[str | None] = mapped_column(Text)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # Retry-After
+    reported_health: Mapped[str | None] = mapped_column(String(16))  # told the operator
 
 
 class Story(Base):

@@ -84,17 +84,19 @@ def record_poll(session: Session, name: str, etag: str | None, last_modified: st
     now = utcnow()
     source.last_polled_at = source.last_success_at = now
     source.consecutive_failures = 0
-    source.last_error = None
+    source.last_error = source.not_before = None
     source.last_warning = warning
     if not unchanged:
         source.etag, source.last_modified = etag, last_modified
 
 
-def record_failure(session: Session, name: str, message: str) -> None:
+def record_failure(session: Session, name: str, message: str,
+                   retry_after: datetime | None = None) -> None:
     source = source_by_name(session, name)
     source.last_polled_at = utcnow()
     source.consecutive_failures += 1
     source.last_error = message
+    source.not_before = retry_after
 
 
 def record_run(session: Session, name: str, started_at: datetime, status: str,
@@ -169,6 +171,21 @@ def add_article(session: Session, item: NewArticle, source_name: str,
     return article, True
 
 
+def page_versions(session: Session, canonical: str) -> Sequence[Article]:
+    """The stored versions of a watched page, oldest first (see `version_url`)."""
+    prefix = canonical.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return session.scalars(select(Article).where(or_(
+        Article.canonical_url == canonical,
+        Article.canonical_url.like(f"{prefix}#version-%", escape="\\")))
+        .order_by(Article.id)).all()
+
+
+def version_url(canonical: str, number: int) -> str:
+    """Where version `number` (2, 3, …) of a watched page is stored: a fragment, which no
+    canonical URL of a real page carries."""
+    return f"{canonical}#version-{number}"
+
+
 def add_sighting(session: Session, article: Article, source: Source, url: str) -> bool:
     """Record that `article` was seen at `url` on `source`; False when already recorded."""
     if session.scalar(select(exists().where(
@@ -234,6 +251,14 @@ def originals_after(session: Session, after_id: int, since: datetime) -> list[St
                Article.duplicate_of.is_(None), Article.story_id.is_not(None))
         .order_by(Article.id))
     return [StoredReport(*row) for row in rows]
+
+
+def forget_sketches(session: Session, before: datetime) -> int:
+    """Drop the sketches of articles first seen before `before` (the dedupe window)."""
+    result = session.execute(update(Article).where(Article.first_seen_at < before,
+                                                   Article.sketch.is_not(None))
+                             .values(sketch=None))
+    return result.rowcount or 0
 
 
 def article_text(session: Session, article_id: int) -> str:

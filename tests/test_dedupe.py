@@ -233,3 +233,12 @@ def test_crawled_reprints_fold_onto_their_originals(cli: Cli, web: FixtureWeb) -
     table = cli("stories", "list")
     assert table.code == 0 and statement["title"][:12] in table.out
     assert cli("stories", "show", "999999").code != 0
+
+
+def test_retention_drops_sketches_past_the_window(db) -> None:
+    store(db, RecentArticles(DedupeSettings()), BY_ID["zh-typhoon-orig"])
+    with db.begin() as session:
+        assert repo.forget_sketches(session, datetime.now(timezone.utc) - timedelta(days=30)) == 0
+        assert repo.forget_sketches(session, datetime.now(timezone.utc) + timedelta(days=1)) == 1
+    copy, created = store(db, RecentArticles(DedupeSettings()), BY_ID["zh-typhoon-farm-kuaixun"])
+    assert created and copy.duplicate_of is None  # nothing left to compare with

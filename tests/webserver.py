@@ -7,21 +7,34 @@ Routes named after behaviours:
     /status/<code>        answers with that status
     /slow/<seconds>/<p>   waits, then serves <p>
     /big/<bytes>          a body of that many bytes (text/html)
+    /drip/<seconds>/<n>   announces <n> bytes, then sends one every <seconds> (a drip feed)
+    /bomb/<enc>/<MB>      a small body with Content-Encoding <enc> (gzip, deflate, br, zstd)
+                          that inflates to <MB> megabytes
+    /redirect/<n>/<p>     a chain of <n> redirects (302), then serves <p>
+    /redirect-to?url=<u>  302 to any URL <u>: file:, loopback, another host
+    /set-cookie?url=<u>   sets a cookie, then 302 to <u>
+
+A request target in absolute form (`GET http://news.example/feeds/x.xml`) is answered like
+its path, as a forward proxy would: with `http_proxy` pointed at this server, any host name
+or public address serves the fixture web (the log keeps the absolute target).
 
 Every request is logged (method, path, headers) so tests can count fetches.
 """
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import mimetypes
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).parent / "fixtures" / "web"
 TYPES = {".xml": "application/xml", ".atom": "application/atom+xml", ".html": "text/html",
@@ -58,7 +71,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         web: FixtureWeb = self.server.web  # type: ignore[attr-defined]
         web.log.append(Hit("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
-        parts = urlsplit(self.path).path.strip("/").split("/")
+        target = urlsplit(self.path)
+        parts = target.path.strip("/").split("/")
+        query = {k: v[0] for k, v in parse_qs(target.query).items()}
         if parts[0] == "status":
             return self.reply(int(parts[1]), b"status page", "text/plain")
         if parts[0] == "slow":
@@ -66,6 +81,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve_file(web.root / "/".join(parts[2:]))
         if parts[0] == "big":
             return self.reply(200, b"<html><body>" + b"x" * int(parts[1]), "text/html")
+        if parts[0] == "drip":
+            return self.drip(float(parts[1]), int(parts[2]))
+        if parts[0] == "bomb":
+            return self.reply(200, bomb(parts[1], int(parts[2])), "application/rss+xml",
+                              {"Content-Encoding": parts[1]})
+        if parts[0] == "redirect":
+            hops = int(parts[1])
+            rest = "/".join(parts[2:])
+            to = f"/redirect/{hops - 1}/{rest}" if hops > 1 else f"/{rest}"
+            return self.reply(302, b"", None, {"Location": to})
+        if parts[0] == "redirect-to":
+            return self.reply(302, b"", None, {"Location": query["url"]})
+        if parts[0] == "set-cookie":
+            return self.reply(302, b"", None, {"Location": query["url"],
+                                                "Set-Cookie": "session=FIXTURE-COOKIE; Path=/"})
         return self.serve_file(web.root / "/".join(parts))
 
     def serve_file(self, path: Path) -> None:
@@ -74,8 +104,6 @@ class Handler(BaseHTTPRequestHandler):
         body = path.read_bytes()
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
         modified = int(path.stat().st_mtime)
-        if self.headers.get("If-None-Match") == etag or self.not_modified_since(modified):
-            return self.reply(304, b"", None, {"ETag": etag})
         extra = {"ETag": etag, "Last-Modified": formatdate(modified, usegmt=True)}
         sidecar = path.with_name(path.name + ".headers")
         if sidecar.is_file():
@@ -83,9 +111,24 @@ class Handler(BaseHTTPRequestHandler):
                 if ":" in line:
                     name, value = line.split(":", 1)
                     extra[name.strip()] = value.strip()
+        status = int(extra.pop("Status", 200))  # an error status wins over a 304
+        if status == 200 and (self.headers.get("If-None-Match") == etag
+                              or self.not_modified_since(modified)):
+            return self.reply(304, b"", None, {"ETag": etag})
         content_type = None if "Content-Type" in extra else \
             TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self.reply(200, body, content_type, extra)
+        self.reply(status, body, content_type, extra)
+
+    def drip(self, seconds: float, size: int) -> None:
+        """Headers at once, then the body one byte at a time: never idle, done only after
+        <size> x <seconds>."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        for _ in range(size):
+            self.wfile.write(b" ")
+            time.sleep(seconds)
 
     def not_modified_since(self, modified: int) -> bool:
         """If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3)."""
@@ -108,6 +151,26 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if status != 304:
             self.wfile.write(body)
+
+
+@functools.cache
+def bomb(encoding: str, megabytes: int) -> bytes:
+    """<megabytes> MB of spaces after an RSS start tag, compressed (a few kB on the wire)."""
+    body = b"<rss>" + b" " * (megabytes * 1024 * 1024)
+    if encoding == "gzip":
+        return gzip.compress(body, mtime=0)
+    if encoding == "deflate":
+        return zlib.compress(body, 9)
+    if encoding == "br":
+        import brotli
+        return brotli.compress(body, quality=5)
+    if encoding == "zstd":
+        try:
+            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14
+        except ImportError:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        return zstd.compress(body)
+    raise ValueError(f"unknown encoding {encoding!r}")
 
 
 class Server(ThreadingHTTPServer):

@@ -24,9 +24,10 @@ class AlertItem:
 @dataclass(frozen=True)
 class AlertMessage:
     """new: the first article of a story for a topic; update: later articles of the same
-    story, batched; digest: one item per story; test: a sample from `alerts test`."""
+    story, batched; digest: one item per story; test: a sample from `alerts test`;
+    operator: a source's health changed (failing, silent, recovered)."""
 
-    kind: Literal["new", "update", "digest", "test"]
+    kind: Literal["new", "update", "digest", "test", "operator"]
     topic: str
     items: tuple[AlertItem, ...]
     story_id: int | None = None

@@ -25,7 +25,8 @@ SNIPPET_LIMIT = 1000
 # C0/C1 controls (CR, LF, ESC, NUL…), line/paragraph separators, bidi embeddings/isolates.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _SPACE = re.compile(r"\s+")
-_KIND_LABEL = {"new": "New", "update": "Update", "digest": "Digest", "test": "Test"}
+_KIND_LABEL = {"new": "New", "update": "Update", "digest": "Digest", "test": "Test",
+               "operator": "Source health"}
 
 Segment = tuple[str, bool]  # a piece of text and whether it is a matched term
 

@@ -1,0 +1,325 @@
+"""`mediawatch run`: one process, one Twisted reactor, one long-lived Scrapy crawler into which
+every scheduled poll is injected as a request (an unchanged feed costs one conditional GET,
+no new crawler). APScheduler jobs poll the sources and run alert dispatch, digests, source
+health and retention. One daemon per database (a lock); SIGTERM/SIGINT stop cleanly,
+SIGHUP reloads the config (an invalid one is rejected and the running one kept)."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from crawler.config import Config, ConfigError, load_config
+from storage import repository as repo
+from storage.models import utcnow
+
+log = logging.getLogger("mediawatch.daemon")
+REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"  # Scrapy's default
+DISPATCH_EVERY = timedelta(seconds=5)
+HEALTH_EVERY = timedelta(minutes=1)
+PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (the message says why and what to do)."""
+
+
+@contextmanager
+def database_lock(url: str) -> Iterator[None]:
+    """Held while the daemon runs: a second `mediawatch run` on the same database refuses
+    to start instead of polling everything twice."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        with open(f"{parsed.database}.lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DaemonError(f"another `mediawatch run` is using {parsed.database} "
+                                  f"(lock {lock.name} held); one daemon per database") from None
+            yield
+    elif parsed.get_backend_name() == "postgresql":
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            if not connection.scalar(text("select pg_try_advisory_lock(:key)"),
+                                     {"key": PG_LOCK_KEY}):
+                raise DaemonError(f"another `mediawatch run` is using database "
+                                  f"{parsed.database!r} on {parsed.host}; one daemon per database")
+            yield
+        engine.dispose()
+    else:
+        yield
+
+
+def run_daemon(config_path: Path, db_url: str | None, listen: str | None) -> int:
+    """Run until SIGTERM/SIGINT. → the exit code"""
+    from scrapy.utils.reactor import install_reactor
+
+    install_reactor(REACTOR)
+    from storage.db import open_database
+
+    config = _load(config_path, db_url)
+    db = open_database(config.database)
+    with database_lock(config.database):
+        return Daemon(config_path, db_url, config, db, listen).run()
+
+
+def _load(config_path: Path, db_url: str | None) -> Config:
+    config = load_config(config_path)
+    return config.model_copy(update={"database": db_url}) if db_url else config
+
+
+class Daemon:
+    def __init__(self, config_path: Path, db_url: str | None, config: Config,
+                 db: sessionmaker[Session], listen: str | None) -> None:
+        from apscheduler.schedulers.twisted import TwistedScheduler
+        from twisted.internet import reactor
+
+        from crawler.metrics import Metrics
+        from crawler.report import CrawlReport
+
+        self.reactor: Any = reactor
+        self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
+        self.listen = listen
+        self.report = CrawlReport.for_sources([s.name for s in config.sources])
+        self.report.rolling, self.report.on_poll = True, self.poll_finished
+        self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
+        self.metrics = Metrics(db, in_flight=self.in_flight)
+        self.scheduler = TwistedScheduler(reactor=reactor, timezone=timezone.utc, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self.stopping = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        from scrapy.crawler import CrawlerRunner
+
+        from crawler.runner import _seen_in, source_specs, sync_config
+        from crawler.settings import scrapy_settings
+        from spiders.source import SourceSpider
+
+        sync_config(self.config, self.db)
+        runner = CrawlerRunner(scrapy_settings(self.config.crawl) | {
+            "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
+            "LOG_LEVEL": "WARNING"})
+        self.crawler: Any = runner.create_crawler(SourceSpider)
+        self.crawler.ingest = self.ingest(self.config)
+        finished = runner.crawl(self.crawler, sources=source_specs(
+            self.config.sources, self.db, self.config.crawl.backfill), seen=_seen_in(self.db),
+            daemon=True)
+        finished.addBoth(self.crawler_ended)
+        self.reactor.suggestThreadPoolSize(max(10, len(self.config.sources) // 10))
+        self.schedule(self.config)
+        self.scheduler.start()
+        if self.listen:
+            self.serve()
+        signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.stop))
+        signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.stop))
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
+                 len(self.config.topics), os.getpid())
+        self.reactor.run(installSignalHandlers=False)
+        log.info("stopped")
+        return 0
+
+    def serve(self) -> None:
+        from crawler.health import listen, site
+
+        listen(self.reactor, site(self.db, self.config, self.metrics,
+                                  lambda: self.scheduler.running), self.listen)
+        log.info("health and metrics on http://%s/healthz", self.listen)
+
+    def ingest(self, config: Config) -> Any:
+        from alerts.topics import TopicSet
+        from crawler.alerting import alert_policies
+        from crawler.memory import RecentArticles
+        from crawler.pipeline import Ingest
+
+        for source in config.sources:
+            self.report.sources.setdefault(source.name, self._fresh_tally(source.name))
+        return Ingest(self.db, self.report, {s.name: s.language for s in config.sources},
+                      {s.name: s.tags for s in config.sources},
+                      TopicSet.compile(config.topics, config.aliases), alert_policies(config),
+                      config.crawl.backfill, RecentArticles(config.dedupe))
+
+    @staticmethod
+    def _fresh_tally(name: str) -> Any:
+        from crawler.report import SourceReport
+
+        return SourceReport(name)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop scheduling; let polls and sends in flight finish (up to `grace` seconds)."""
+        from scrapy.utils.defer import deferred_from_coro
+
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("stopping: %d polls in flight", len(self.polling))
+        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+
+        def wait() -> None:
+            if self.polling and time.monotonic() < deadline:
+                self.reactor.callLater(0.2, wait)
+            else:
+                for poll in list(self.polling.values()):
+                    poll.cancel()  # frees the job threads waiting on it
+                deferred_from_coro(self.crawler.stop_async()).addBoth(
+                    lambda _: self.reactor.stop())
+
+        wait()
+
+    def crawler_ended(self, result: Any) -> None:
+        if not self.stopping:  # the crawler should never end on its own
+            log.error("the crawler stopped unexpectedly: %s", result)
+            self.stopping = True
+            self.reactor.stop()
+
+    def reload(self) -> None:
+        """SIGHUP: a valid new config replaces the running one; an invalid one is refused."""
+        try:
+            config = _load(self.config_path, self.db_url)
+        except ConfigError as exc:
+            log.error("config reload refused, the running config stays: %s", exc)
+            return
+        from crawler.runner import source_specs, sync_config
+
+        sync_config(config, self.db)
+        self.crawler.ingest = self.ingest(config)
+        self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
+            config.sources, self.db, config.crawl.backfill)}
+        self.config = config
+        self.scheduler.remove_all_jobs()
+        self.schedule(config)
+        log.info("config reloaded: %d sources, %d topics", len(config.sources),
+                 len(config.topics))
+
+    # ------------------------------------------------------------ jobs
+
+    def schedule(self, config: Config) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from crawler.scheduler import first_run, trigger_for
+
+        now = utcnow()
+        with self.db() as session:
+            last = {s.name: s.last_polled_at for s in repo.list_sources(session)}
+        for source in config.sources:
+            self.scheduler.add_job(self.poll_job, trigger_for(source.every), args=[source.name],
+                                   id=f"poll:{source.name}",
+                                   next_run_time=first_run(source.every, last.get(source.name),
+                                                           now))
+        self.scheduler.add_job(self.dispatch_job, IntervalTrigger(
+            seconds=DISPATCH_EVERY.total_seconds()), id="dispatch", next_run_time=now)
+        self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
+            config.digest.cron, timezone="UTC"), id="digest")
+        self.scheduler.add_job(self.health_job, IntervalTrigger(
+            seconds=HEALTH_EVERY.total_seconds()), id="health")
+        self.scheduler.add_job(self.retention_job, CronTrigger(hour=3, timezone="UTC"),
+                               id="retention")
+
+    def poll_job(self, name: str) -> None:
+        """(A pool thread.) Poll a source now unless its backoff or Retry-After holds; wait
+        for the poll to end, or give it up at `crawl.poll_deadline`."""
+        from twisted.internet.threads import blockingCallFromThread
+
+        from crawler.runner import source_specs
+        from crawler.scheduler import interval_of, may_poll
+
+        source = next((s for s in self.config.sources if s.name == name), None)
+        if source is None or self.stopping:
+            return
+        with self.db() as session:
+            state = repo.source_by_name(session, name)
+            allowed = may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
+                               interval_of(source.every), state.not_before)
+        if allowed:
+            spec = source_specs([source], self.db, self.config.crawl.backfill)[0]
+            blockingCallFromThread(self.reactor, self.start_poll, spec)
+
+    def start_poll(self, spec: Any) -> Any:
+        """(The reactor.) Inject one poll into the running crawler. → fires when it ended"""
+        from twisted.internet.defer import Deferred, succeed
+
+        if spec.name in self.polling or self.stopping:
+            return succeed(None)  # never two polls of one source at once
+        done: Deferred[Any] = Deferred()
+        self.polling[spec.name] = done
+        self.crawler.engine.crawl(self.crawler.spider.poll(spec, done))
+        done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
+        done.addErrback(self.poll_given_up, spec.name)
+        done.addBoth(self._unmark, spec.name)
+        return done
+
+    def _unmark(self, result: Any, name: str) -> Any:
+        self.polling.pop(name, None)
+        return result
+
+    def poll_given_up(self, failure: Any, name: str) -> None:
+        if self.stopping:
+            log.warning("%s: poll cut short by the stop", name)
+            return
+        log.error("%s: poll given up after %s (crawl.poll_deadline)", name,
+                  self.config.crawl.poll_deadline)
+        with self.db.begin() as session:
+            repo.record_failure(session, name, "poll given up at crawl.poll_deadline "
+                                               f"({self.config.crawl.poll_deadline})")
+
+    def poll_finished(self, tally: Any) -> None:
+        """(The reactor, from the pipeline.) A poll ended: metrics, a log line, and the
+        source's health checked (in a pool thread)."""
+        from twisted.internet.threads import deferToThread
+
+        seconds = (utcnow() - tally.started_at).total_seconds()
+        self.metrics.observe_poll(tally, seconds)
+        deferToThread(self.health_job, [tally.name])
+        level = logging.WARNING if tally.status == "failed" else logging.INFO
+        log.log(level, "%s: %s (HTTP %s) new %d known %d duplicates %d in %.2fs%s", tally.name,
+                tally.status, tally.http_status or "-", tally.new, tally.known,
+                tally.duplicates, seconds, f": {tally.message}" if tally.message else "")
+
+    def in_flight(self) -> dict[str, int]:
+        """Polls in progress per source (for /metrics)."""
+        return {name: 1 for name in self.polling}
+
+    def dispatch_job(self) -> None:
+        from crawler.alerting import dispatcher
+
+        self._log_lines(dispatcher(self.config, self.db).deliver_due().lines)
+
+    def digest_job(self) -> None:
+        from alerts.digest import send_digests
+        from crawler.alerting import build_channels
+
+        self._log_lines(send_digests(self.db, build_channels(self.config)).lines)
+
+    def health_job(self, names: list[str] | None = None) -> None:
+        from crawler.alerting import build_channels
+        from crawler.watchdog import check_sources
+
+        self._log_lines(check_sources(self.config, self.db, build_channels(self.config),
+                                      utcnow(), names))
+
+    def retention_job(self) -> None:
+        with self.db.begin() as session:
+            dropped = repo.forget_sketches(session, utcnow() - self.config.dedupe.retention)
+        log.info("retention: %d sketches older than %s dropped", dropped,
+                 self.config.dedupe.retention)
+
+    @staticmethod
+    def _log_lines(lines: list[str]) -> None:
+        for line in lines:
+            log.info("%s", line)
+

@@ -1,0 +1,102 @@
+"""Source health for the operator: a source failing several polls in a row, or silent for
+longer than its expected cadence (`expect_every`, else learned from its history), sends one
+alert to `operator_channels`; one "recovered" follows when it heals. What was reported is
+kept on the source, so a restart neither repeats nor forgets an alert."""
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.channels.base import AlertItem, AlertMessage, Channel
+from crawler.config import Config
+from storage import repository as repo
+from storage.models import Article, Source
+
+log = logging.getLogger(__name__)
+FAILING_AFTER = 3  # consecutive failed polls
+LEARNED_FROM = 5  # articles needed before a cadence is learned
+SILENCE_FACTOR = 3  # silent for three times the usual gap between new articles
+
+
+@dataclass(frozen=True)
+class Health:
+    state: str  # ok | failing | silent
+    detail: str
+
+
+def health_of(source: Source, last_new: datetime | None, cadence: timedelta | None,
+              now: datetime) -> Health:
+    """A source's health from its crawl state (pure)."""
+    if source.consecutive_failures >= FAILING_AFTER:
+        return Health("failing", f"{source.consecutive_failures} failed polls in a row; "
+                                 f"last error: {source.last_error}")
+    if cadence is not None and last_new is not None and now - last_new > cadence:
+        return Health("silent", f"no new article since {last_new:%Y-%m-%d %H:%M} UTC "
+                                f"(expected one every {_human(cadence)})")
+    return Health("ok", "polls succeed and new articles arrive")
+
+
+def learned_cadence(arrivals: list[datetime]) -> timedelta | None:
+    """Three times the median gap between a source's recent new articles."""
+    if len(arrivals) < LEARNED_FROM:
+        return None
+    ordered = sorted(arrivals)
+    gaps = [(b - a).total_seconds() for a, b in zip(ordered, ordered[1:], strict=False)]
+    return timedelta(seconds=statistics.median(gaps) * SILENCE_FACTOR) or None
+
+
+def check_sources(config: Config, db: sessionmaker[Session], channels: Mapping[str, Channel],
+                  now: datetime, names: list[str] | None = None) -> list[str]:
+    """Send an alert for each source (of `names`, or all) whose health changed since it
+    was last reported. → one line per alert sent"""
+    if not config.operator_channels:
+        return []
+    lines = []
+    for spec in config.sources:
+        if names is not None and spec.name not in names:
+            continue
+        with db() as session:
+            source = repo.source_by_name(session, spec.name)
+            arrivals = list(session.scalars(
+                select(Article.first_seen_at).where(Article.source_id == source.id)
+                .order_by(Article.id.desc()).limit(20)))
+        if source.last_polled_at is None:
+            continue
+        health = health_of(source, max(arrivals, default=None),
+                           spec.expect_every or learned_cadence(arrivals), now)
+        reported = source.reported_health or "ok"
+        if health.state != reported and _tell(config, channels, spec.name, spec.url,
+                                               health, reported, now):
+            with db.begin() as session:
+                repo.source_by_name(session, spec.name).reported_health = health.state
+            lines.append(f"source {spec.name}: {reported} → {health.state}")
+    return lines
+
+
+def _tell(config: Config, channels: Mapping[str, Channel], name: str, url: str,
+          health: Health, was: str, now: datetime) -> bool:
+    """Send the change to every operator channel; True when all took it."""
+    title = f"source {name} recovered (was {was})" if health.state == "ok" \
+        else f"source {name} is {health.state}"
+    message = AlertMessage("operator", "source-health", (AlertItem(
+        title=title, url=url, source=name, published_at=now, snippet=health.detail),),
+        message_id=f"<source-health.{name}.{int(now.timestamp())}@mediawatch>")
+    delivered = True
+    for channel_name in config.operator_channels:
+        result = channels[channel_name].send(message)
+        if not result.ok:
+            log.warning("operator alert to %s failed (%s); retried on the next check",
+                        channel_name, result.reason)
+            delivered = False
+    return delivered
+
+
+def _human(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:.0f}h" if hours >= 1 else f"{span.total_seconds() / 60:.0f}m"

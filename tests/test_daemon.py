@@ -1,0 +1,250 @@
+"""The daemon. Scheduling with a controllable clock (pure), then a real `mediawatch run`
+process against the fixture web, a real SMTP server and its own HTTP endpoints."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import feedparser
+import pytest
+import requests
+
+from crawler.scheduler import (
+    BACKOFF_CAP,
+    STARTUP_SPREAD,
+    backoff,
+    first_run,
+    may_poll,
+    trigger_for,
+)
+from crawler.watchdog import health_of, learned_cadence
+from storage.models import Source
+from tests.conftest import Cli, web_config
+from tests.receivers import SmtpServer, free_port
+from tests.webserver import FixtureWeb
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+STATEMENTS = {"name": "statements", "kind": "feed", "url": "/feeds/statements.xml",
+              "every": "2s"}
+COVERAGE = {"name": "coverage", "kind": "feed", "url": "/feeds/coverage.atom", "every": "2s"}
+
+
+# ---------------------------------------------------------------- the schedule, pure
+
+def fire_times(schedule: str, start: datetime, until: datetime) -> list[datetime]:
+    """When APScheduler would run a source's job from `start`, with a clock we control."""
+    trigger, times = trigger_for(schedule), [start]
+    while (following := trigger.get_next_fire_time(times[-1], times[-1])) <= until:
+        times.append(following)
+    return times
+
+
+@pytest.mark.parametrize("every", ["1m", "10m", "1h", "*/15 * * * *", "0 8 * * *"])
+def test_a_source_overdue_after_six_hours_of_downtime_runs_once_soon(every: str) -> None:
+    start = first_run(every, NOW - timedelta(hours=6), NOW)
+    assert NOW <= start <= NOW + STARTUP_SPREAD
+    runs = fire_times(every, start, NOW + timedelta(minutes=1))
+    assert runs == [start] or every == "1m"  # no burst of the missed runs
+    assert len(runs) <= 2
+
+
+def test_polls_follow_the_schedule_with_bounded_jitter() -> None:
+    runs = fire_times("10m", NOW, NOW + timedelta(hours=2))
+    gaps = [(b - a).total_seconds() for a, b in zip(runs, runs[1:], strict=False)]
+    assert 11 <= len(runs) <= 13
+    assert all(540 <= gap <= 660 for gap in gaps), gaps  # 10 minutes ± 1 minute of jitter
+    quarter = fire_times("*/15 * * * *", NOW, NOW + timedelta(hours=1))
+    assert len(quarter) >= 4
+
+
+def test_a_source_not_yet_due_waits_for_its_turn() -> None:
+    assert first_run("10m", NOW - timedelta(minutes=3), NOW) == NOW + timedelta(minutes=7)
+    assert first_run("0 8 * * *", NOW - timedelta(hours=1), NOW) == \
+        datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)
+    assert NOW <= first_run("10m", None, NOW) <= NOW + STARTUP_SPREAD  # never polled
+
+
+def test_a_failing_source_backs_off_but_is_never_abandoned() -> None:
+    every = timedelta(minutes=10)
+    waits = [backoff(failures, every) for failures in range(1, 30)]
+    assert waits == sorted(waits) and waits[0] == every and waits[-1] == BACKOFF_CAP
+    failed_at = NOW - timedelta(minutes=30)
+    assert not may_poll(NOW, failed_at, 4, every, None)  # 80 minutes after 4 failures
+    assert may_poll(NOW + timedelta(minutes=60), failed_at, 4, every, None)
+    assert may_poll(NOW + BACKOFF_CAP, NOW, 1000, every, None)  # still polled
+    assert not may_poll(NOW, None, 0, every, NOW + timedelta(hours=1))  # Retry-After
+
+
+# ---------------------------------------------------------------- a real daemon
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, ready: Callable[[], object], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert self.process.poll() is None, f"the daemon exited:\n{self.text()}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.text()}"
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+@contextmanager
+def daemon(cli: Cli, *args: str) -> Iterator[Running]:
+    log = cli.config.parent / f"daemon-{time.monotonic_ns()}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
+                                    "--db", cli.db, "run", *args], stdout=out,
+                                   stderr=subprocess.STDOUT, env=cli.env, cwd=cli.config.parent)
+    try:
+        yield Running(process, log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def mission(web: FixtureWeb, smtp: SmtpServer, *sources: dict) -> dict:
+    config = web_config(web, *(sources or (STATEMENTS, COVERAGE)), backfill="36500d")
+    config["topics"] = [{"name": "students", "query": "留学生 OR student*", "channels": ["desk"]}]
+    config["channels"] = {"desk": {"type": "email", "url": smtp.url(),
+                                   "from": "alerts@mediawatch.test", "to": ["desk@mediawatch.test"]}}
+    return config
+
+
+def test_alerts_are_sent_once_across_a_stop_and_restart(
+        cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
+    cli.write_config(mission(web, smtp_server))
+    with daemon(cli) as first:
+        first.wait_for(lambda: smtp_server.messages, "the first alert")
+        assert first.stop() == 0  # mid-run: polls keep coming, alerts may still be queued
+    assert "stopped" in first.text()
+    with daemon(cli) as second:
+        def all_sent() -> bool:
+            alerts = cli("alerts", "list", "--json").json()
+            return len(alerts) >= 4 and all(a["status"] == "sent" for a in alerts)
+
+        second.wait_for(all_sent, "every alert sent")
+        second.wait_for(lambda: any(h.headers.get("if-none-match")
+                                    for h in web.hits("/feeds/statements.xml")),
+                        "a conditional poll")
+        assert second.stop() == 0
+    alerts = cli("alerts", "list", "--json").json()
+    ids = [m.message["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == len(alerts) == len(set(ids)), "an alert was lost or sent twice"
+    runs = cli("sources", "list", "--json").json()
+    assert all(s["health"] == "ok" for s in runs)
+
+
+def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
+        cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
+    cli.write_config(mission(web, smtp_server))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with daemon(cli, "--listen", f"127.0.0.1:{port}", "--log-json") as running:
+        running.wait_for(lambda: smtp_server.messages, "a first alert")
+        second = cli("run", timeout=60)
+        assert second.code != 0 and "another `mediawatch run`" in second.err
+
+        health = requests.get(f"{base}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        def metrics() -> str:
+            return requests.get(f"{base}/metrics", timeout=5).text
+
+        running.wait_for(lambda: 'mediawatch_polls_total{source="statements"' in metrics(),
+                         "a poll counted in /metrics")
+        assert 'mediawatch_alerts{' in metrics()
+        atom = feedparser.parse(requests.get(f"{base}/topics/students.atom", timeout=5).content)
+        assert not atom.bozo and atom.entries
+        assert {e.link for e in atom.entries} <= {a["canonical_url"] for a in
+                                                  cli("articles", "list", "--json").json()}
+        assert requests.get(f"{base}/topics/nope.atom", timeout=5).status_code == 404
+        assert running.stop() == 0
+    lines = [json.loads(line) for line in running.text().splitlines() if line.startswith("{")]
+    assert any(line["message"].startswith("statements: ok") for line in lines)
+
+
+def test_a_broken_source_gives_one_operator_alert_and_one_recovery(
+        cli: Cli, web: FixtureWeb, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    feed = web.root / "feeds" / "_flaky.xml"
+    status = web.root / "feeds" / "_flaky.xml.headers"
+    feed.write_bytes((web.root / "feeds" / "statements.xml").read_bytes())
+    config = mission(web, smtp_server, {"name": "flaky", "kind": "feed", "every": "1s",
+                                        "url": "/feeds/_flaky.xml", "follow": False})
+    config["channels"]["ops"] = {"type": "jsonl", "path": str(tmp_path / "ops.jsonl")}
+    config["operator_channels"] = ["ops"]
+    cli.write_config(config)
+    operator = tmp_path / "ops.jsonl"
+
+    def said(word: str) -> bool:
+        return operator.exists() and word in operator.read_text(encoding="utf-8")
+
+    try:
+        with daemon(cli) as running:
+            running.wait_for(lambda: web.hits("/feeds/_flaky.xml"), "a first poll")
+            status.write_text("Status: 500\n")
+            running.wait_for(lambda: said("is failing"), "the failing alert")
+            status.unlink()
+            running.wait_for(lambda: said("recovered"), "the recovery alert", timeout=90)
+            assert running.stop() == 0
+    finally:
+        feed.unlink(missing_ok=True)
+        status.unlink(missing_ok=True)
+    sent = [json.loads(line) for line in operator.read_text(encoding="utf-8").splitlines()]
+    assert [m["kind"] for m in sent] == ["operator", "operator"]
+    assert "HTTP 500" in sent[0]["items"][0]["snippet"]
+
+
+def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
+        cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
+    hung = {"name": "hung", "kind": "feed", "url": "/slow/30/feeds/statements.xml",
+            "every": "1h"}
+    config = mission(web, smtp_server, hung)
+    config["crawl"].update(timeout=120, poll_deadline="2s")
+    cli.write_config(config)
+    with daemon(cli) as running:
+        running.wait_for(lambda: "poll given up" in running.text(), "the poll deadline")
+        source = cli("sources", "list", "--json").json()[0]
+        assert source["consecutive_failures"] == 1 and "poll_deadline" in source["last_error"]
+
+        cli.config.write_text(cli.config.read_text() + "\nsourcez: []\n")
+        running.process.send_signal(signal.SIGHUP)
+        running.wait_for(lambda: "config reload refused" in running.text(), "the refusal")
+        config["sources"].append(web_config(web, dict(STATEMENTS, every="1s"))["sources"][0])
+        cli.write_config(config)
+        running.process.send_signal(signal.SIGHUP)
+        running.wait_for(lambda: web.hits("/feeds/statements.xml"), "the reloaded source")
+        assert "config reloaded: 2 sources" in running.text()
+        assert running.stop() == 0
+
+
+# ---------------------------------------------------------------- source health, pure
+
+def test_source_health_failing_silent_and_learned_cadence() -> None:
+    source = Source(name="s", kind="feed", url="https://s.example/f", consecutive_failures=0,
+                    last_error=None)
+    hourly = [NOW - timedelta(hours=h) for h in range(10, 0, -1)]
+    cadence = learned_cadence(hourly)
+    assert cadence == timedelta(hours=3)  # three times the usual gap
+    assert learned_cadence(hourly[:4]) is None  # too little history to learn from
+    assert health_of(source, hourly[-1], cadence, NOW).state == "ok"
+    assert health_of(source, hourly[-1], cadence, NOW + timedelta(hours=4)).state == "silent"
+    source.consecutive_failures, source.last_error = 3, "HTTP 500 from https://s.example/f"
+    failing = health_of(source, hourly[-1], cadence, NOW)
+    assert failing.state == "failing" and "HTTP 500" in failing.detail

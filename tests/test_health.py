@@ -1,0 +1,247 @@
+"""The daemon's HTTP side over real HTTP (tests/health_server.py, a process per test):
+/healthz, /metrics and the per-topic Atom and JSON feeds, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from crawler.health import parse_address
+from crawler.metrics import Metrics
+from storage import repository as repo
+from storage.db import open_database
+from storage.models import Alert
+
+HELPER = Path(__file__).with_name("health_server.py")
+TOPIC = "espionage-warnings"
+HOSTILE = '<script>alert(1)</script> & "quotes"'
+ORIGINAL = "https://wire.example/2026/11/warning?id=1&lang=en"
+COPY = "https://mirror.example/copy-of-warning"
+SNIPPET = "… the <b>state security</b> ministry & students …"
+CONFIG = {"topics": [{"name": TOPIC, "query": '"state security" AND student*'},
+                     {"name": "quiet", "query": "nothing"}]}
+
+
+def item(url: str, title: str, body: str) -> repo.NewArticle:
+    return repo.NewArticle(url=url, canonical_url=url, seen_url=url, title=title, text=body,
+                           summary="", language="en", published_at=None,
+                           date_is_estimated=True, text_hash=f"h:{body}")
+
+
+def alert(key: str, article_id: int, story_id: int | None, channel: str, status: str) -> Alert:
+    return Alert(idempotency_key=key, topic=TOPIC, channel=channel, story_id=story_id,
+                 article_id=article_id, status=status)
+
+
+def fill(db_url: str) -> dict[str, int]:
+    """A matched original with a hostile title and a near-copy seen elsewhere, a later match
+    whose title XML cannot hold, alerts in two channels, a source that keeps failing."""
+    db = open_database(db_url)
+    evidence = {TOPIC: {"snippet": SNIPPET, "spans": [["text", 6, 20, "state security"]]}}
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("wire", "feed", "https://wire.example/f"),
+                                    repo.SourceDef("mirror", "feed", "https://mirror.example/f")])
+    with db.begin() as session:
+        original, _ = repo.add_article(session, item(ORIGINAL, HOSTILE, "state security"), "wire")
+        copy, _ = repo.add_article(session, item(COPY, "copy", "state security too"), "mirror",
+                                   place=lambda: repo.Placement(duplicate_of=original.id))
+        later, _ = repo.add_article(session, item("https://wire.example/later", "tab\x0bbed",
+                                                  "later"), "wire")
+        for article in (original, copy, later):
+            repo.add_matches(session, article, evidence)
+        session.add_all([alert("a1", original.id, original.story_id, "desk", "pending"),
+                         alert("a2", later.id, later.story_id, "desk", "pending"),
+                         alert("a3", copy.id, original.story_id, "desk", "sent"),
+                         alert("a4", original.id, original.story_id, "slack", "failed")])
+        repo.record_poll(session, "wire", None, None, None, unchanged=False)
+        for _ in range(2):
+            repo.record_failure(session, "mirror", "HTTP 503")
+        ids = {"original": original.id, "later": later.id, "story": original.story_id}
+    db.kw["bind"].dispose()
+    return ids
+
+
+class Server:
+    def __init__(self, db_url: str, config: Path, log: Path, *flags: str) -> None:
+        self.log = log.open("w")
+        self.proc = subprocess.Popen([sys.executable, str(HELPER), "--db", db_url,
+                                      "--config", str(config), *flags],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        port = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+        if not port:
+            self.stop()
+            pytest.fail(f"the health server did not start:\n{log.read_text()}")
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.base + path, timeout=10)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()  # type: ignore[union-attr]
+        self.log.close()
+
+
+@pytest.fixture
+def filled(db_url: str, tmp_path: Path) -> tuple[str, Path, dict[str, int]]:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    return db_url, config, fill(db_url)
+
+
+@pytest.fixture
+def serve(filled: tuple[str, Path, dict[str, int]], tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(*flags: str) -> Server:
+        servers.append(Server(filled[0], filled[1], tmp_path / f"server{len(servers)}.log",
+                              *flags))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_healthz_is_ok_while_the_scheduler_runs(serve) -> None:
+    response = serve().get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"status": "ok", "scheduler": True, "database": True}
+
+
+def test_healthz_is_503_when_the_scheduler_is_dead(serve) -> None:
+    response = serve("--scheduler-dead").get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "failing", "scheduler": False, "database": True,
+                               "failing": ["scheduler"]}
+
+
+def test_metrics_count_polls_and_read_the_outbox_and_sources(serve) -> None:
+    response = serve().get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    found = samples(response.text)
+
+    def value(name: str, **labels: str) -> float:
+        return found[name, tuple(sorted(labels.items()))]
+
+    assert value("mediawatch_alerts", channel="desk", status="pending") == 2
+    assert value("mediawatch_alerts", channel="desk", status="sent") == 1
+    assert value("mediawatch_alerts", channel="slack", status="failed") == 1
+    assert value("mediawatch_alerts", channel="slack", status="pending") == 0
+    assert value("mediawatch_polls_total", source="wire", status="ok") == 1
+    assert value("mediawatch_http_responses_total", source="wire", **{"class": "2xx"}) == 1
+    assert value("mediawatch_articles_total", source="wire", outcome="new") == 1
+    assert value("mediawatch_articles_total", source="wire", outcome="known") == 3
+    assert value("mediawatch_articles_total", source="wire", outcome="duplicate") == 1
+    assert value("mediawatch_matches_total", source="wire") == 1
+    assert value("mediawatch_poll_seconds_bucket", source="wire", le="0.5") == 1
+    assert value("mediawatch_poll_seconds_bucket", source="wire", le="0.25") == 0
+    assert value("mediawatch_source_in_flight", source="wire") == 2
+    assert value("mediawatch_source_consecutive_failures", source="mirror") == 2
+    assert value("mediawatch_source_consecutive_failures", source="wire") == 0
+    assert value("mediawatch_source_last_success_timestamp_seconds", source="wire") > 0
+    assert ("mediawatch_source_last_success_timestamp_seconds", (("source", "mirror"),)) \
+        not in found
+    assert value("mediawatch_database_up") == 1
+    assert 'mediawatch_alerts{channel="desk",status="pending"} 2.0' in response.text
+
+
+def test_atom_feed_escapes_hostile_text_and_parses(serve, filled) -> None:
+    ids = filled[2]
+    response = serve().get(f"/topics/{TOPIC}.atom")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/atom+xml")
+    assert b"<script>" not in response.content  # escaped on the wire
+    feed = feedparser.parse(response.content)
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.feed.id == f"urn:mediawatch:topic:{TOPIC}"
+    later, original = feed.entries  # newest first; the near-copy is not an entry
+    assert later.title == "tabbed"  # a character XML cannot hold is dropped
+    assert original.title == HOSTILE
+    assert original.id == f"urn:mediawatch:article:{ids['original']}"
+    assert original.link == ORIGINAL
+    assert [link.href for link in original.links] == [ORIGINAL]
+    assert original.content[0].type == "text/plain"
+    text = original.content[0].value
+    assert text.startswith(SNIPPET) and f"mirror: {COPY}" in text and f"wire: {ORIGINAL}" in text
+    assert original.tags[0].term == str(ids["story"])
+    assert original.updated_parsed is not None
+
+
+def test_json_feed_has_stories_sightings_and_first_seen_times(serve, filled) -> None:
+    ids = filled[2]
+    response = serve().get(f"/topics/{TOPIC}.json")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    document = response.json()
+    assert document["topic"] == TOPIC and document["query"] == CONFIG["topics"][0]["query"]
+    assert [m["article_id"] for m in document["matches"]] == [ids["later"], ids["original"]]
+    match = document["matches"][1]
+    assert match["story_id"] == ids["story"] and match["title"] == HOSTILE
+    assert match["canonical_url"] == ORIGINAL and match["source"] == "wire"
+    assert match["snippet"] == SNIPPET and match["published_at"] is None
+    assert match["first_seen_at"].endswith("+00:00")
+    assert [(s["source"], s["url"]) for s in match["sightings"]] == [("wire", ORIGINAL),
+                                                                       ("mirror", COPY)]
+    assert all(s["seen_at"].endswith("+00:00") for s in match["sightings"])
+
+
+def test_unknown_paths_and_topics_are_404(serve) -> None:
+    server = serve()
+    assert server.get("/topics/quiet.json").json()["matches"] == []
+    assert not feedparser.parse(server.get("/topics/quiet.atom").content).bozo
+    for path in ("/topics/nope.atom", "/topics/Quiet.atom", "/topics/quiet.xml",
+                 "/topics/quiet.atom/x", "/topics", "/topics/", "/", "/nothing", "/healthz/x"):
+        response = server.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["Content-Type"] == "application/json", path
+        assert "error" in response.json(), path
+
+
+def test_metrics_survive_an_unreachable_database(tmp_path: Path) -> None:
+    gone = sessionmaker(create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))
+    found = samples(Metrics(gone).render().decode())
+    assert found["mediawatch_database_up", ()] == 0
+    assert not any(name == "mediawatch_alerts" for name, _ in found)
+
+
+def test_in_flight_is_sampled_and_a_finished_source_reads_zero(tmp_path: Path) -> None:
+    counts = {"a": 2}
+    metrics = Metrics(open_database(f"sqlite:///{tmp_path / 'x.db'}"), in_flight=lambda: counts)
+    metrics.sample()
+    counts = {"b": 1}
+    metrics.sample()
+    found = samples(metrics.render().decode())
+    assert found["mediawatch_source_in_flight", (("source", "a"),)] == 0
+    assert found["mediawatch_source_in_flight", (("source", "b"),)] == 1
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("127.0.0.1:8787", ("127.0.0.1", 8787)), ("[::1]:8787", ("::1", 8787)),
+    ("localhost:0", ("localhost", 0)), ("0.0.0.0:80", ("0.0.0.0", 80))])
+def test_listen_addresses(address: str, expected: tuple[str, int]) -> None:
+    assert parse_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["8787", ":8787", "::1:8787", "[nope]:1", "host:99999",
+                                     "host:port", "[::1]8787"])
+def test_bad_listen_addresses_are_clear_errors(address: str) -> None:
+    with pytest.raises(ValueError, match="invalid listen address"):
+        parse_address(address)
