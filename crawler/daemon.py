@@ -27,7 +27,7 @@ from storage.models import utcnow
 log = logging.getLogger("mediawatch.daemon")
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"  # Scrapy's default
 DISPATCH_EVERY = timedelta(seconds=5)
-HEALTH_EVERY = timedelta(minutes=1)
+HEALTH_EVERY = timedelta(minutes=15)  # silence is measured in hours; failures per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
 
 
@@ -94,6 +94,9 @@ class Daemon:
         self.report = CrawlReport.for_sources([s.name for s in config.sources])
         self.report.rolling, self.report.on_poll = True, self.poll_finished
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
+        with db() as session:  # sources whose health is not ok: checked after every poll
+            self.unwell = {s.name for s in repo.list_sources(session)
+                           if s.reported_health not in (None, "ok")}
         self.metrics = Metrics(db, in_flight=self.in_flight)
         self.scheduler = TwistedScheduler(reactor=reactor, timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -174,7 +177,7 @@ class Daemon:
                 self.reactor.callLater(0.2, wait)
             else:
                 for poll in list(self.polling.values()):
-                    poll.cancel()  # frees the job threads waiting on it
+                    poll.cancel()
                 deferred_from_coro(self.crawler.stop_async()).addBoth(
                     lambda _: self.reactor.stop())
 
@@ -231,11 +234,9 @@ class Daemon:
                                id="retention")
 
     def poll_job(self, name: str) -> None:
-        """(A pool thread.) Poll a source now unless its backoff or Retry-After holds; wait
-        for the poll to end, or give it up at `crawl.poll_deadline`."""
-        from twisted.internet.threads import blockingCallFromThread
-
-        from crawler.runner import source_specs
+        """(A pool thread.) Poll a source now unless its backoff or Retry-After holds. The
+        thread does not wait for the poll: the reactor tracks it (see `start_poll`)."""
+        from crawler.runner import spec_for
         from crawler.scheduler import interval_of, may_poll
 
         source = next((s for s in self.config.sources if s.name == name), None)
@@ -243,25 +244,25 @@ class Daemon:
             return
         with self.db() as session:
             state = repo.source_by_name(session, name)
-            allowed = may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
-                               interval_of(source.every), state.not_before)
-        if allowed:
-            spec = source_specs([source], self.db, self.config.crawl.backfill)[0]
-            blockingCallFromThread(self.reactor, self.start_poll, spec)
+            if not may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
+                            interval_of(source.every), state.not_before):
+                return
+            spec = spec_for(source, state, self.config.crawl.backfill)
+        self.reactor.callFromThread(self.start_poll, spec)
 
-    def start_poll(self, spec: Any) -> Any:
-        """(The reactor.) Inject one poll into the running crawler. → fires when it ended"""
-        from twisted.internet.defer import Deferred, succeed
+    def start_poll(self, spec: Any) -> None:
+        """(The reactor.) Inject one poll into the running crawler; it is given up at
+        `crawl.poll_deadline`."""
+        from twisted.internet.defer import Deferred
 
         if spec.name in self.polling or self.stopping:
-            return succeed(None)  # never two polls of one source at once
+            return  # never two polls of one source at once
         done: Deferred[Any] = Deferred()
         self.polling[spec.name] = done
         self.crawler.engine.crawl(self.crawler.spider.poll(spec, done))
         done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
         done.addErrback(self.poll_given_up, spec.name)
         done.addBoth(self._unmark, spec.name)
-        return done
 
     def _unmark(self, result: Any, name: str) -> Any:
         self.polling.pop(name, None)
@@ -284,7 +285,8 @@ class Daemon:
 
         seconds = (utcnow() - tally.started_at).total_seconds()
         self.metrics.observe_poll(tally, seconds)
-        deferToThread(self.health_job, [tally.name])
+        if tally.status == "failed" or tally.name in self.unwell:
+            deferToThread(self.health_job, [tally.name])
         level = logging.WARNING if tally.status == "failed" else logging.INFO
         log.log(level, "%s: %s (HTTP %s) new %d known %d duplicates %d in %.2fs%s", tally.name,
                 tally.status, tally.http_status or "-", tally.new, tally.known,
@@ -309,8 +311,13 @@ class Daemon:
         from crawler.alerting import build_channels
         from crawler.watchdog import check_sources
 
-        self._log_lines(check_sources(self.config, self.db, build_channels(self.config),
-                                      utcnow(), names))
+        for name, was, now in check_sources(self.config, self.db, build_channels(self.config),
+                                            utcnow(), names):
+            log.warning("source %s: %s → %s (operator alerted)", name, was, now)
+            if now == "ok":
+                self.unwell.discard(name)
+            else:
+                self.unwell.add(name)
 
     def retention_job(self) -> None:
         with self.db.begin() as session:

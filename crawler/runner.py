@@ -13,6 +13,7 @@ from crawler.normalize import canonical_url
 from crawler.report import CrawlReport
 from spiders.items import SourceSpec
 from storage import repository as repo
+from storage.models import Source as SourceRow
 from storage.models import utcnow
 
 
@@ -24,16 +25,18 @@ def sync_config(config: Config, db: sessionmaker[Session]) -> None:
 
 def source_specs(sources: Sequence[Source], db: sessionmaker[Session],
                  backfill: timedelta) -> list[SourceSpec]:
-    """What the spider needs of each source; on a source's first poll, entries dated
-    before the backfill window are not followed."""
     with db() as session:
-        state = {s.name: s for s in repo.list_sources(session)}
-    first_poll_since = utcnow() - backfill
-    return [SourceSpec(s.name, s.kind, s.url, s.follow, s.language, state[s.name].etag,
-                       state[s.name].last_modified, s.links, s.next_page, s.max_pages,
-                       since=first_poll_since if state[s.name].last_success_at is None else None,
-                       not_before=state[s.name].not_before)
-            for s in sources]
+        state = {s.name: s for s in repo.list_sources(session, [s.name for s in sources])}
+    return [spec_for(s, state[s.name], backfill) for s in sources]
+
+
+def spec_for(source: Source, state: SourceRow, backfill: timedelta) -> SourceSpec:
+    """What the spider needs of a source; on its first poll, entries dated before the
+    backfill window are not followed."""
+    return SourceSpec(source.name, source.kind, source.url, source.follow, source.language,
+                      state.etag, state.last_modified, source.links, source.next_page,
+                      source.max_pages, not_before=state.not_before,
+                      since=utcnow() - backfill if state.last_success_at is None else None)
 
 
 def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = (),

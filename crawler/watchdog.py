@@ -52,12 +52,12 @@ def learned_cadence(arrivals: list[datetime]) -> timedelta | None:
 
 
 def check_sources(config: Config, db: sessionmaker[Session], channels: Mapping[str, Channel],
-                  now: datetime, names: list[str] | None = None) -> list[str]:
+                  now: datetime, names: list[str] | None = None) -> list[tuple[str, str, str]]:
     """Send an alert for each source (of `names`, or all) whose health changed since it
-    was last reported. → one line per alert sent"""
+    was last reported. → (source, health before, health now) for each alert sent"""
     if not config.operator_channels:
         return []
-    lines = []
+    changes = []
     for spec in config.sources:
         if names is not None and spec.name not in names:
             continue
@@ -75,8 +75,8 @@ def check_sources(config: Config, db: sessionmaker[Session], channels: Mapping[s
                                                health, reported, now):
             with db.begin() as session:
                 repo.source_by_name(session, spec.name).reported_health = health.state
-            lines.append(f"source {spec.name}: {reported} → {health.state}")
-    return lines
+            changes.append((spec.name, reported, health.state))
+    return changes
 
 
 def _tell(config: Config, channels: Mapping[str, Channel], name: str, url: str,

@@ -2,7 +2,7 @@
 state, articles stored once per canonical URL with their sightings, crawl runs."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,8 +74,11 @@ def source_by_name(session: Session, name: str) -> Source:
     return session.scalars(select(Source).where(Source.name == name)).one()
 
 
-def list_sources(session: Session) -> Sequence[Source]:
-    return session.scalars(select(Source).order_by(Source.name)).all()
+def list_sources(session: Session, names: Collection[str] | None = None) -> Sequence[Source]:
+    query = select(Source).order_by(Source.name)
+    if names is not None:
+        query = query.where(Source.name.in_(names))
+    return session.scalars(query).all()
 
 
 def record_poll(session: Session, name: str, etag: str | None, last_modified: str | None,

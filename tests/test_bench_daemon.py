@@ -1,0 +1,35 @@
+"""Smoke test of the daemon benchmark: a small run end to end (a real daemon against generated
+feeds on the fixture server), its table and its JSON line."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED = ("bench", "sources", "polls", "cpu_ms_per_unchanged_poll", "feedparser_parse_ms",
+            "rss_mb_start", "rss_mb_end")
+
+
+def test_bench_daemon_small_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.daemon", "--sources", "20", "--minutes", "0.25",
+         "--every", "5s", "--settle", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    for key in REQUIRED:
+        assert key in result, key
+    assert result["bench"] == "daemon"
+    assert result["sources"] == 20
+    assert result["polls"] > 0
+    assert result["unchanged_polls"] > 0  # after the warm-up every poll is a 304
+    assert result["cpu_ms_per_unchanged_poll"] > 0
+    assert result["feedparser_parse_ms"] > 0
+    assert result["rss_mb_start"] > 0 and result["rss_mb_end"] > 0
+    assert result["exit_code"] == 0  # the daemon stopped cleanly on SIGTERM
+    table = "\n".join(lines[:-1])
+    for row in ("CPU per unchanged poll", "anchor: feedparser.parse", "samples", "/healthz"):
+        assert row in table, row
