@@ -310,16 +310,17 @@ def _short(file: str) -> str:
 class Sample:
     t: float  # seconds since the window started
     cpu_s: float
+    sys_s: float  # of which in the kernel (stime)
     rss_mb: float
     hwm_mb: float
     polls: int  # polls finished so far (the log's count)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/PID/stat."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime + stime, stime) of a process (all its threads), from /proc/PID/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()  # the name may hold spaces
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -360,10 +361,10 @@ class PollLog:
 
 
 def sample(pid: int, t0: float, log: PollLog) -> Sample:
-    cpu = cpu_seconds(pid)
+    cpu, kernel = cpu_seconds(pid)
     polls = log.read()
     rss, hwm = memory_mb(pid)
-    return Sample(time.monotonic() - t0, cpu, rss, hwm, polls)
+    return Sample(time.monotonic() - t0, cpu, kernel, rss, hwm, polls)
 
 
 @dataclass
@@ -691,7 +692,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         ("poll duration (wall)", f"p50 {pct(walls, 0.5):.2f} s, p90 {pct(walls, 0.9):.2f} s, "
                                  f"max {walls[-1]:.2f} s (request injected → stored)"),
         ("daemon CPU in window", f"{cpu_s:.2f} s ({cpu_s / window_s:.1%} of one core; every "
-                                 "thread, every job)"),
+                                 f"thread, every job; {last.sys_s - first.sys_s:.2f} s of it "
+                                 "in the kernel)"),
         ("  with no poll finishing", f"{idle_cpu:.2f} s CPU in {idle_s:.0f} s of the window "
                                      "(scheduler, dispatch job, idle reactor)"),
         ("CPU per unchanged poll", f"{cpu_ms_per:.2f} ms (the daemon's CPU in the window / "
