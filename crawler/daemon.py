@@ -28,6 +28,7 @@ log = logging.getLogger("mediawatch.daemon")
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"  # Scrapy's default
 DISPATCH_EVERY = timedelta(seconds=5)
 HEALTH_EVERY = timedelta(minutes=15)  # silence is measured in hours; failures per poll
+RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
 
 
@@ -320,10 +321,12 @@ class Daemon:
                 self.unwell.add(name)
 
     def retention_job(self) -> None:
+        now = utcnow()
         with self.db.begin() as session:
-            dropped = repo.forget_sketches(session, utcnow() - self.config.dedupe.retention)
-        log.info("retention: %d sketches older than %s dropped", dropped,
-                 self.config.dedupe.retention)
+            sketches = repo.forget_sketches(session, now - self.config.dedupe.retention)
+            runs = repo.forget_runs(session, now - RUN_HISTORY)
+        log.info("retention: %d sketches older than %s and %d crawl runs older than %s "
+                 "dropped", sketches, self.config.dedupe.retention, runs, RUN_HISTORY)
 
     @staticmethod
     def _log_lines(lines: list[str]) -> None:

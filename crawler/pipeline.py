@@ -101,6 +101,7 @@ class StoragePipeline:
             SourcePolled: self.polled, SourceFailed: self.failed, SourceDeferred: self.deferred,
             MoreEntries: self.more, ArticleSeen: self.article, PageSnapshot: self.snapshot,
             KnownLink: self.known, PageFailed: self.page_failed, PollDone: self.poll_done}
+        self.answers: dict[str, SourcePolled] = {}  # per source, until its poll ends
 
     @property
     def ingest(self) -> Ingest:
@@ -130,9 +131,7 @@ class StoragePipeline:
         return item
 
     def polled(self, item: SourcePolled, tally: SourceReport) -> None:
-        with self.db.begin() as session:
-            repo.record_poll(session, item.source, item.etag, item.last_modified,
-                             item.warning, unchanged=item.http_status == 304)
+        self.answers[item.source] = item  # written with the poll's end (see `poll_done`)
         tally.http_status, tally.items = item.http_status, item.entries
         tally.status = "unchanged" if item.http_status == 304 else \
             "warning" if item.warning else "ok"
@@ -253,9 +252,17 @@ class StoragePipeline:
             self.report.changed()
 
     def poll_done(self, item: PollDone, tally: SourceReport) -> None:
-        """One poll of a source ended: its crawl-run row (a rolling report starts the
-        source's next poll afresh)."""
+        """One poll of a source ended: the source's state and the crawl-run row, in one
+        transaction (a rolling report starts the source's next poll afresh). New
+        validators are kept only when the poll stored everything it offered; otherwise
+        they are cleared, so that the next poll reads the source again and retries what
+        failed instead of being answered 304."""
+        answer = self.answers.pop(item.source, None)
         with self.db.begin() as session:
+            if answer is not None and tally.status != "failed":
+                validators = None if answer.http_status == 304 else \
+                    (None, None) if tally.errors else (answer.etag, answer.last_modified)
+                repo.record_poll(session, item.source, answer.warning, validators)
             repo.record_run(session, tally.name, item.started_at, tally.status,
                             tally.http_status, repo.RunTally(
                                 tally.requests, tally.items, tally.new, tally.known,

@@ -20,6 +20,11 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.fetchguard.ProxiedHostMiddleware": 760,  # after HttpProxyMiddleware (750)
 }
 
+EXTENSIONS = {
+    "scrapy.extensions.throttle.AutoThrottle": None,
+    "crawler.throttle.ConditionalAutoThrottle": 0,  # a 304 counts as an answer
+}
+
 # http and https only, also below the guard: no handler for file:, data:, ftp:, s3:
 DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None}
 
@@ -38,7 +43,7 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "DOWNLOAD_WARNSIZE": 0,
         "CONCURRENT_REQUESTS": crawl.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.per_domain,
-        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_ENABLED": True,  # as crawler.throttle's subclass (see EXTENSIONS)
         "AUTOTHROTTLE_START_DELAY": 0.25,  # adapts to each server's latency from there
         "AUTOTHROTTLE_MAX_DELAY": 30.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(crawl.per_domain),
@@ -51,6 +56,13 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "LOG_LEVEL": "INFO" if verbose else "ERROR",
         "LOG_INSTALL_ROOT_HANDLER": False,  # the CLI owns logging (see crawler.cli)
         "ITEM_PIPELINES": ITEM_PIPELINES,
+        "EXTENSIONS": EXTENSIONS,
+        "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",  # oldest request first:
+        "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",  # no poll starves
+        # the check reads the callback's source, for every response: bound methods are
+        # never found in its cache (our callbacks return nothing)
+        "WARN_ON_GENERATOR_RETURN_VALUE": False,
+        "CONCURRENT_ITEMS": 1,  # the pipeline is synchronous: one item at a time, in order
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
         "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,
         "MEDIAWATCH_ALLOW_PRIVATE": crawl.allow_private,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import (
@@ -81,16 +81,28 @@ def list_sources(session: Session, names: Collection[str] | None = None) -> Sequ
     return session.scalars(query).all()
 
 
-def record_poll(session: Session, name: str, etag: str | None, last_modified: str | None,
-                warning: str | None, unchanged: bool) -> None:
-    source = source_by_name(session, name)
-    now = utcnow()
-    source.last_polled_at = source.last_success_at = now
-    source.consecutive_failures = 0
-    source.last_error = source.not_before = None
-    source.last_warning = warning
-    if not unchanged:
-        source.etag, source.last_modified = etag, last_modified
+_SOURCES, _RUNS = Source.__table__, CrawlRun.__table__
+# built once, run with parameters: the daemon writes these on every poll
+_POLLED = {"last_polled_at": bindparam("now"), "last_success_at": bindparam("now"),
+           "consecutive_failures": 0, "last_error": None, "not_before": None,
+           "last_warning": bindparam("warning")}
+_RECORD_POLL = update(_SOURCES).where(_SOURCES.c.name == bindparam("source")).values(_POLLED)
+_RECORD_POLL_VALIDATORS = _RECORD_POLL.values(etag=bindparam("etag"),
+                                              last_modified=bindparam("modified"))
+_RECORD_RUN = insert(_RUNS).values(source_id=select(_SOURCES.c.id).where(
+    _SOURCES.c.name == bindparam("source")).scalar_subquery())
+
+
+def record_poll(session: Session, name: str, warning: str | None,
+                validators: tuple[str | None, str | None] | None = None) -> None:
+    """A poll that succeeded. `validators` (ETag, Last-Modified) replace the stored ones;
+    None keeps them (a 304)."""
+    params = {"source": name, "now": utcnow(), "warning": warning}
+    if validators is None:
+        session.execute(_RECORD_POLL, params)
+    else:
+        etag, modified = validators
+        session.execute(_RECORD_POLL_VALIDATORS, params | {"etag": etag, "modified": modified})
 
 
 def record_failure(session: Session, name: str, message: str,
@@ -105,11 +117,17 @@ def record_failure(session: Session, name: str, message: str,
 def record_run(session: Session, name: str, started_at: datetime, status: str,
                http_status: int | None, tally: RunTally, error_class: str | None = None,
                error: str | None = None) -> None:
-    session.add(CrawlRun(
-        source_id=source_by_name(session, name).id, started_at=started_at,
-        finished_at=utcnow(), status=status, http_status=http_status,
-        requests=tally.requests, items=tally.items, new_articles=tally.new_articles,
-        known=tally.known, errors=tally.errors, error_class=error_class, error=error))
+    """One poll's crawl-run row."""
+    session.execute(_RECORD_RUN, {
+        "source": name, "started_at": started_at, "finished_at": utcnow(), "status": status,
+        "http_status": http_status, "requests": tally.requests, "items": tally.items,
+        "new_articles": tally.new_articles, "known": tally.known, "errors": tally.errors,
+        "error_class": error_class, "error": error})
+
+
+def forget_runs(session: Session, before: datetime) -> int:
+    """Drop crawl-run rows of polls started before `before`; how many were dropped."""
+    return session.execute(delete(CrawlRun).where(CrawlRun.started_at < before)).rowcount
 
 
 # ---------------------------------------------------------------- articles

@@ -166,3 +166,20 @@ def test_robots_disallowed_page_is_never_requested(cli: Cli, web: FixtureWeb, tm
         assert web.hits("/private/secret.html") == []
     finally:
         feed.unlink()
+
+
+def test_a_page_that_failed_is_retried_on_the_next_poll(cli: Cli, web: FixtureWeb) -> None:
+    """A poll that could not store everything keeps no validators: the next one reads the
+    feed again (not a 304) and retries the failed page, and no stored page is refetched."""
+    cli.write_config(web_config(web, {"name": "flaky", "kind": "feed",
+                                      "url": "/feeds/flaky.xml"}))
+    first = cli("crawl", "--json")
+    assert first.json()["sources"][0]["errors"] == 1
+    assert len(cli("articles", "list", "--json").json()) == 1
+    failed_fetches = len(web.hits("/status/500"))
+    assert failed_fetches >= 1
+
+    second = cli("crawl", "--json").json()["sources"][0]
+    assert second["http_status"] == 200 and second["errors"] == 1
+    assert len(web.hits("/status/500")) == 2 * failed_fetches
+    assert len(web.hits("/coverage/2026/11/asylum-figures.html")) == 1

@@ -62,7 +62,7 @@ def fill(db_url: str) -> dict[str, int]:
                          alert("a2", later.id, later.story_id, "desk", "pending"),
                          alert("a3", copy.id, original.story_id, "desk", "sent"),
                          alert("a4", original.id, original.story_id, "slack", "failed")])
-        repo.record_poll(session, "wire", None, None, None, unchanged=False)
+        repo.record_poll(session, "wire", None, (None, None))
         for _ in range(2):
             repo.record_failure(session, "mirror", "HTTP 503")
         ids = {"original": original.id, "later": later.id, "story": original.story_id}

@@ -88,7 +88,7 @@ def test_sighting_of_a_known_url_is_recorded_once(db) -> None:
 
 def test_source_state_survives_sync_and_resets_when_url_changes(db) -> None:
     with db.begin() as session:
-        repo.record_poll(session, "a", '"etag-1"', "Fri, 27 Nov 2026 01:00:00 GMT", None, False)
+        repo.record_poll(session, "a", None, ('"etag-1"', "Fri, 27 Nov 2026 01:00:00 GMT"))
         repo.record_failure(session, "b", "HTTP 500")
         repo.record_failure(session, "b", "HTTP 500")
     with db.begin() as session:
