@@ -244,7 +244,7 @@ class Daemon:
         if source is None or self.stopping:
             return
         with self.db() as session:
-            state = repo.source_by_name(session, name)
+            state = repo.poll_state(session, name)
             if not may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
                             interval_of(source.every), state.not_before):
                 return

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Config, Source
@@ -30,7 +31,7 @@ def source_specs(sources: Sequence[Source], db: sessionmaker[Session],
     return [spec_for(s, state[s.name], backfill) for s in sources]
 
 
-def spec_for(source: Source, state: SourceRow, backfill: timedelta) -> SourceSpec:
+def spec_for(source: Source, state: SourceRow | Row[Any], backfill: timedelta) -> SourceSpec:
     """What the spider needs of a source; on its first poll, entries dated before the
     backfill window are not followed."""
     return SourceSpec(source.name, source.kind, source.url, source.follow, source.language,

@@ -62,6 +62,7 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         # the check reads the callback's source, for every response: bound methods are
         # never found in its cache (our callbacks return nothing)
         "WARN_ON_GENERATOR_RETURN_VALUE": False,
+        "DOWNLOADER_STATS": False,  # it serializes every request to count its bytes
         "CONCURRENT_ITEMS": 1,  # the pipeline is synchronous: one item at a time, in order
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
         "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,

@@ -15,6 +15,8 @@ from scrapy.http import Response
 
 class ConditionalAutoThrottle(AutoThrottle):
     def _adjust_delay(self, slot: Slot, latency: float, response: Response) -> None:
-        if response.status == 304:
-            response = response.replace(status=200)
-        super()._adjust_delay(slot, latency, response)
+        if response.status != 304:
+            super()._adjust_delay(slot, latency, response)
+            return
+        target = latency / self.target_concurrency  # as Scrapy does for a 200
+        slot.delay = min(max(self.mindelay, target, (slot.delay + target) / 2), self.maxdelay)

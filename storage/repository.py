@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import (
@@ -89,8 +89,15 @@ _POLLED = {"last_polled_at": bindparam("now"), "last_success_at": bindparam("now
 _RECORD_POLL = update(_SOURCES).where(_SOURCES.c.name == bindparam("source")).values(_POLLED)
 _RECORD_POLL_VALIDATORS = _RECORD_POLL.values(etag=bindparam("etag"),
                                               last_modified=bindparam("modified"))
+_POLL_STATE = select(_SOURCES).where(_SOURCES.c.name == bindparam("source"))
 _RECORD_RUN = insert(_RUNS).values(source_id=select(_SOURCES.c.id).where(
     _SOURCES.c.name == bindparam("source")).scalar_subquery())
+
+
+def poll_state(session: Session, name: str) -> Row[Any]:
+    """A source's row (the columns of `Source`), without an ORM object: read before
+    every poll of the daemon."""
+    return session.execute(_POLL_STATE, {"source": name}).one()
 
 
 def record_poll(session: Session, name: str, warning: str | None,

@@ -83,6 +83,27 @@ def test_a_failing_source_backs_off_but_is_never_abandoned() -> None:
     assert not may_poll(NOW, None, 0, every, NOW + timedelta(hours=1))  # Retry-After
 
 
+@pytest.mark.parametrize("status", [200, 304])
+def test_a_hosts_delay_adapts_to_fast_answers_and_304s_count(status: int) -> None:
+    """Many feeds on one host, all unchanged: their 304s must bring its delay down as
+    200s do (Scrapy's AutoThrottle only lets 200s lower it)."""
+    from scrapy.core.downloader import Slot
+    from scrapy.http import Response
+    from scrapy.utils.test import get_crawler
+
+    from crawler.throttle import ConditionalAutoThrottle
+
+    throttle = ConditionalAutoThrottle(get_crawler(settings_dict={
+        "AUTOTHROTTLE_ENABLED": True, "AUTOTHROTTLE_TARGET_CONCURRENCY": 2.0}))
+    throttle.mindelay, throttle.maxdelay = 0.0, 30.0
+    slot = Slot(concurrency=2, delay=4.0)
+    for _ in range(20):
+        throttle._adjust_delay(slot, 0.02, Response("http://feeds.test/a.xml", status=status))
+    assert slot.delay == pytest.approx(0.01, abs=0.001)  # latency / target concurrency
+    throttle._adjust_delay(slot, 3.0, Response("http://feeds.test/a.xml", status=status))
+    assert slot.delay == pytest.approx(1.5)  # a slow answer slows it down at once
+
+
 # ---------------------------------------------------------------- a real daemon
 
 @dataclass
