@@ -6,6 +6,7 @@ SIGHUP reloads the config (an invalid one is rejected and the running one kept).
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Config, ConfigError, load_config
 from storage import repository as repo
+from storage.db import engine_of
 from storage.models import utcnow
 
 log = logging.getLogger("mediawatch.daemon")
@@ -132,6 +134,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
                  len(self.config.topics), os.getpid())
+        gc.freeze()  # what start-up loaded lives as long as the process: no GC passes over it
         self.reactor.run(installSignalHandlers=False)
         log.info("stopped")
         return 0
@@ -243,8 +246,8 @@ class Daemon:
         source = next((s for s in self.config.sources if s.name == name), None)
         if source is None or self.stopping:
             return
-        with self.db() as session:
-            state = repo.poll_state(session, name)
+        with engine_of(self.db).connect() as connection:
+            state = repo.poll_state(connection, name)
             if not may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
                             interval_of(source.every), state.not_before):
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,6 +38,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.in_flight = in_flight
         self.sampled: set[str] = set()  # sources in_flight() has named
+        self.children: dict[tuple[Any, tuple[str, ...]], Any] = {}  # see `child`
         self.flight = Gauge("mediawatch_source_in_flight", "Requests of a source outstanding",
                             ["source"], registry=self.registry)
         self.polls = Counter("mediawatch_polls", "Polls of a source, by outcome",
@@ -55,15 +57,23 @@ class Metrics:
 
     def observe_poll(self, tally: SourceReport, seconds: float) -> None:
         """Count one finished poll of a source."""
-        source = tally.name
-        self.polls.labels(source, tally.status).inc()
+        source, child = tally.name, self.child
+        child(self.polls, source, tally.status).inc()
         if tally.status != "deferred":  # a deferred poll sent no request
-            self.responses.labels(source, http_class(tally.http_status)).inc()
+            child(self.responses, source, http_class(tally.http_status)).inc()
         for outcome, count in (("new", tally.new), ("known", tally.known),
                                ("duplicate", tally.duplicates)):
-            self.articles.labels(source, outcome).inc(count)
-        self.matches.labels(source).inc(tally.matches)
-        self.poll_seconds.labels(source).observe(seconds)
+            child(self.articles, source, outcome).inc(count)
+        child(self.matches, source).inc(tally.matches)
+        child(self.poll_seconds, source).observe(seconds)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, kept: a dictionary lookup per poll, not a locked call."""
+        key = (metric, labels)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = metric.labels(*labels)
+        return found
 
     def sample(self) -> None:
         """Read `in_flight()` into its gauge; a source it no longer names reads 0."""

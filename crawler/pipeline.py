@@ -34,6 +34,7 @@ from spiders.items import (
     SourcePolled,
 )
 from storage import repository as repo
+from storage.db import engine_of
 from storage.models import Article, utcnow
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ class StoragePipeline:
         they are cleared, so that the next poll reads the source again and retries what
         failed instead of being answered 304."""
         answer = self.answers.pop(item.source, None)
-        with self.db.begin() as session:
+        with engine_of(self.db).begin() as session:
             if answer is not None and tally.status != "failed":
                 validators = None if answer.http_status == 304 else \
                     (None, None) if tally.errors else (answer.etag, answer.last_modified)

@@ -72,3 +72,9 @@ def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:
 
 def mask_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def engine_of(db: sessionmaker[Session]) -> Engine:
+    """The engine behind a session factory: Core statements on a plain connection skip
+    the session's bookkeeping (the daemon's writes for every poll)."""
+    return db.kw["bind"]  # type: ignore[no-any-return]

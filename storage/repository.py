@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from storage.models import (
@@ -94,13 +105,13 @@ _RECORD_RUN = insert(_RUNS).values(source_id=select(_SOURCES.c.id).where(
     _SOURCES.c.name == bindparam("source")).scalar_subquery())
 
 
-def poll_state(session: Session, name: str) -> Row[Any]:
+def poll_state(session: Session | Connection, name: str) -> Row[Any]:
     """A source's row (the columns of `Source`), without an ORM object: read before
     every poll of the daemon."""
     return session.execute(_POLL_STATE, {"source": name}).one()
 
 
-def record_poll(session: Session, name: str, warning: str | None,
+def record_poll(session: Session | Connection, name: str, warning: str | None,
                 validators: tuple[str | None, str | None] | None = None) -> None:
     """A poll that succeeded. `validators` (ETag, Last-Modified) replace the stored ones;
     None keeps them (a 304)."""
@@ -121,7 +132,7 @@ def record_failure(session: Session, name: str, message: str,
     source.not_before = retry_after
 
 
-def record_run(session: Session, name: str, started_at: datetime, status: str,
+def record_run(session: Session | Connection, name: str, started_at: datetime, status: str,
                http_status: int | None, tally: RunTally, error_class: str | None = None,
                error: str | None = None) -> None:
     """One poll's crawl-run row."""
