@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from storage import repository as repo
-from storage.db import is_current, open_database
+from storage.db import engine_of, is_current, open_database
 from storage.models import Article, Sighting, Source
 
 TOKYO = timezone(timedelta(hours=9))
@@ -30,7 +30,7 @@ def db(db_url: str):
 
 
 def test_migrations_apply_once_and_are_idempotent(db_url: str, db) -> None:
-    engine = db.kw["bind"]
+    engine = engine_of(db)
     assert is_current(engine)
     open_database(db_url)  # a second open finds nothing to do
     with engine.connect() as conn:
@@ -99,3 +99,17 @@ def test_source_state_survives_sync_and_resets_when_url_changes(db) -> None:
         assert a.etag == '"etag-1"' and a.last_success_at is not None
         assert b.consecutive_failures == 2 and b.last_error == "HTTP 500"
         assert b.etag is None and b.url.endswith("new.xml")
+
+
+def test_crawl_runs_are_recorded_per_poll_and_pruned_by_age(db) -> None:
+    now = datetime.now(timezone.utc)
+    with db.begin() as session:
+        for days in (10, 8, 1):
+            repo.record_run(session, "a", now - timedelta(days=days), "unchanged", 304,
+                            repo.RunTally(1, 0, 0, 0, 0))
+    with db.begin() as session:
+        assert repo.forget_runs(session, now - timedelta(days=7)) == 2
+    with db() as session:
+        runs = session.execute(text("SELECT source_id, status, http_status FROM crawl_runs"))
+        source_id = session.scalar(select(Source.id).where(Source.name == "a"))
+        assert runs.all() == [(source_id, "unchanged", 304)]
