@@ -114,6 +114,10 @@ class Daemon:
         from crawler.settings import scrapy_settings
         from spiders.source import SourceSpider
 
+        # first of all: a signal during start-up is handled once the reactor runs
+        signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.stop))
+        signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.stop))
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         sync_config(self.config, self.db)
         runner = CrawlerRunner(scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
@@ -129,9 +133,6 @@ class Daemon:
         self.scheduler.start()
         if self.listen:
             self.serve()
-        signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.stop))
-        signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.stop))
-        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
                  len(self.config.topics), os.getpid())
         gc.freeze()  # what start-up loaded lives as long as the process: no GC passes over it

@@ -16,7 +16,8 @@ from crawler.config import is_duration, parse_duration
 
 JITTER_SHARE = 0.1  # of the interval, up to MAX_JITTER: polls of many sources spread out
 MAX_JITTER = timedelta(minutes=1)
-STARTUP_SPREAD = timedelta(seconds=20)  # overdue sources start within this after start
+STARTUP_SPREAD = timedelta(minutes=1)  # overdue sources start within this (or their
+# interval, if shorter) after start; each keeps its phase, so polls stay spread out
 BACKOFF_CAP = timedelta(hours=6)
 
 
@@ -46,14 +47,15 @@ def _cron_fields(schedule: str) -> dict[str, str]:
 def first_run(schedule: str, last_polled_at: datetime | None, now: datetime,
               rng: Callable[[], float] = random.random) -> datetime:
     """The first poll after start: when the schedule says, counted from the last poll;
-    a source never polled or overdue runs once, within STARTUP_SPREAD of `now`."""
+    a source never polled or overdue runs once, within its interval (at most
+    STARTUP_SPREAD) of `now`."""
     if last_polled_at is not None:
         due = last_polled_at + parse_duration(schedule) if is_duration(schedule) else \
             CronTrigger.from_crontab(schedule, timezone="UTC").get_next_fire_time(
                 None, last_polled_at + timedelta(seconds=1))
         if due > now:
             return due
-    return now + STARTUP_SPREAD * rng()
+    return now + min(interval_of(schedule), STARTUP_SPREAD) * rng()
 
 
 def backoff(failures: int, interval: timedelta) -> timedelta:

@@ -72,6 +72,16 @@ def test_a_source_not_yet_due_waits_for_its_turn() -> None:
     assert NOW <= first_run("10m", None, NOW) <= NOW + STARTUP_SPREAD  # never polled
 
 
+def test_first_polls_spread_over_the_interval_up_to_a_cap() -> None:
+    """Sources started together keep apart: each first poll (and so each one's phase) is
+    spread over its interval, at most STARTUP_SPREAD."""
+    latest = {every: first_run(every, None, NOW, rng=lambda: 1.0) - NOW
+              for every in ("20s", "1m", "1h", "0 8 * * *")}
+    assert latest == {"20s": timedelta(seconds=20), "1m": timedelta(minutes=1),
+                      "1h": STARTUP_SPREAD, "0 8 * * *": STARTUP_SPREAD}
+    assert first_run("1m", None, NOW, rng=lambda: 0.5) == NOW + timedelta(seconds=30)
+
+
 def test_a_failing_source_backs_off_but_is_never_abandoned() -> None:
     every = timedelta(minutes=10)
     waits = [backoff(failures, every) for failures in range(1, 30)]
@@ -156,15 +166,16 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
         first.wait_for(lambda: smtp_server.messages, "the first alert")
         assert first.stop() == 0  # mid-run: polls keep coming, alerts may still be queued
     assert "stopped" in first.text()
+    polled_before = len(web.hits("/feeds/statements.xml"))
     with daemon(cli) as second:
         def all_sent() -> bool:
             alerts = cli("alerts", "list", "--json").json()
             return len(alerts) >= 4 and all(a["status"] == "sent" for a in alerts)
 
         second.wait_for(all_sent, "every alert sent")
-        second.wait_for(lambda: any(h.headers.get("if-none-match")
-                                    for h in web.hits("/feeds/statements.xml")),
-                        "a conditional poll")
+        second.wait_for(lambda: any(h.headers.get("if-none-match") for h in
+                                    web.hits("/feeds/statements.xml")[polled_before:]),
+                        "a conditional poll by the restarted daemon")
         assert second.stop() == 0
     alerts = cli("alerts", "list", "--json").json()
     ids = [m.message["Message-ID"] for m in smtp_server.messages]
