@@ -32,8 +32,9 @@ def interval_of(schedule: str) -> timedelta:
 
 def trigger_for(schedule: str) -> BaseTrigger:
     jitter = min(interval_of(schedule) * JITTER_SHARE, MAX_JITTER).total_seconds()
-    if is_duration(schedule):
-        return IntervalTrigger(seconds=parse_duration(schedule).total_seconds(),
+    if is_duration(schedule):  # APScheduler delays each run by up to `jitter` and counts the
+        # next from it: half the jitter comes off the interval, so polls come `every` on average
+        return IntervalTrigger(seconds=parse_duration(schedule).total_seconds() - jitter / 2,
                                jitter=jitter or None, timezone="UTC")
     return CronTrigger(**_cron_fields(schedule), jitter=jitter or None, timezone="UTC")
 

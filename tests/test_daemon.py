@@ -61,6 +61,9 @@ def test_polls_follow_the_schedule_with_bounded_jitter() -> None:
     gaps = [(b - a).total_seconds() for a, b in zip(runs, runs[1:], strict=False)]
     assert 11 <= len(runs) <= 13
     assert all(540 <= gap <= 660 for gap in gaps), gaps  # 10 minutes ± 1 minute of jitter
+    many = fire_times("10m", NOW, NOW + timedelta(hours=40))
+    mean_gap = (many[-1] - many[0]).total_seconds() / (len(many) - 1)
+    assert 588 <= mean_gap <= 612, mean_gap  # jitter spreads polls, it does not slow them
     quarter = fire_times("*/15 * * * *", NOW, NOW + timedelta(hours=1))
     assert len(quarter) >= 4
 
