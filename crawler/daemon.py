@@ -108,6 +108,7 @@ class Daemon:
     # ------------------------------------------------------------ lifecycle
 
     def run(self) -> int:
+        from scrapy import signals
         from scrapy.crawler import CrawlerRunner
 
         from crawler.runner import _seen_in, source_specs, sync_config
@@ -124,13 +125,13 @@ class Daemon:
             "LOG_LEVEL": "WARNING"})
         self.crawler: Any = runner.create_crawler(SourceSpider)
         self.crawler.ingest = self.ingest(self.config)
+        self.crawler.signals.connect(self.crawler_ready, signal=signals.spider_opened)
         finished = runner.crawl(self.crawler, sources=source_specs(
             self.config.sources, self.db, self.config.crawl.backfill), seen=_seen_in(self.db),
             daemon=True)
         finished.addBoth(self.crawler_ended)
         self.reactor.suggestThreadPoolSize(max(10, len(self.config.sources) // 10))
         self.schedule(self.config)
-        self.scheduler.start()
         if self.listen:
             self.serve()
         log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
@@ -174,7 +175,8 @@ class Daemon:
             return
         self.stopping = True
         log.info("stopping: %d polls in flight", len(self.polling))
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
 
         def wait() -> None:
@@ -187,6 +189,12 @@ class Daemon:
                     lambda _: self.reactor.stop())
 
         wait()
+
+    def crawler_ready(self) -> None:
+        """Polls are scheduled once the crawler can take them: a request injected before
+        its spider is open is refused."""
+        if not self.stopping:
+            self.scheduler.start()
 
     def crawler_ended(self, result: Any) -> None:
         if not self.stopping:  # the crawler should never end on its own
