@@ -16,7 +16,7 @@ from crawler.config import is_duration, parse_duration
 
 JITTER_SHARE = 0.1  # of the interval, up to MAX_JITTER: polls of many sources spread out
 MAX_JITTER = timedelta(minutes=1)
-STARTUP_SPREAD = timedelta(minutes=1)  # overdue sources start within this (or their
+STARTUP_SPREAD = timedelta(seconds=20)  # overdue sources start within this (or their
 # interval, if shorter) after start; each keeps its phase, so polls stay spread out
 BACKOFF_CAP = timedelta(hours=6)
 
