@@ -129,11 +129,21 @@ def fold(text: str) -> str:
     return pattern.sub(lambda m: pairs[m.group()], folded)
 
 
+@lru_cache(maxsize=1)
+def _resizing() -> re.Pattern[str]:
+    """Characters the fold table turns into more or fewer than one character."""
+    codes = [code for code, to in fold_table().items()
+             if not isinstance(to, int) and len(to or "") != 1 or to is None]
+    return re.compile("[" + "".join(re.escape(chr(code)) for code in codes) + "]") \
+        if codes else re.compile("(?!)")
+
+
 def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
     """`fold(text)`, and for each folded character the index of its source character —
     or None when folding kept every character in place (the common case)."""
     folded = fold(text)
-    if len(folded) == len(text):
+    if len(folded) == len(text) and not _COMBINING.search(text) \
+            and not _resizing().search(text):  # (ß → ss and a composed é can even out)
         return folded, None
     offsets = [start for start, cluster in _clusters(text) for _ in fold(cluster)]
     return folded, offsets

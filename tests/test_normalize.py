@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.normalize import canonical_url, comparison_text, preferred_url, text_fingerprint
+from crawler.normalize import (
+    canonical_url,
+    comparison_text,
+    fold_with_offsets,
+    preferred_url,
+    text_fingerprint,
+)
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -37,3 +43,12 @@ def test_comparison_text_folds_width_case_punctuation_and_script() -> None:
     assert comparison_text("國家安全部 提醒：留學生！ ＡＢＣ  Hello") == "国家安全部 提醒 留学生 abc hello"
     assert text_fingerprint("國家安全部提醒留學生。") == text_fingerprint("国家安全部提醒留学生")
     assert text_fingerprint("spy") != text_fingerprint("spies")
+
+
+def test_offsets_hold_when_a_longer_and_a_shorter_fold_even_out() -> None:
+    """ß → ss adds a character, a decomposed é composed loses one: same length, yet
+    every character after the ß moved (found by hypothesis in test_matcher)."""
+    text = "Straße spy e\u0301 "
+    folded, offsets = fold_with_offsets(text)
+    start = folded.index("spy")
+    assert offsets is not None and text[offsets[start]:offsets[start + 2] + 1] == "spy"
