@@ -133,7 +133,7 @@ def fold(text: str) -> str:
 def _resizing() -> re.Pattern[str]:
     """Characters the fold table turns into more or fewer than one character."""
     codes = [code for code, to in fold_table().items()
-             if not isinstance(to, int) and len(to or "") != 1 or to is None]
+             if to is None or isinstance(to, str) and len(to) != 1]
     return re.compile("[" + "".join(re.escape(chr(code)) for code in codes) + "]") \
         if codes else re.compile("(?!)")
 
@@ -142,9 +142,8 @@ def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
     """`fold(text)`, and for each folded character the index of its source character —
     or None when folding kept every character in place (the common case)."""
     folded = fold(text)
-    if len(folded) == len(text) and not _COMBINING.search(text) \
-            and not _resizing().search(text):  # (ß → ss and a composed é can even out)
-        return folded, None
+    if not _COMBINING.search(text) and not _resizing().search(text):
+        return folded, None  # (a length check is not enough: ß → ss and é + ´ → é even out)
     offsets = [start for start, cluster in _clusters(text) for _ in fold(cluster)]
     return folded, offsets
 
