@@ -19,7 +19,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import ahocorasick_rs
 
@@ -51,8 +51,7 @@ class Document:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class Highlight:
+class Highlight(NamedTuple):  # a tuple: made ~140 times an article
     field: str
     start: int
     end: int
@@ -453,7 +452,7 @@ class _Compiler:
         self.terms: list[Term] = []
         self.atoms: list[Atom | None] = []
         self.term_ids: dict[Term, int] = {}
-        self.near_sides: list[tuple[Tree, Tree]] = []
+        self.nears: list[Tree] = []  # the NEAR trees, j -> ("n", j, left, right, distance)
 
     def tree(self, node: Node) -> Tree:
         if isinstance(node, Term):
@@ -466,9 +465,9 @@ class _Compiler:
         if isinstance(node, Not):
             return ("!", self.tree(node.child))
         if isinstance(node, Near):
-            sides = (self.tree(node.left), self.tree(node.right))
-            self.near_sides.append(sides)
-            return ("n", len(self.near_sides) - 1, *sides, node.distance)
+            left, right = self.tree(node.left), self.tree(node.right)
+            self.nears.append(("n", len(self.nears), left, right, node.distance))
+            return self.nears[-1]
         children = tuple(map(self.tree, node.children))
         if isinstance(node, And):  # the rarest first, NOT last
             return ("&", tuple(sorted(children, key=self.cost)))
@@ -503,7 +502,7 @@ class _Compiler:
     def source(self, tree: Tree) -> str:
         """The test of a tree as a Python expression over P (keys found by the scan), T
         and A (the words of title and text, and of all scanned fields), U (the URL is
-        ASCII), t (term id -> occurs), n (NEAR holds) and r (NEAR sides)."""
+        ASCII), t (term id -> occurs) and n (NEAR j holds)."""
         kind = tree[0]
         if kind == "t":
             tid = tree[1]
@@ -521,35 +520,53 @@ class _Compiler:
         if kind == "!":
             return f"(not {self.source(tree[1])})"
         if kind == "n":
-            return (f"({self.source(tree[2])} and {self.source(tree[3])} and "
-                    f"n({tree[1]}, {tree[4]!r}, r[{tree[1]}]))")
+            return f"({self.source(tree[2])} and {self.source(tree[3])} and n({tree[1]}))"
         if not tree[1]:
             return "True" if kind == "&" else "False"
         return "(" + (" and " if kind == "&" else " or ").join(map(self.source, tree[1])) + ")"
 
-    def compile(self, trees: list[Tree]) -> list[Callable[..., bool]]:
-        """One function `(P, T, A, U, t, n, r) -> bool` per rule. The source holds only
-        integers, operators and repr()s of atoms; too deep a rule is interpreted."""
+    def evidence(self, tree: Tree) -> str:
+        """The spans of a tree *that holds*, as a Python expression over S (term id ->
+        occurrences) and N (NEAR j -> its close pairs): `evaluate`'s, without the
+        metadata spans that highlights drop. An OR's children are tested again (cheap:
+        their terms are known by then), AND's and NOT's need no test."""
+        kind = tree[0]
+        if kind == "t":
+            gate = _gate(self.terms[tree[1]], self.atoms[tree[1]])
+            return "[]" if gate is _META or gate is _NEVER else f"S[{tree[1]}]"
+        if kind == "n":
+            return f"N({tree[1]})"
+        if kind == "!" or not tree[1]:
+            return "[]"
+        if kind == "&":
+            return "(" + " + ".join(map(self.evidence, tree[1])) + ")"
+        return "(" + " + ".join(f"({self.evidence(child)} if {self.source(child)} else [])"
+                                for child in tree[1]) + ")"
+
+    def compile(self, trees: list[Tree]) -> list[Callable[..., list[InnerSpan] | None]]:
+        """One function `(P, T, A, U, t, n, S, N) -> spans or None` per rule: its test,
+        then its evidence. The source holds only integers, operators and repr()s of atoms;
+        too deep a rule is interpreted."""
         compiled = [i for i, tree in enumerate(trees) if _depth(tree) <= _MAX_DEPTH]
-        tests: list = [None] * len(trees)
+        rules: list = [None] * len(trees)
         if compiled:
-            source = "def tests():\n    return [\n" + "".join(
-                f"        lambda P, T, A, U, t, n, r: {self.source(trees[i])},\n"
+            source = "def rules():\n    return [\n" + "".join(
+                f"        lambda P, T, A, U, t, n, S, N: {self.evidence(trees[i])} "
+                f"if {self.source(trees[i])} else None,\n"
                 for i in compiled) + "    ]\n"
             namespace: dict = {}
             exec(compile(source, "<matcher rules>", "exec"), namespace)  # noqa: S102
-            for i, test in zip(compiled, namespace["tests"](), strict=True):
-                tests[i] = test
+            for i, rule in zip(compiled, namespace["rules"](), strict=True):
+                rules[i] = rule
         for i, tree in enumerate(trees):
-            if tests[i] is None:
-                tests[i] = self.interpreted(tree)
-        return tests
+            if rules[i] is None:
+                rules[i] = self.interpreted(tree)
+        return rules
 
     def interpreted(self, tree: Tree) -> Callable[..., bool]:
         terms, atoms = self.terms, self.atoms
 
-        def holds(node: Tree, P: set, T: set, A: set, U: bool, t: Mapping, n: Callable,
-                  r: list) -> bool:
+        def holds(node: Tree, P: set, T: set, A: set, U: bool, t: Mapping, n: Callable) -> bool:
             kind = node[0]
             if kind == "t":
                 tid = node[1]
@@ -563,16 +580,17 @@ class _Compiler:
                     return False
                 return (gate is _META or atom in (A if gate is _IN_WORDS else P)) and t[tid]
             if kind == "!":
-                return not holds(node[1], P, T, A, U, t, n, r)
+                return not holds(node[1], P, T, A, U, t, n)
             if kind == "n":
-                return (holds(node[2], P, T, A, U, t, n, r)
-                        and holds(node[3], P, T, A, U, t, n, r)
-                        and n(node[1], node[4], r[node[1]]))
+                return (holds(node[2], P, T, A, U, t, n)
+                        and holds(node[3], P, T, A, U, t, n)
+                        and n(node[1]))
             if kind == "&":
-                return all(holds(child, P, T, A, U, t, n, r) for child in node[1])
-            return any(holds(child, P, T, A, U, t, n, r) for child in node[1])
+                return all(holds(child, P, T, A, U, t, n) for child in node[1])
+            return any(holds(child, P, T, A, U, t, n) for child in node[1])
 
-        return lambda P, T, A, U, t, n, r: holds(tree, P, T, A, U, t, n, r)
+        return lambda P, T, A, U, t, n, S, N: (t.spans(tree) if holds(tree, P, T, A, U, t, n)
+                                               else None)
 
 
 def _depth(tree: Tree) -> int:
@@ -590,9 +608,21 @@ def _ranks(term: Term) -> tuple[int, ...]:
     return (_RANK[term.field],) if term.field else (0, 1)  # its field, or title and text
 
 
+class _Lazy(dict):
+    """A dict whose missing values are made, once, by `make(key)`."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.make(key)
+        return value
+
+
 class _Run(dict):
     """One article against the compiled rules: term id -> whether the term occurs (the
-    `t` of the tests, filled on first use), then spans, highlights and snippets."""
+    `t` of the rules' tests, filled on first use), then spans, highlights and snippets."""
 
     def __init__(self, matcher: Matcher, prepared: Prepared, P: set[str], T: set[bytes],
                  A: set[bytes], U: bool) -> None:
@@ -600,20 +630,16 @@ class _Run(dict):
         self.matcher, self.prepared = matcher, prepared
         self.P, self.T, self.A, self.U = P, T, A, U
         self.folded = [prepared.fields[name].folded for name in SCANNED_FIELDS]
-        self.term_spans: dict[int, list[InnerSpan]] = {}
-        self.near_found: dict[int, bool] = {}
-        self.near_spans: dict[int, list[InnerSpan] | None] = {}
-        self.highlights: dict[InnerSpan, Highlight] = {}
-        self.snippets: dict[InnerSpan | None, str] = {}
+        self.term_spans: dict[int, list[InnerSpan]] = _Lazy(self.occurrences)  # S
+        self.near_spans: dict[int, list[InnerSpan] | None] = _Lazy(self.close_pairs)  # N
+        self.highlights: dict[InnerSpan, Highlight] = _Lazy(self.highlight)
+        self.snippets: dict[InnerSpan | None, str] = _Lazy(self.snippet)
         self.local_closes = 0
 
     def __missing__(self, tid: int) -> bool:
         """Whether term `tid` occurs (its atom, if it has one, was found): its spans are
         collected at once, for the highlights of a rule that holds."""
-        spans = self.term_spans.get(tid)
-        if spans is None:
-            spans = self.term_spans[tid] = self.occurrences(tid)
-        found = self[tid] = bool(spans)
+        found = self[tid] = bool(self.term_spans[tid])
         return found
 
     def holds(self, tid: int) -> bool:
@@ -661,30 +687,24 @@ class _Run(dict):
         if kind == "|":
             hits = [found for found in map(self.spans, tree[1]) if found is not None]
             return [s for found in hits for s in found] if hits else None
-        j = tree[1]
-        if j not in self.near_spans:
-            left, right = self.spans(tree[2]), self.spans(tree[3])
-            out = []
-            if left and right:
-                close, distance = self.close, tree[4]
-                for a in left:
-                    for b in right:
-                        if a[0] == b[0] and a[0] < 3 and close(a, b, distance):
-                            out += (a, b)
-            self.near_spans[j] = out or None
-        return self.near_spans[j]
+        return self.near_spans[tree[1]]
 
-    def near(self, j: int, distance: int | None, sides: tuple[Tree, Tree]) -> bool:
-        """Whether NEAR j holds (its test has found both sides true): `_near` is not None,
-        stopping at the first close pair."""
-        found = self.near_found.get(j)
-        if found is None:
-            left, right = self.spans(sides[0]), self.spans(sides[1])
+    def close_pairs(self, j: int) -> list[InnerSpan] | None:
+        """`_near` of NEAR j: the close pairs of its sides' spans, or None."""
+        _, _, left_tree, right_tree, distance = self.matcher._nears[j]
+        left, right = self.spans(left_tree), self.spans(right_tree)
+        out: list[InnerSpan] = []
+        if left and right:
             close = self.close
-            found = self.near_found[j] = bool(left and right and any(
-                a[0] == b[0] and a[0] < 3 and close(a, b, distance)
-                for a in left for b in right))  # type: ignore[union-attr]
-        return found
+            for a in left:
+                for b in right:
+                    if a[0] == b[0] and a[0] < 3 and close(a, b, distance):
+                        out += (a, b)
+        return out or None
+
+    def near(self, j: int) -> bool:
+        """Whether NEAR j holds (its test has found both sides true)."""
+        return self.near_spans[j] is not None
 
     def close(self, a: InnerSpan, b: InnerSpan, distance: int | None) -> bool:
         """`_close`. The first times in an article, only the text between the two spans
@@ -715,25 +735,26 @@ class _Run(dict):
 
     def to_match(self, topic: str, spans: list[InnerSpan]) -> Match:
         """`to_match`, with highlights and snippets made once per article."""
-        ordered = sorted({s for s in spans if s[0] < 3})
-        known, highlight = self.highlights, self.highlight
-        folded = [self.prepared.fields[name].folded for name in SCANNED_FIELDS]
-        kept = keep_evidence(ordered, key=lambda s: folded[s[0]][s[1]:s[2]])
-        highlights = tuple([known.get(s) or highlight(s) for s in kept])
+        ordered = sorted(set(spans))
+        while ordered and ordered[-1][0] >= 3:  # source:, lang: (of interpreted rules)
+            ordered.pop()
+        kept = keep_evidence(ordered, key=self.text_of)
         first = bisect_right(ordered, (0, _END, _END))  # the first span in the text
         in_text = ordered[first] if first < len(ordered) and ordered[first][0] == 1 else None
-        text = self.snippets.get(in_text)
-        if text is None:
-            shown = [known.get(in_text) or highlight(in_text)] if in_text is not None else []
-            text = self.snippets[in_text] = snippet(self.prepared.doc, shown)
-        return Match(topic, highlights, text)
+        return Match(topic, tuple(map(self.highlights.__getitem__, kept)), self.snippets[in_text])
+
+    def text_of(self, span: InnerSpan) -> str:
+        return self.folded[span[0]][span[1]:span[2]]
 
     def highlight(self, span: InnerSpan) -> Highlight:
         name = SCANNED_FIELDS[span[0]]
         folded = self.prepared.fields[name]
         start, end = folded.to_original(span[1], span[2])
-        found = self.highlights[span] = Highlight(name, start, end, folded.original[start:end])
-        return found
+        return Highlight(name, start, end, folded.original[start:end])
+
+    def snippet(self, span: InnerSpan | None) -> str:
+        """The snippet around `span`, the first span in the text (None: there is none)."""
+        return snippet(self.prepared.doc, [] if span is None else [self.highlights[span]])
 
 
 _END = float("inf")
@@ -752,11 +773,11 @@ class Matcher:
         compiler = _Compiler()
         self._trees = [compiler.tree(self.rules[name]) for name in self._names]
         self._terms, self._atoms = compiler.terms, compiler.atoms
-        self._near_sides = compiler.near_sides
+        self._nears = compiler.nears
         # finders made now, not on an article's time (one that raises, as `term_pattern`
         # does for an empty word, is left to raise when it is needed)
         self._finders: list[Finder | None] = [_or_none(finder, t) for t in self._terms]
-        self._tests = compiler.compile(self._trees)
+        self._rules = compiler.compile(self._trees)
         self._gates = [(_gate(term, atom), atom)
                        for term, atom in zip(self._terms, self._atoms, strict=True)]
 
@@ -831,14 +852,13 @@ class Matcher:
         if not ids:
             return []
         run = _Run(self, prepared, P, T, A, ascii_url)
-        near, sides, tests, trees, names = (run.near, self._near_sides, self._tests,
-                                             self._trees, self._names)
+        args = (P, T, A, ascii_url, run, run.near, run.term_spans, run.near_spans.__getitem__)
+        rules, names, to_match = self._rules, self._names, run.to_match
         out = []
         for i in ids:
-            if tests[i](P, T, A, ascii_url, run, near, sides):
-                spans = run.spans(trees[i])
-                if spans is not None:
-                    out.append(run.to_match(names[i], spans))
+            spans = rules[i](*args)
+            if spans is not None:
+                out.append(to_match(names[i], spans))
         return out
 
 
