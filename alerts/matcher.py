@@ -18,7 +18,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, NamedTuple, TypeVar
 
 import ahocorasick_rs
@@ -30,6 +30,7 @@ CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_CHAR = re.compile(f"[{CJK}]")
 _LATIN = f"[^\\W_{CJK}]"  # a word character that is not CJK
 _TOKEN = re.compile(f"[{CJK}]|{_LATIN}+")
+_NOT_TOKEN = f"(?:[^\\w{CJK}]|_)"
 _SENTENCE_END = re.compile(r"[。！？；!?;]|\.(?=\s|$)")
 SCANNED_FIELDS = ("title", "text", "url")
 SNIPPET_RADIUS = 80
@@ -593,6 +594,13 @@ class _Compiler:
                                                else None)
 
 
+@cache
+def _tokens_at_least(n: int) -> Callable[[str, int, int], re.Match[str] | None]:
+    """`match(text, pos, stop)`: whether `_TOKEN` finds at least n tokens there, in one
+    regex call (possessive, so a word is never split into several tokens)."""
+    return re.compile(f"(?:{_NOT_TOKEN}*+(?:[{CJK}]|{_LATIN}++)){{{n}}}").match
+
+
 def _depth(tree: Tree) -> int:
     kind = tree[0]
     if kind == "t":
@@ -726,12 +734,7 @@ class _Run(dict):
         if _latin(text[pos - 1]) and _latin(text[pos]):  # inside a word: not a token start
             while pos < stop and _latin(text[pos]):
                 pos += 1
-        count = 0
-        for _ in _TOKEN.finditer(text, pos, stop):
-            count += 1
-            if count > distance:
-                return False
-        return True
+        return not _tokens_at_least(distance + 1)(text, pos, stop)
 
     def to_match(self, topic: str, spans: list[InnerSpan]) -> Match:
         """`to_match`, with highlights and snippets made once per article."""
