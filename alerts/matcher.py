@@ -840,22 +840,24 @@ class Matcher:
             found = (ids & seconds) | (ids & self._single) | found
         return sorted(found)
 
-    def match(self, doc: Document, only: Iterable[str] | None = None) -> list[Match]:
-        """Matches of `doc`, restricted to the topics in `only` when given."""
+    def prepare(self, doc: Document) -> _Run:
+        """What every article costs before any rule is tested: `doc` folded, its words,
+        and the scan."""
         prepared = Prepared(doc)
         fields = prepared.fields
         T = words_of(fields["title"].folded) | words_of(fields["text"].folded)
         A = T | words_of(fields["url"].folded) if fields["url"].folded else T
-        P = self.keys_in(prepared)
-        ascii_url = fields["url"].folded.isascii()
-        ids = self._candidates((A & self._words) | P)
+        return _Run(self, prepared, self.keys_in(prepared), T, A, fields["url"].folded.isascii())
+
+    def match(self, doc: Document, only: Iterable[str] | None = None) -> list[Match]:
+        """Matches of `doc`, restricted to the topics in `only` when given."""
+        run = self.prepare(doc)
+        ids = self._candidates((run.A & self._words) | run.P)
         if only is not None:
             allowed = {self._ids[name] for name in only if name in self._ids}
             ids = [i for i in ids if i in allowed]
-        if not ids:
-            return []
-        run = _Run(self, prepared, P, T, A, ascii_url)
-        args = (P, T, A, ascii_url, run, run.near, run.term_spans, run.near_spans.__getitem__)
+        args = (run.P, run.T, run.A, run.U, run, run.near, run.term_spans,
+                run.near_spans.__getitem__)
         rules, names, to_match = self._rules, self._names, run.to_match
         out = []
         for i in ids:
