@@ -52,7 +52,7 @@ class Document:
     language: str | None = None
 
 
-class Highlight(NamedTuple):  # a tuple: made ~140 times an article
+class Highlight(NamedTuple):  # a tuple, quick to make (~140 an article in bench/matching)
     field: str
     start: int
     end: int
@@ -354,9 +354,10 @@ def required_keys(node: Node) -> frozenset[str] | None:
 #   `'间谍' in P and (U or t[7])` for a CJK term, `'secur' in P and t[8]` for the others,
 #   where `t` finds a term's occurrences once per article — so an absent atom costs one
 #   set lookup; AND's rare terms go first, NOT last.
-# * Only a rule that holds has its spans collected (mirroring `evaluate`, with NEAR and
-#   SENTENCE counted on the text between the two spans instead of tokenizing whole
-#   fields), and highlights and snippets are built once per span and article.
+# * Only a rule that holds has its spans collected, by a compiled expression too —
+#   `S[0] + (S[1] if b'b' in T else []) + …` for `a AND (b OR NOT c)` — mirroring `evaluate`
+#   (NEAR and SENTENCE are counted on the text between the two spans instead of
+#   tokenizing whole fields); highlights and snippets are built once per span and article.
 
 _META_RANK = {"source": 3, "lang": 4}
 _RANK = {name: rank for rank, name in enumerate(SCANNED_FIELDS)}  # title, text, url
@@ -564,7 +565,7 @@ class _Compiler:
                 rules[i] = self.interpreted(tree)
         return rules
 
-    def interpreted(self, tree: Tree) -> Callable[..., bool]:
+    def interpreted(self, tree: Tree) -> Callable[..., list[InnerSpan] | None]:
         terms, atoms = self.terms, self.atoms
 
         def holds(node: Tree, P: set, T: set, A: set, U: bool, t: Mapping, n: Callable) -> bool:
