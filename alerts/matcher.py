@@ -781,6 +781,8 @@ class Matcher:
         # finders made now, not on an article's time (one that raises, as `term_pattern`
         # does for an empty word, is left to raise when it is needed)
         self._finders: list[Finder | None] = [_or_none(finder, t) for t in self._terms]
+        for distance in {near[4] for near in self._nears} - {None}:
+            _tokens_at_least(distance + 1)  # a few ms each, so not on an article's time either
         self._rules = compiler.compile(self._trees)
         self._gates = [(_gate(term, atom), atom)
                        for term, atom in zip(self._terms, self._atoms, strict=True)]
