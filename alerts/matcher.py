@@ -18,7 +18,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from typing import Any, NamedTuple, TypeVar
 
 import ahocorasick_rs
@@ -639,10 +639,14 @@ class _Run(dict):
         self.matcher, self.prepared = matcher, prepared
         self.P, self.T, self.A, self.U = P, T, A, U
         self.folded = [prepared.fields[name].folded for name in SCANNED_FIELDS]
-        self.term_spans: dict[int, list[InnerSpan]] = _Lazy(self.occurrences)  # S
-        self.near_spans: dict[int, list[InnerSpan] | None] = _Lazy(self.close_pairs)  # N
-        self.highlights: dict[InnerSpan, Highlight] = _Lazy(self.highlight)
-        self.snippets: dict[InnerSpan | None, str] = _Lazy(self.snippet)
+        # caches that fill themselves by functions which do not refer back to the run: an
+        # article's run is freed when it is done, not left as a cycle for the GC to find
+        self.term_spans: dict[int, list[InnerSpan]] = _Lazy(  # S
+            partial(_occurrences, matcher, self.folded, prepared.metadata))
+        self.near_spans: dict[int, list[InnerSpan] | None] = {}
+        self.highlights: dict[InnerSpan, Highlight] = _Lazy(partial(_highlight, prepared))
+        self.snippets: dict[InnerSpan | None, str] = _Lazy(
+            partial(_snippet_at, prepared.doc, self.highlights))
         self.local_closes = 0
 
     def __missing__(self, tid: int) -> bool:
@@ -664,19 +668,7 @@ class _Run(dict):
 
     def spans_of(self, tid: int) -> list[InnerSpan]:
         """`occurrences` of term `tid` ([] when its test says it does not occur)."""
-        spans = self.term_spans.get(tid)
-        if spans is None:
-            spans = self.term_spans[tid] = self.occurrences(tid) if self.holds(tid) else []
-        return spans
-
-    def occurrences(self, tid: int) -> list[InnerSpan]:
-        matcher = self.matcher
-        term = matcher._terms[tid]
-        if term.field in _META_RANK:
-            found = term.text in self.prepared.metadata[term.field]
-            return [(_META_RANK[term.field], 0, 0)] if found else []
-        find, folded = matcher._finders[tid] or matcher._finder(tid), self.folded
-        return [(rank, start, end) for rank in _ranks(term) for start, end in find(folded[rank])]
+        return self.term_spans[tid] if self.holds(tid) else []
 
     def spans(self, tree: Tree) -> list[InnerSpan] | None:
         """`evaluate` over a compiled tree (AND's children reordered: the same set)."""
@@ -696,10 +688,13 @@ class _Run(dict):
         if kind == "|":
             hits = [found for found in map(self.spans, tree[1]) if found is not None]
             return [s for found in hits for s in found] if hits else None
-        return self.near_spans[tree[1]]
+        return self.near_pairs(tree[1])
 
-    def close_pairs(self, j: int) -> list[InnerSpan] | None:
-        """`_near` of NEAR j: the close pairs of its sides' spans, or None."""
+    def near_pairs(self, j: int) -> list[InnerSpan] | None:
+        """`_near` of NEAR j (the N of the rules): the close pairs of its sides' spans, or
+        None; found once per article."""
+        if j in self.near_spans:
+            return self.near_spans[j]
         _, _, left_tree, right_tree, distance = self.matcher._nears[j]
         left, right = self.spans(left_tree), self.spans(right_tree)
         out: list[InnerSpan] = []
@@ -709,11 +704,12 @@ class _Run(dict):
                 for b in right:
                     if a[0] == b[0] and a[0] < 3 and close(a, b, distance):
                         out += (a, b)
-        return out or None
+        found = self.near_spans[j] = out or None
+        return found
 
     def near(self, j: int) -> bool:
         """Whether NEAR j holds (its test has found both sides true)."""
-        return self.near_spans[j] is not None
+        return self.near_pairs(j) is not None
 
     def close(self, a: InnerSpan, b: InnerSpan, distance: int | None) -> bool:
         """`_close`. The first times in an article, only the text between the two spans
@@ -750,15 +746,29 @@ class _Run(dict):
     def text_of(self, span: InnerSpan) -> str:
         return self.folded[span[0]][span[1]:span[2]]
 
-    def highlight(self, span: InnerSpan) -> Highlight:
-        name = SCANNED_FIELDS[span[0]]
-        folded = self.prepared.fields[name]
-        start, end = folded.to_original(span[1], span[2])
-        return Highlight(name, start, end, folded.original[start:end])
 
-    def snippet(self, span: InnerSpan | None) -> str:
-        """The snippet around `span`, the first span in the text (None: there is none)."""
-        return snippet(self.prepared.doc, [] if span is None else [self.highlights[span]])
+def _occurrences(matcher: Matcher, folded: list[str], metadata: dict[str, set[str]],
+                 tid: int) -> list[InnerSpan]:
+    """`occurrences` of term `tid` in an article's folded fields and metadata."""
+    term = matcher._terms[tid]
+    if term.field in _META_RANK:
+        found = term.text in metadata[term.field]
+        return [(_META_RANK[term.field], 0, 0)] if found else []
+    find = matcher._finders[tid] or matcher._finder(tid)
+    return [(rank, start, end) for rank in _ranks(term) for start, end in find(folded[rank])]
+
+
+def _highlight(prepared: Prepared, span: InnerSpan) -> Highlight:
+    name = SCANNED_FIELDS[span[0]]
+    folded = prepared.fields[name]
+    start, end = folded.to_original(span[1], span[2])
+    return Highlight(name, start, end, folded.original[start:end])
+
+
+def _snippet_at(doc: Document, highlights: Mapping[InnerSpan, Highlight],
+                span: InnerSpan | None) -> str:
+    """The snippet around `span`, the first span in the text (None: there is none)."""
+    return snippet(doc, [] if span is None else [highlights[span]])
 
 
 _END = float("inf")
@@ -859,8 +869,7 @@ class Matcher:
         if only is not None:
             allowed = {self._ids[name] for name in only if name in self._ids}
             ids = [i for i in ids if i in allowed]
-        args = (run.P, run.T, run.A, run.U, run, run.near, run.term_spans,
-                run.near_spans.__getitem__)
+        args = (run.P, run.T, run.A, run.U, run, run.near, run.term_spans, run.near_pairs)
         rules, names, to_match = self._rules, self._names, run.to_match
         out = []
         for i in ids:
