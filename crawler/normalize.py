@@ -57,7 +57,8 @@ def _site(url: str) -> str:
 _WORD = re.compile(r"[^\W_]+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 # marks that NFKC composes with the character before them (accents, kana voicing, jamo)
-_COMBINING = re.compile("[\u0300-\u036f\u1160-\u11ff\u3099\u309a\uff9e\uff9f]")
+_COMBINING_MARKS = "\u0300-\u036f\u1160-\u11ff\u3099\u309a\uff9e\uff9f"
+_COMBINING = re.compile(f"[{_COMBINING_MARKS}]")
 _FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800))  # BMP and math alphanumerics
 
 
@@ -130,19 +131,20 @@ def fold(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _resizing() -> re.Pattern[str]:
-    """Characters the fold table turns into more or fewer than one character."""
+def _shifting() -> re.Pattern[str]:
+    """Characters that shift folded offsets: combining marks (NFKC composes them) and
+    characters the fold table turns into more or fewer than one character."""
     codes = [code for code, to in fold_table().items()
              if to is None or isinstance(to, str) and len(to) != 1]
-    return re.compile("[" + "".join(re.escape(chr(code)) for code in codes) + "]") \
-        if codes else re.compile("(?!)")
+    return re.compile(f"[{_COMBINING_MARKS}" + "".join(re.escape(chr(code)) for code in codes)
+                      + "]")
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
     """`fold(text)`, and for each folded character the index of its source character —
     or None when folding kept every character in place (the common case)."""
     folded = fold(text)
-    if not _COMBINING.search(text) and not _resizing().search(text):
+    if not _shifting().search(text):
         return folded, None  # (a length check is not enough: ß → ss and é + ´ → é even out)
     offsets = [start for start, cluster in _clusters(text) for _ in fold(cluster)]
     return folded, offsets
