@@ -13,7 +13,8 @@ deterministic from a seed, then measures in one run, in CPU seconds (`time.proce
            (ahocorasick-rs, the matcher's library, for the JSON; pyahocorasick shown too);
 * naive:   `match_one` of every rule on a sample of the articles.
 
-It asserts that the matcher's results equal the naive ones on that sample, prints a table,
+The measures take turns on each chunk of CHUNK articles, so that a slow spell of a noisy
+machine weighs on all of them alike. It asserts that the matcher's results equal the naive ones on that sample, prints a table,
 and as its last line one JSON object.
 
     python -m bench.matching [--rules 10000] [--articles 20000] [--seed 5]
@@ -27,6 +28,8 @@ import random
 import sys
 import time
 from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
 
@@ -41,6 +44,7 @@ TARGET_PER_S = 1000
 TARGET_VS_NAIVE = 100
 TARGET_VS_SCAN = 3
 ARTICLE_BYTES = 4096
+CHUNK = 250  # articles per turn of the interleaved measures
 
 # ---------------------------------------------------------------- vocabulary
 
@@ -387,22 +391,20 @@ def naive_matches(rules: dict[str, Node], doc: Document) -> list:
     return [m for name, query in rules.items() if (m := match_one(name, query, doc)) is not None]
 
 
-def floor_scans(keys: list[str], texts: list[str]) -> dict[str, float]:
-    """CPU seconds of the raw scans: each library's automaton over every key, iterating
-    every (overlapping) match over the already-folded texts, and nothing else."""
-    clock = time.process_time
+def floor_scanners(keys: list[str]) -> dict[str, Callable[[list[str]], None]]:
+    """The raw scans: each library's automaton over every key, iterating every
+    (overlapping) match over already-folded texts, and nothing else."""
     out = {}
-    try:
-        import ahocorasick_rs
-    except ImportError:
-        pass
-    else:
-        automaton = ahocorasick_rs.AhoCorasick(keys)
-        t0 = clock()
+    import ahocorasick_rs
+
+    automaton = ahocorasick_rs.AhoCorasick(keys)
+
+    def scan_rs(texts: list[str]) -> None:
         for text in texts:
             for _ in automaton.find_matches_as_indexes(text, overlapping=True):
                 pass
-        out["ahocorasick-rs"] = clock() - t0
+
+    out["ahocorasick-rs"] = scan_rs
     try:
         import ahocorasick
     except ImportError:
@@ -411,11 +413,13 @@ def floor_scans(keys: list[str], texts: list[str]) -> dict[str, float]:
     for key in keys:
         py.add_word(key, key)
     py.make_automaton()
-    t0 = clock()
-    for text in texts:
-        for _ in py.iter(text):
-            pass
-    out["pyahocorasick"] = clock() - t0
+
+    def scan_py(texts: list[str]) -> None:
+        for text in texts:
+            for _ in py.iter(text):
+                pass
+
+    out["pyahocorasick"] = scan_py
     return out
 
 
@@ -440,40 +444,53 @@ def main(argv: list[str] | None = None) -> int:
     n_terms = sum(len(terms(q)) for q in rules.values())
     text_bytes = sum(len(d.text.encode()) for d in docs)
 
-    # the matcher, over every article: folding, scan, evaluation, highlights
     t0 = clock()
     matcher = Matcher(rules)
     t_build = clock() - t0
-    matched = 0
-    t0 = clock()
-    for doc in docs:
-        matched += len(matcher.match(Document(doc.title, doc.text, doc.url, doc.source,
-                                              doc.tags, doc.language)))
-    t_match = clock() - t0
-
-    # what every article costs before any rule is tested: folding, word sets, the scan
-    t0 = clock()
-    for doc in docs:
-        matcher.prepare(doc)
-    t_prepare = clock() - t0
-
-    # folding alone (what every match starts with), then the floor: the raw scan
-    t0 = clock()
-    texts = [scanned_text(doc) for doc in docs]
-    t_fold = clock() - t0
     keys = sorted({presearch_key(t) for q in rules.values() for t in terms(q)} - {None, ""})
-    floors = floor_scans(keys, texts)
-    del texts
-    floor_name = "ahocorasick-rs" if "ahocorasick-rs" in floors else "pyahocorasick"
+    scanners = floor_scanners(keys)
+    sample_size = max(1, min(args.naive_sample, len(docs)))
+    sample = [i * len(docs) // sample_size for i in range(sample_size)]
+
+    # Each measure in turn on each chunk of articles, so that a slow spell of this noisy
+    # machine weighs on all of them alike and their ratios hold:
+    # * the matcher: folding, scan, evaluation, highlights;
+    # * `Matcher.prepare`: what every article costs before any rule is tested;
+    # * folding alone, then the floor: each raw scan of the folded texts;
+    # * naive evaluation of every rule, on the sampled articles in the chunk.
+    times: Counter[str] = Counter()
+    matched = 0
+    expected: dict[int, list] = {}
+    for first in range(0, len(docs), CHUNK):
+        chunk = docs[first:first + CHUNK]
+        t0 = clock()
+        for doc in chunk:
+            matched += len(matcher.match(Document(doc.title, doc.text, doc.url, doc.source,
+                                                  doc.tags, doc.language)))
+        t1 = clock()
+        for doc in chunk:
+            matcher.prepare(doc)
+        t2 = clock()
+        texts = [scanned_text(doc) for doc in chunk]
+        times["match"] += t1 - t0
+        times["prepare"] += t2 - t1
+        times["fold"] += clock() - t2
+        for name, scan in scanners.items():
+            t0 = clock()
+            scan(texts)
+            times[name] += clock() - t0
+        for i in (i for i in sample if first <= i < first + CHUNK):
+            t0 = clock()
+            expected[i] = naive_matches(rules, docs[i])
+            times["naive"] += clock() - t0
+    t_match, t_prepare, t_fold, t_naive = (times[k] for k in ("match", "prepare", "fold", "naive"))
+    floors = {name: times[name] for name in scanners}
+    floor_name = "ahocorasick-rs"
     t_scan = floors[floor_name]
 
-    # naive on an evenly spread sample, and the matcher checked against it
-    sample_size = max(1, min(args.naive_sample, len(docs)))
-    sample = [docs[i * len(docs) // sample_size] for i in range(sample_size)]
-    t0 = clock()
-    expected = [naive_matches(rules, doc) for doc in sample]
-    t_naive = clock() - t0
-    for doc, want in zip(sample, expected, strict=True):
+    # the matcher checked against naive evaluation on the sample
+    for i, want in expected.items():
+        doc = docs[i]
         got = matcher.match(doc)
         if got != want:
             print(f"MISMATCH on {doc.url}: matcher {[m.topic for m in got]} "
@@ -483,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  first difference: {g} != {w}", file=sys.stderr)
                     break
             return 1
-    sample_matches = sum(len(w) for w in expected)
+    sample_matches = sum(len(w) for w in expected.values())
 
     per_s = len(docs) / t_match
     naive_per_s = sample_size / t_naive
