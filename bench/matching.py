@@ -14,8 +14,8 @@ deterministic from a seed, then measures in one run, in CPU seconds (`time.proce
 * naive:   `match_one` of every rule on a sample of the articles.
 
 The measures take turns on each chunk of CHUNK articles, so that a slow spell of a noisy
-machine weighs on all of them alike. It asserts that the matcher's results equal the naive ones on that sample, prints a table,
-and as its last line one JSON object.
+machine weighs on all of them alike. It asserts that the matcher's results equal the naive
+ones on that sample, prints a table, and as its last line one JSON object.
 
     python -m bench.matching [--rules 10000] [--articles 20000] [--seed 5]
                              [--naive-sample 16]
@@ -32,6 +32,8 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
+
+import ahocorasick_rs
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -395,8 +397,6 @@ def floor_scanners(keys: list[str]) -> dict[str, Callable[[list[str]], None]]:
     """The raw scans: each library's automaton over every key, iterating every
     (overlapping) match over already-folded texts, and nothing else."""
     out = {}
-    import ahocorasick_rs
-
     automaton = ahocorasick_rs.AhoCorasick(keys)
 
     def scan_rs(texts: list[str]) -> None:
