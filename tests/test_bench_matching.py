@@ -20,7 +20,7 @@ def test_bench_matching_small_run() -> None:
     result = json.loads(lines[-1])
     assert result["bench"] == "matching"
     assert (result["rules"], result["articles"], result["naive_sample"]) == (300, 600, 6)
-    for key in ("articles_per_s", "naive_per_s", "scan_per_s", "prepare_per_s"):
+    for key in ("articles_per_s", "naive_per_s", "scan_per_s", "prepare_per_s", "bound_per_s"):
         assert result[key] > 0, key
     assert any(line.startswith("naive (sample)") and "identical" in line for line in lines)
     matches = next(line for line in lines if line.startswith("matches"))
