@@ -6,7 +6,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +20,7 @@ from alerts.query import parse_query
 from alerts.topics import TopicRule
 from crawler import views
 from crawler.alerting import dispatcher
-from crawler.config import Config, ConsoleChannel, CrawlSettings, Source, Topic
+from crawler.config import load_config
 from crawler.report import CrawlReport
 from crawler.runner import run_crawl
 from storage import repository as repo
@@ -29,14 +28,33 @@ from storage.db import open_database
 
 SITE = Path(__file__).with_name("demo_site")
 
-TOPICS = (
-    Topic(name="espionage-warnings",
-          query='("state security" OR 国家安全部 OR 国安部) AND (student* OR 留学生) '
-                'AND (spy* OR espionage OR 间谍 OR 策反)',
-          channels=("console",)),
-    Topic(name="student-asylum", query="(student* OR 留学生) AND (asylum OR 庇护)",
-          channels=("console",)),
-)
+# The demo's own config.yaml, written next to its database so that the CLI can explore
+# what it crawled ({base}: the sample web on a free loopback port).
+CONFIG = """\
+# mediawatch demo: the bundled sample news web, crawled once by `mediawatch demo`
+database: "{database}"
+crawl:
+  allow_private: true      # the sample web is served on loopback
+  per_domain: 4
+  backfill: 36500d         # the sample web is dated November 2026: alert on all of it
+sources:
+  - {{name: mss-statements, kind: feed, url: "{base}/feeds/mss.xml", every: 10m,
+     language: zh, tags: [official]}}
+  - {{name: world-desk, kind: feed, url: "{base}/feeds/world.atom", every: 10m, tags: [press]}}
+  - {{name: pacific-wire, kind: feed, url: "{base}/feeds/wire.xml", every: 10m, tags: [press]}}
+  - {{name: hk-daily, kind: feed, url: "{base}/feeds/hk.xml", every: 10m, tags: [press]}}
+topics:
+  - name: espionage-warnings
+    query: >-
+      ("state security" OR 国家安全部 OR 国安部) AND (student* OR 留学生)
+      AND (spy* OR espionage OR 间谍 OR 策反)
+    channels: [console]
+  - name: student-asylum
+    query: (student* OR 留学生) AND (asylum OR 庇护)
+    channels: [console]
+channels:
+  console: {{type: console}}
+"""
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -58,33 +76,18 @@ def serve(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-def demo_config(base: str, database: str) -> Config:
-    def feed(name: str, path: str, **extra: Any) -> Source:
-        return Source(name=name, kind="feed", url=f"{base}{path}", every="10m", **extra)
-
-    return Config(
-        database=database,
-        # the sample web is dated November 2026: alert on all of it, whenever the demo runs
-        crawl=CrawlSettings(allow_private=True, per_domain=4, backfill=timedelta(days=36500)),
-        sources=(feed("mss-statements", "/feeds/mss.xml", language="zh", tags=("official",)),
-                 feed("world-desk", "/feeds/world.atom", tags=("press",)),
-                 feed("pacific-wire", "/feeds/wire.xml", tags=("press",)),
-                 feed("hk-daily", "/feeds/hk.xml", tags=("press",))),
-        topics=TOPICS,
-        channels={"console": ConsoleChannel(type="console")},
-    )
-
-
 def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
-    workdir = Path(tempfile.mkdtemp(prefix="mediawatch-demo-"))
-    db_path = keep or workdir / "demo.db"
-    database = f"sqlite:///{db_path.resolve()}"
+    db_path = keep or Path(tempfile.mkdtemp(prefix="mediawatch-demo-")) / "demo.db"
+    config_path = db_path.with_suffix(".yaml")
     with serve(SITE) as base:
-        config = demo_config(base, database)
+        config_path.write_text(CONFIG.format(base=base, database=f"sqlite:///{db_path.resolve()}"),
+                               encoding="utf-8")
+        config = load_config(config_path)
         console.print(Rule("mediawatch demo"))
         console.print(f"sample news web: {base}/  ({len(config.sources)} feeds)")
         console.print(f"database:        {db_path}")
-        db = open_database(database)
+        console.print(f"config:          {config_path}")
+        db = open_database(config.database)
         with views.CrawlProgress(console) as progress:
             report = run_crawl(config, db, on_change=progress.update, verbose=verbose)
     console.print(views.crawl_summary(report))
@@ -101,6 +104,7 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
             console.print(Rule(f"topic {topic.name}: {len(hits)} articles"))
             console.print(Text(topic.query, style="dim"))
             views.print_hits(console, hits)
-    console.print(f"\nexplore: mediawatch --db sqlite:///{db_path} articles show "
-                  f"{articles[-1].id if articles else 1}  (or: stories list, topics list)")
+    console.print(f"\nexplore: mediawatch --config {config_path} articles show "
+                  f"{articles[-1].id if articles else 1}  (or: stories list, topics list, "
+                  "topics test student-asylum)")
     return report

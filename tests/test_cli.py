@@ -1,6 +1,7 @@
 """The CLI contract: exit codes, one-line errors, the demo, the database commands."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests.conftest import Cli
+from tests.conftest import Cli, web_config
+from tests.webserver import FixtureWeb
 
 ROOT = Path(__file__).parent.parent
 
@@ -30,6 +32,22 @@ def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
     assert "3,555 Chinese students applied" in result.stdout  # the asylum report
     tables = inspect(create_engine(f"sqlite:///{db}")).get_table_names()
     assert {"articles", "sightings", "sources", "crawl_runs"} <= set(tables)
+
+    # what it says to explore next works as printed, without the mission config's secrets
+    hint = result.stdout.rsplit("explore: mediawatch ", 1)[1].split()
+    config = hint[hint.index("--config") + 1]
+    assert Path(config) == db.with_suffix(".yaml")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SMTP_USER", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL")}
+    shown = run(*hint[:hint.index("(or:")], env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    topics = run("--config", config, "topics", "list", "--json", env=env, cwd=tmp_path)
+    assert topics.returncode == 0, topics.stderr
+    assert {t["name"] for t in json.loads(topics.stdout)} == {"espionage-warnings",
+                                                              "student-asylum"}
+    sources = run("--config", config, "sources", "list", "--json", env=env, cwd=tmp_path)
+    assert sorted(s["name"] for s in json.loads(sources.stdout)) == [
+        "hk-daily", "mss-statements", "pacific-wire", "world-desk"]
 
 
 def test_config_check_names_the_missing_variable_and_hides_secrets(tmp_path: Path) -> None:
@@ -101,3 +119,26 @@ def test_config_check_validates_channel_endpoints(tmp_path: Path) -> None:
                       " from: a@b.example, to: [c@d.example]}\n")
     result = run("--config", str(config), "--db", f"sqlite:///{tmp_path}/x.db", "config", "check")
     assert result.returncode == 1 and result.stderr.startswith("error: ")
+
+
+def test_titles_from_the_web_cannot_drive_the_terminal(cli: Cli, web: FixtureWeb) -> None:
+    """Escape sequences and bidi overrides in a feed's title and text are dropped from what
+    the views print (piped output carries no styles, so any ESC would be the feed's)."""
+    hostile = "Warning\x1b[2J\x1b]0;pwned\x07 to students \u202eabroad"
+    feed = web.root / "feeds" / "_hostile.xml"
+    feed.write_bytes(f'<rss version="2.0"><channel><title>h</title><item><title>{hostile}'
+                     f'</title><link>/statements/hostile.html</link><description>{hostile} '
+                     'body</description></item></channel></rss>'.encode())
+    try:
+        cli.write_config(web_config(web, {"name": "h", "kind": "feed", "follow": False,
+                                          "url": "/feeds/_hostile.xml"}))
+        assert cli("crawl").code == 0
+        stored = cli("articles", "list", "--json").json()
+        assert "\x1b" in stored[0]["title"]  # kept as published; only the views drop it
+        for args in (("articles", "list"), ("articles", "show", str(stored[0]["id"])),
+                     ("stories", "list")):
+            out = cli(*args).out
+            assert "Warning" in out and "to students" in out, args
+            assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, args
+    finally:
+        feed.unlink()
