@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.text import Text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler import views
 from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
 from crawler.report import CrawlReport
+from crawler.views import Text
 from storage import db as database
 from storage import repository as repo
 from storage.models import utcnow
@@ -52,7 +53,8 @@ class Context:
 
     @cached_property
     def console(self) -> Console:
-        return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+        wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ  # piped: no wrapping
+        return Console(width=160 if wide else None, highlight=False)
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -6,13 +6,29 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.style import Style
 from rich.table import Table
-from rich.text import Text
+from rich.text import Text as RichText
 
+from alerts.channels.render import printable
 from crawler.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
 from storage.models import Alert, Article, Source
 from storage.repository import StoryRow, sightings_count
+
+
+class Text(RichText):
+    """rich's Text, for text from the web: its control characters are dropped, so a title
+    cannot move the cursor, recolour or clear the terminal, retitle the window or reorder
+    the line (rich strips only a few)."""
+
+    def __init__(self, text: str = "", *args: Any, **kwargs: Any) -> None:
+        super().__init__(printable(text), *args, **kwargs)
+
+    def append(self, text: str | RichText, style: str | Style | None = None) -> Text:
+        super().append(printable(text) if isinstance(text, str) else text, style)
+        return self
+
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
                 "failing": "red", "pending": "dim", "never polled": "dim", "deferred": "yellow"}
@@ -65,9 +81,11 @@ def article_detail_json(article: Article) -> dict[str, Any]:
 
 def articles_table(articles: list[Article]) -> Table:
     table = Table(title=f"{len(articles)} articles", title_justify="left", expand=False)
-    for name, kw in (("id", {"justify": "right"}), ("published (UTC)", {}), ("lang", {}),
-                     ("source", {}), ("seen", {"justify": "right"}), ("title", {"ratio": 1}),
-                     ("topics", {})):
+    for name, kw in (("id", {"justify": "right", "no_wrap": True}),
+                     ("published (UTC)", {"no_wrap": True}), ("lang", {"no_wrap": True}),
+                     ("source", {"overflow": "fold"}), ("seen", {"justify": "right"}),
+                     ("title", {"ratio": 1, "overflow": "fold"}),
+                     ("topics", {"overflow": "fold"})):
         table.add_column(name, **kw)
     for a in articles:
         table.add_row(str(a.id), _date(a), a.language or "", a.source.name,
@@ -125,9 +143,9 @@ def story_json(row: StoryRow) -> dict[str, Any]:
 
 def stories_table(rows: list[StoryRow]) -> Table:
     table = Table(title=f"{len(rows)} stories", title_justify="left")
-    for name in ("id", "last seen", "first seen", "articles", "copies", "sources", "headline"):
-        table.add_column(name, justify="right" if name in ("id", "articles", "copies",
-                                                           "sources") else "left")
+    for name in ("id", "last seen", "first seen", "articles", "copies", "sources"):
+        table.add_column(name, justify="left" if "seen" in name else "right", no_wrap=True)
+    table.add_column("headline", ratio=1, overflow="fold")
     for row in rows:
         table.add_row(str(row.story.id), ago(row.story.last_seen_at),
                       ago(row.story.first_seen_at), str(row.articles), str(row.copies),

@@ -38,6 +38,12 @@ def one_line(text: object, limit: int | None = None) -> str:
     return clip(line, limit) if limit else line
 
 
+def printable(text: str) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences, bidi
+    overrides) removed, line breaks and tabs kept."""
+    return _CONTROL.sub(lambda m: m.group() if m.group() in "\n\t" else "", text)
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
 
