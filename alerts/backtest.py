@@ -1,4 +1,5 @@
-"""Try a topic on what is already stored: hits with evidence, counts per source and day."""
+"""Queries over what is already stored: a topic's backtest (hits with evidence, counts per
+source and day) and `articles search`."""
 from __future__ import annotations
 
 from collections import Counter
@@ -7,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.matcher import Document, Matcher
+from alerts.matcher import Document, Match, Matcher
+from alerts.query import Node
 from alerts.topics import TopicRule
 from storage import repository as repo
 from storage.models import Article
@@ -42,3 +44,13 @@ def backtest(session: Session, rule: TopicRule, since: datetime | None,
             "since": since.isoformat() if since else None, "scanned": scanned,
             "hits": hits, "per_source": dict(per_source.most_common()),
             "per_day": dict(sorted(per_day.items()))}
+
+
+def search(session: Session, query: Node, since: datetime | None,
+           source_tags: dict[str, tuple[str, ...]], limit: int) -> list[tuple[Article, Match]]:
+    """The stored originals that match `query`, newest first, with their evidence."""
+    matcher = Matcher({"search": query})
+    hits = [(article, match) for article in repo.originals_since(session, since)
+            for match in matcher.match(document(article, source_tags.get(article.source.name,
+                                                                          ())))]
+    return hits[::-1][:limit]

@@ -179,6 +179,30 @@ def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
             views.print_article(ctx.console, article)
 
 
+@articles.command("search")
+@click.argument("query")
+@click.option("--since", help="Only articles published within this duration (30d).")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def articles_search(ctx: Context, query: str, since: str | None, limit: int,
+                    as_json: bool) -> None:
+    """Stored articles that match QUERY (the topic query language, aliases included),
+    newest first, with what matched highlighted."""
+    from alerts.backtest import search
+
+    rule = _topic_rule(ctx, None, query)
+    with ctx.db() as session:
+        found = [views.article_json(article) | {"highlights": match.as_json()}
+                 for article, match in search(session, rule.query, _since(since),
+                                              _source_tags(ctx), limit)]
+    if as_json:
+        emit_json(found)
+    else:
+        ctx.console.print(views.Text(f"{len(found)} articles match {query}", style="bold"))
+        views.print_hits(ctx.console, found)
+
+
 # ---------------------------------------------------------------- stories
 
 @cli.group()
@@ -314,7 +338,7 @@ def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
     from alerts.explain import explain
 
     rule = _topic_rule(ctx, name, draft)
-    tags = {s.name: s.tags for s in ctx.config.sources}
+    tags = _source_tags(ctx)
     with ctx.db() as session:
         if explain_id is not None:
             article = repo.get_article(session, explain_id)
@@ -331,6 +355,10 @@ def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
         emit_json(result)
     else:
         views.print_backtest(ctx.console, result)
+
+
+def _source_tags(ctx: Context) -> dict[str, tuple[str, ...]]:
+    return {s.name: s.tags for s in ctx.config.sources}
 
 
 def _topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:

@@ -333,7 +333,7 @@ def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
     """Each hit: id, date, source, title, and the snippet with what matched highlighted."""
     for hit in hits:
         console.print(Text.assemble(("\n#" + str(hit["id"]), "bold"),
-                                    f"  {hit['published_at'][:16]}  {hit['source']}  ",
+                                    f"  {(hit['published_at'] or '')[:16]}  {hit['source']}  ",
                                     (hit["title"], "bold")))
         spans = hit["highlights"]["spans"]
         console.print(highlighted("  " + hit["highlights"]["snippet"], [s[3] for s in spans]))

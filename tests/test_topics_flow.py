@@ -96,3 +96,25 @@ def test_bad_queries_point_at_the_column(cli: Cli, web: FixtureWeb) -> None:
     cli.write_config(mission_config(web))
     draft = cli("topics", "test", "--query", "spy AND (")
     assert draft.code == 1 and "syntax error at column" in draft.err
+
+
+def test_articles_search_finds_stored_articles_with_a_query(cli: Cli, web: FixtureWeb) -> None:
+    cli.write_config(mission_config(web))
+    assert cli("crawl").code == 0
+    found = cli("articles", "search", "@mss AND 留学生", "--json")
+    assert found.code == 0, found.err
+    hits = found.json()
+    assert "statements/warning-students.html" in paths(hits)
+    assert "charset/big5-header.html" in paths(hits)  # Traditional, found by the alias
+    assert all(h["highlights"]["spans"] and h["highlights"]["snippet"] for h in hits)
+    assert [h["first_seen_at"] for h in hits] == sorted((h["first_seen_at"] for h in hits),
+                                                        reverse=True)  # newest first
+    assert "coverage/2026/11/spy-film.html" not in paths(hits)
+
+    film = cli("articles", "search", 'title:spy* "film festival"', "--json").json()
+    assert paths(film) == {"coverage/2026/11/spy-film.html"}
+    assert len(cli("articles", "search", "@mss", "--limit", "1", "--json").json()) == 1
+    table = cli("articles", "search", "asylum")
+    assert table.code == 0 and "articles match asylum" in table.out and "matched:" in table.out
+    bad = cli("articles", "search", "asylum AND (")
+    assert bad.code == 1 and "syntax error at column" in bad.err
