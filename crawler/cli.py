@@ -2,6 +2,7 @@
 scripts, exit 0 on success and one readable line on failure (`-v` for details)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from crawler.report import CrawlReport
 from crawler.views import Text
 from storage import db as database
 from storage import repository as repo
-from storage.models import utcnow
+from storage.models import Alert, utcnow
 
 if TYPE_CHECKING:
     from alerts.dispatcher import DispatchReport
@@ -110,7 +111,8 @@ def crawl(ctx: Context, sources: tuple[str, ...], no_alerts: bool, as_json: bool
     progress = views.CrawlProgress(Console(stderr=True) if as_json else ctx.console)
     with progress:
         report = run_crawl(ctx.config, ctx.db, sources, progress.update, ctx.verbose)
-    delivered = None if no_alerts else _deliver(ctx, quiet=as_json)
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        delivered = None if no_alerts else _deliver(ctx, quiet=as_json)  # console channel
     if as_json:
         emit_json(views.report_json(report) | {"alerts": vars(delivered) if delivered else None})
     else:
@@ -157,6 +159,8 @@ def articles_list(ctx: Context, topic: str | None, since: str | None, include_al
     with ctx.db() as session:
         rows = list(repo.list_articles(session, since=_since(since), topic=topic,
                                        include_duplicates=include_all, limit=limit))
+        if topic and not rows:
+            _known_topic(ctx, topic)
         if as_json:
             emit_json([views.article_json(a) for a in rows])
         else:
@@ -397,6 +401,8 @@ def alerts_list(ctx: Context, status: str | None, topic: str | None, limit: int,
     """Alerts, newest first."""
     with ctx.db() as session:
         rows = list(repo.list_alerts(session, status=status, topic=topic, limit=limit))
+        if topic and not rows:
+            _known_topic(ctx, topic)
         if as_json:
             emit_json([views.alert_json(a) for a in rows])
         else:
@@ -410,6 +416,7 @@ def alerts_send(ctx: Context) -> None:
     report = _deliver(ctx)
     ctx.console.print(f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
                       f"waiting {report.held}")
+    _fail_on_undelivered(report)
 
 
 @alerts.command("test")
@@ -446,6 +453,11 @@ def alerts_retry(ctx: Context, alert_id: int) -> None:
         if not repo.requeue_alert(session, alert_id, utcnow()):
             raise Failure(f"no failed or pending alert with id {alert_id}")
     _deliver(ctx)
+    with ctx.db() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is not None and alert.status != "sent":
+            raise Failure(f"alert {alert_id} is {alert.status}: "
+                          f"{alert.last_error or 'not due yet'}")
 
 
 @alerts.command("snooze")
@@ -454,8 +466,7 @@ def alerts_retry(ctx: Context, alert_id: int) -> None:
 @pass_ctx
 def alerts_snooze(ctx: Context, topic: str, duration: str) -> None:
     """Hold a topic's alerts for a while; they are delivered afterwards."""
-    if topic not in {t.name for t in ctx.config.topics}:
-        raise Failure(f"no topic named {topic!r}")
+    _known_topic(ctx, topic)
     now = utcnow()
     until = now + (timedelta(0) if duration.strip() in ("0", "0s") else
                    _duration(duration, "--for"))
@@ -478,9 +489,26 @@ def digest_send(ctx: Context, topic: str | None) -> None:
     from alerts.digest import send_digests
     from crawler.alerting import build_channels
 
+    if topic is not None:
+        _known_topic(ctx, topic)
     report = send_digests(ctx.db, build_channels(ctx.config), topic)
     for line in report.lines or ["no digest pending"]:
         ctx.console.print(Text(line))
+    _fail_on_undelivered(report)
+
+
+def _fail_on_undelivered(report: DispatchReport) -> None:
+    """Exit non-zero when something could not be delivered, so cron and scripts notice."""
+    if report.failed or report.retried:
+        raise Failure(f"{report.failed} failed, {report.retried} to be retried "
+                      "(mediawatch alerts list --status failed / --status pending)")
+
+
+def _known_topic(ctx: Context, topic: str) -> None:
+    """A --topic that names no configured topic is a typo, not an empty result."""
+    known = [t.name for t in ctx.config.topics]
+    if topic not in known:
+        raise Failure(f"no topic named {topic!r} (known: {', '.join(known) or 'none'})")
 
 
 # ---------------------------------------------------------------- config and database

@@ -327,10 +327,45 @@ def test_snooze_and_retry_commands(cli: Cli, live: FixtureWeb, smtp_server: Smtp
     assert cli("alerts", "snooze", "espionage-warnings", "--for", "0s").code == 0  # releases
     sent = cli("alerts", "send")
     assert "sent 1" in sent.out and "failed 1" in sent.out
+    assert sent.code == 1 and "1 failed" in sent.err  # scripts and cron notice
     failed = cli("alerts", "list", "--status", "failed", "--json").json()
     assert len(failed) == 1 and "404" in failed[0]["last_error"]
     failed_id = failed[0]["id"]
+    still = cli("alerts", "retry", str(failed_id))
+    assert still.code == 1 and f"alert {failed_id} is failed: HTTP 404" in still.err
     slack_receiver.respond(200)
     assert cli("alerts", "retry", str(failed_id)).code == 0
     assert {a["status"] for a in cli("alerts", "list", "--json").json()} == {"sent"}
     assert len(smtp_server.messages) == 1
+
+
+def test_topic_typos_are_errors_not_empty_results(cli: Cli, live: FixtureWeb,
+                                                  smtp_server: SmtpServer,
+                                                  slack_receiver: SlackReceiver) -> None:
+    live_feed(live, STATEMENT)
+    cli.write_config(alerting_config(live, smtp_server, slack_receiver))
+    assert cli("crawl", "--no-alerts").code == 0
+    for args in (("articles", "list", "--topic", "espionage-warning"),
+                 ("alerts", "list", "--topic", "espionage-warning"),
+                 ("digest", "send", "--topic", "espionage-warning"),
+                 ("alerts", "snooze", "espionage-warning", "--for", "1h")):
+        result = cli(*args)
+        assert result.code == 1, args
+        assert result.err.startswith("error: no topic named 'espionage-warning' (known: "
+                                     "espionage-warnings, student-asylum)"), args
+    assert cli("articles", "list", "--topic", "espionage-warnings", "--json").json()
+
+
+def test_crawl_json_is_one_document_when_a_console_channel_prints(
+        cli: Cli, live: FixtureWeb) -> None:
+    live_feed(live, STATEMENT)
+    config = web_config(live, {"name": "live", "kind": "feed", "url": "/feeds/_live.xml"},
+                        backfill="36500d")
+    config["topics"] = [{"name": "espionage-warnings", "query": ESPIONAGE,
+                         "channels": ["console"]}]
+    config["channels"] = {"console": {"type": "console"}}
+    cli.write_config(config)
+    result = cli("crawl", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["alerts"]["sent"] == 1  # stdout is the JSON document alone
+    assert "espionage-warnings" in result.err  # what the console channel printed
