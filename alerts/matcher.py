@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property, partial
@@ -280,13 +281,26 @@ def _close(folded: FoldedField, a: Span, b: Span, distance: int | None) -> bool:
 
 def to_match(topic: str, spans: list[Span], prepared: Prepared) -> Match:
     highlights: list[Highlight] = []
+    in_text: list[tuple[Highlight, str]] = []  # and their folded text
     for name, start, end in sorted(set(s for s in spans if s[0] in prepared.fields),
                                    key=lambda s: (SCANNED_FIELDS.index(s[0]), s[1], s[2])):
         folded = prepared.fields[name]
         o_start, o_end = folded.to_original(start, end)
         highlights.append(Highlight(name, o_start, o_end, folded.original[o_start:o_end]))
+        if name == "text":
+            in_text.append((highlights[-1], folded.folded[start:end]))
     kept = keep_evidence(highlights, key=lambda h: fold(h.text))
-    return Match(topic, tuple(kept), snippet(prepared.doc, highlights))
+    anchor = most_telling([h for h, _ in in_text], [text for _, text in in_text])
+    return Match(topic, tuple(kept), snippet(prepared.doc, anchor))
+
+
+def most_telling(spans: list[_S], texts: list[str]) -> _S | None:
+    """The first of `spans` whose text is the rarest among them: the evidence that says
+    most about why an article matched (`asylum` once, not `students` ten times)."""
+    if len(spans) < 2:
+        return spans[0] if spans else None
+    counts = Counter(texts)
+    return spans[min(range(len(spans)), key=lambda i: counts[texts[i]])]
 
 
 def keep_evidence(spans: list[_S], key: Callable[[_S], str]) -> list[_S]:
@@ -305,13 +319,12 @@ def keep_evidence(spans: list[_S], key: Callable[[_S], str]) -> list[_S]:
     return [span for span in spans if span in chosen]
 
 
-def snippet(doc: Document, highlights: list[Highlight]) -> str:
-    """A short passage of the article text around the first highlight in it."""
-    in_text = [h for h in highlights if h.field == "text"]
-    if not in_text:
+def snippet(doc: Document, anchor: Highlight | None) -> str:
+    """A short passage of the article text around `anchor`, a highlight in it (None: the
+    beginning of the text)."""
+    if anchor is None:
         return " ".join(doc.text[:2 * SNIPPET_RADIUS].split())
-    first = in_text[0]
-    start, end = max(0, first.start - SNIPPET_RADIUS), first.end + SNIPPET_RADIUS
+    start, end = max(0, anchor.start - SNIPPET_RADIUS), anchor.end + SNIPPET_RADIUS
     passage = " ".join(doc.text[start:end].split())
     return ("…" if start > 0 else "") + passage + ("…" if end < len(doc.text) else "")
 
@@ -739,9 +752,10 @@ class _Run(dict):
         while ordered and ordered[-1][0] >= 3:  # source:, lang: (of interpreted rules)
             ordered.pop()
         kept = keep_evidence(ordered, key=self.text_of)
-        first = bisect_right(ordered, (0, _END, _END))  # the first span in the text
-        in_text = ordered[first] if first < len(ordered) and ordered[first][0] == 1 else None
-        return Match(topic, tuple(map(self.highlights.__getitem__, kept)), self.snippets[in_text])
+        in_text = ordered[bisect_right(ordered, (0, _END, _END)):  # the spans in the text
+                          bisect_right(ordered, (1, _END, _END))]
+        anchor = most_telling(in_text, list(map(self.text_of, in_text)))
+        return Match(topic, tuple(map(self.highlights.__getitem__, kept)), self.snippets[anchor])
 
     def text_of(self, span: InnerSpan) -> str:
         return self.folded[span[0]][span[1]:span[2]]
@@ -767,8 +781,8 @@ def _highlight(prepared: Prepared, span: InnerSpan) -> Highlight:
 
 def _snippet_at(doc: Document, highlights: Mapping[InnerSpan, Highlight],
                 span: InnerSpan | None) -> str:
-    """The snippet around `span`, the first span in the text (None: there is none)."""
-    return snippet(doc, [] if span is None else [highlights[span]])
+    """The snippet around `span`, a span in the text (None: there is none)."""
+    return snippet(doc, None if span is None else highlights[span])
 
 
 _END = float("inf")
