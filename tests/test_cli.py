@@ -96,11 +96,17 @@ def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
     assert "Traceback" not in result.err
 
 
-@pytest.mark.parametrize("args", [("articles", "list", "--since", "soon")])
-def test_bad_option_value_is_explained(cli: Cli, args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(("args", "reason"), [
+    (("articles", "list", "--since", "soon"), "invalid duration 'soon'"),
+    (("alerts", "list", "--status", "bogus"), "'bogus' is not one of 'pending'"),
+    (("articles", "show", "abc"), "'abc' is not a valid integer"),
+    (("articles", "frobnicate"), "No such command 'frobnicate'"),
+])
+def test_bad_option_value_is_explained(cli: Cli, args: tuple[str, ...], reason: str) -> None:
     cli.write_config({})
     result = cli(*args)
-    assert result.code == 2 and "invalid duration 'soon'" in result.err
+    assert result.code == 2 and reason in result.err
+    assert result.err.count("\n") == 1 and result.err.startswith("error: ")  # one line
 
 
 def test_config_check_validates_channel_endpoints(tmp_path: Path) -> None:
