@@ -101,6 +101,7 @@ def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
     (("alerts", "list", "--status", "bogus"), "'bogus' is not one of 'pending'"),
     (("articles", "show", "abc"), "'abc' is not a valid integer"),
     (("articles", "frobnicate"), "No such command 'frobnicate'"),
+    (("articles", "list", "--limit", "0"), "0 is not in the range x>=1"),
 ])
 def test_bad_option_value_is_explained(cli: Cli, args: tuple[str, ...], reason: str) -> None:
     cli.write_config({})
