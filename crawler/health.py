@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from alerts.channels.render import safe_url
 from crawler.config import Config, Topic
 from crawler.metrics import CONTENT_TYPE, Metrics
 from crawler.views import iso
@@ -259,7 +260,9 @@ def atom_feed(topic: Topic, entries: list[dict[str, Any]]) -> bytes:
         item = feed.add_entry(order="append")
         item.id(f"urn:mediawatch:article:{entry['article_id']}")
         item.title(_xml(entry["title"] or entry["canonical_url"]))
-        item.link(href=_xml(entry["canonical_url"]))
+        link = safe_url(entry["canonical_url"])  # never a javascript: or data: link
+        if link:
+            item.link(href=link)
         item.updated(entry["first_seen_at"])
         if entry["published_at"]:
             item.published(entry["published_at"])

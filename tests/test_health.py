@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import feedparser
@@ -15,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from crawler.health import parse_address
+from crawler.config import Topic
+from crawler.health import atom_feed, parse_address
 from crawler.metrics import Metrics
 from storage import repository as repo
 from storage.db import open_database
@@ -183,6 +185,18 @@ def test_atom_feed_escapes_hostile_text_and_parses(serve, filled) -> None:
     assert text.startswith(SNIPPET) and f"mirror: {COPY}" in text and f"wire: {ORIGINAL}" in text
     assert original.tags[0].term == str(ids["story"])
     assert original.updated_parsed is not None
+
+
+def test_atom_entries_link_only_to_http_urls() -> None:
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    entries = [{"article_id": i, "title": f"t{i}", "canonical_url": url, "published_at": None,
+                "first_seen_at": now, "source": "wire", "story_id": None, "snippet": "",
+                "sightings": []}
+               for i, url in enumerate(["javascript:alert(1)", "https://example.org/a"])]
+    feed = feedparser.parse(atom_feed(Topic(name="t", query="a"), entries))
+    assert not feed.bozo
+    assert [[link.href for link in e.get("links", [])] for e in feed.entries] == [
+        [], ["https://example.org/a"]]
 
 
 def test_json_feed_has_stories_sightings_and_first_seen_times(serve, filled) -> None:
