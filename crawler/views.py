@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, OverflowMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.style import Style
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text as RichText
 
 from alerts.channels.render import printable
@@ -28,6 +28,14 @@ class Text(RichText):
     def append(self, text: str | RichText, style: str | Style | None = None) -> Text:
         super().append(printable(text) if isinstance(text, str) else text, style)
         return self
+
+
+class Table(RichTable):
+    """rich's Table whose cells wrap, inside a word if need be, rather than end in '…': in a
+    narrow terminal a topic name or a Chinese title is folded, never cut."""
+
+    def add_column(self, *args: Any, overflow: OverflowMethod = "fold", **kwargs: Any) -> None:
+        super().add_column(*args, overflow=overflow, **kwargs)
 
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
@@ -83,9 +91,8 @@ def articles_table(articles: list[Article]) -> Table:
     table = Table(title=f"{len(articles)} articles", title_justify="left", expand=False)
     for name, kw in (("id", {"justify": "right", "no_wrap": True}),
                      ("published (UTC)", {"no_wrap": True}), ("lang", {"no_wrap": True}),
-                     ("source", {"overflow": "fold"}), ("seen", {"justify": "right"}),
-                     ("title", {"ratio": 1, "overflow": "fold"}),
-                     ("topics", {"overflow": "fold"})):
+                     ("source", {}), ("seen", {"justify": "right"}), ("title", {"ratio": 1}),
+                     ("topics", {})):
         table.add_column(name, **kw)
     for a in articles:
         table.add_row(str(a.id), _date(a), a.language or "", a.source.name,
@@ -145,7 +152,7 @@ def stories_table(rows: list[StoryRow]) -> Table:
     table = Table(title=f"{len(rows)} stories", title_justify="left")
     for name in ("id", "last seen", "first seen", "articles", "copies", "sources"):
         table.add_column(name, justify="left" if "seen" in name else "right", no_wrap=True)
-    table.add_column("headline", ratio=1, overflow="fold")
+    table.add_column("headline", ratio=1)
     for row in rows:
         table.add_row(str(row.story.id), ago(row.story.last_seen_at),
                       ago(row.story.first_seen_at), str(row.articles), str(row.copies),
