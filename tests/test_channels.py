@@ -449,6 +449,24 @@ def test_apprise_failure_is_a_retry_with_masked_reason(slack_receiver: SlackRece
     assert "hunter2secret" not in repr(channel)
 
 
+@pytest.mark.parametrize(("url", "masked"), [
+    ("json://hooks.example.com/webhook/Secr3tToken", "json://hooks.example.com/webhook/Se***"),
+    ("form://host/hook/Secr3tToken", "form://ho***/hook/Se***"),
+    ("ntfy://Secr3tTopicName", "ntfys://se***"),
+])
+def test_apprise_masks_secret_paths_and_topics(url: str, masked: str) -> None:
+    assert AppriseChannel(url).masked() == masked
+
+
+def test_apprise_failure_reason_hides_a_secret_path(slack_receiver: SlackReceiver) -> None:
+    slack_receiver.respond(500, "boom")
+    channel = AppriseChannel(f"json://{slack_receiver.base.removeprefix('http://')}"
+                             "/notify/appriseSecretPath")
+    result = channel.send(alert())
+    assert not result.ok and "error=500" in result.reason
+    assert "appriseSecretPath" not in result.reason and "/notify/ap***" in result.reason
+
+
 def test_apprise_rejects_unknown_urls() -> None:
     with pytest.raises(ValueError, match="not a supported Apprise URL") as caught:
         AppriseChannel("nosuchservice://token-abcdef")

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import apprise
 
 from alerts.channels.base import AlertMessage, DeliveryResult
-from alerts.channels.render import clip, render, scrub, view
+from alerts.channels.render import clip, mask_url, render, scrub, view
 
 _MENTION = re.compile(r"@(?=(?:everyone|here|channel|all)\b)|(?<=<)(?=[@#!])", re.IGNORECASE)
 _SECRET_PART = re.compile(r"[^/?#&=:@]+")
@@ -36,8 +36,9 @@ class AppriseChannel:
                              f"(scheme {scheme[:20]!r})")
 
     def masked(self) -> str:
-        plugin = self._apprise[0]
-        return plugin.url(privacy=True).split("?", 1)[0]
+        """Apprise's privacy URL keeps secret paths and topics (`json://host/hook/TOKEN`,
+        `ntfy://TOPIC`): it is masked once more, as every channel's URL is."""
+        return mask_url(self._apprise[0].url(privacy=True).split("?", 1)[0])
 
     def __repr__(self) -> str:
         return f"AppriseChannel({self.name!r}, {self.masked()!r})"
@@ -58,14 +59,13 @@ class AppriseChannel:
 
     def _reason(self, text: str) -> str:
         """`text` with every part of the URL that may be a token masked (users, passwords,
-        hosts that are tokens, path segments, query values), except in the masked URL."""
+        hosts that are tokens, path segments, query values) but those the masked URL shows."""
         masked = self.masked()
-        head, found, tail = text.partition(masked)
         parts = urlsplit(self._url)
         secrets = [unquote(p) for p in _SECRET_PART.findall(self._url.split("://", 1)[-1])
                    if len(p) >= 6 and p not in masked] + [self._url,
                                                            unquote(parts.password or "")]
-        return scrub(head, secrets) + found + scrub(tail, secrets)
+        return scrub(text, secrets)
 
 
 def defuse(text: str) -> str:

@@ -181,13 +181,16 @@ def render(template: str, alert: AlertView) -> str:
 
 def mask_url(url: str, keep_query: bool = False) -> str:
     """The URL with its secrets masked: password → `***`, the path after its first segment
-    cut to two characters (`https://hooks.slack.com/services/T0***`), query hidden unless
-    `keep_query`."""
+    cut to two characters (`https://hooks.slack.com/services/T0***`), a host that is no
+    name but a token or topic (`ntfys://Se***`) too, query hidden unless `keep_query`."""
     try:
         parts = urlsplit(url)
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "***"
+    host = parts.hostname or ""
+    if "." not in host and ":" not in host and host != "localhost":
+        host = f"{host[:2]}***"
     user = unquote(parts.username or "")
     userinfo = f"{user}:***@" if parts.password is not None else ("***@" if user else "")
     segments = [s for s in parts.path.split("/") if s]
@@ -198,7 +201,7 @@ def mask_url(url: str, keep_query: bool = False) -> str:
     else:
         path = ""
     query = (f"?{parts.query}" if keep_query else "?***") if parts.query else ""
-    return f"{parts.scheme}://{userinfo}{parts.hostname or ''}{port}{path}{query}"
+    return f"{parts.scheme}://{userinfo}{host}{port}{path}{query}"
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
