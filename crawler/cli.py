@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler import views
 from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
+from crawler.redact import Redactor
 from crawler.report import CrawlReport
 from crawler.views import Text
 from storage import db as database
@@ -43,10 +44,13 @@ class Context:
     config_path: Path
     db_url: str | None
     verbose: bool
+    redactor: Redactor  # masks the config's secrets in output and logs, once it is loaded
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.config_path)
+        config = load_config(self.config_path)
+        self.redactor.add(config.secrets)
+        return config
 
     @cached_property
     def db(self) -> sessionmaker[Session]:
@@ -62,7 +66,10 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def emit_json(document: Any) -> None:
-    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    """Print one JSON document, the config's secrets masked in every string of it."""
+    ctx = click.get_current_context().find_object(Context)
+    click.echo(json.dumps(ctx.redactor.deep(document) if ctx else document,
+                          ensure_ascii=False, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,17 +83,20 @@ def emit_json(document: Any) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool) -> None:
     """mediawatch: watch feeds and pages, keep one copy of every story, alert on topics."""
-    configure_logging(verbose)
-    ctx.obj = Context(config_path, db_url, verbose)
+    redactor = Redactor()
+    configure_logging(verbose, redactor)
+    ctx.obj = Context(config_path, db_url, verbose, redactor)
 
 
-def configure_logging(verbose: bool) -> None:
-    """Warnings on stderr; Scrapy's own chatter only with -v, except errors in our code."""
+def configure_logging(verbose: bool, redactor: Redactor) -> None:
+    """Warnings on stderr; Scrapy's own chatter only with -v, except errors in our code;
+    secrets masked in every line."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         handler.addFilter(_quiet_scrapy)
+    handler.addFilter(redactor)
     logging.getLogger().addHandler(handler)
 
 
@@ -279,7 +289,7 @@ def sources_list(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json([views.source_json(s) for s in rows])
     else:
-        ctx.console.print(views.sources_table(rows))
+        ctx.console.print(views.sources_table(rows, ctx.redactor))
 
 
 @sources.command("check")
@@ -439,7 +449,8 @@ def alerts_test(ctx: Context, channel: str) -> None:
                                            snippet="If you read this, the channel works.",
                                            matched=("works",)),))
     result = target.send(sample)
-    line = f"{channel} ({target.masked()}): {'ok' if result.ok else 'FAILED'} — {result.reason}"
+    line = ctx.redactor(f"{channel} ({target.masked()}): {'ok' if result.ok else 'FAILED'} — "
+                        f"{result.reason}")
     if not result.ok:
         raise Failure(line)
     ctx.console.print(line)
@@ -571,7 +582,7 @@ def run(ctx: Context, listen: str | None, log_json: bool) -> None:
     logging.getLogger().setLevel(logging.DEBUG if ctx.verbose else logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run
     try:
-        run_daemon(ctx.config_path, ctx.db_url, listen)
+        run_daemon(ctx.config_path, ctx.db_url, listen, ctx.redactor)
     except DaemonError as exc:
         raise Failure(str(exc)) from None
 
@@ -581,8 +592,8 @@ class JsonLines(logging.Formatter):
         line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
                 "level": record.levelname.lower(), "logger": record.name,
                 "message": record.getMessage()}
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # (the redactor leaves a masked exc_text)
+            line["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
 
 

@@ -26,11 +26,13 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     SecretStr,
     ValidationError,
 )
 
 from alerts.query import QuerySyntaxError, parse_query
+from crawler.redact import Redactor, url_secrets
 
 DEFAULT_PATH = Path("config.yaml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
@@ -261,6 +263,22 @@ class Config(Model):
     channels: Mapping[str, Channel] = Field(default_factory=dict)
     operator_channels: Names = ()  # where source-health alerts go
     digest: Digest = Digest()
+    _from_env: frozenset[str] = PrivateAttr(frozenset())  # values `${VAR}` brought in
+
+    @property
+    def secrets(self) -> set[str]:
+        """What never leaves the process: every value taken from the environment (a token
+        in a source URL) and the secret parts of the channel URLs."""
+        found = set(self._from_env)
+        for channel in self.channels.values():
+            for field in ("url", "webhook"):
+                if isinstance(secret := getattr(channel, field, None), SecretStr):
+                    found |= url_secrets(secret.get_secret_value())
+        return found
+
+    def redactor(self) -> Redactor:
+        """Masks `secrets` in text, JSON documents and log records."""
+        return Redactor(self.secrets)
 
     def select_sources(self, names: typing.Sequence[str]) -> list[Source]:
         """The named sources, in config order; all of them when no name is given."""
@@ -299,7 +317,8 @@ def parse_config(text: str, env: Mapping[str, str], file: str = "config") -> Con
     if not isinstance(raw, dict):
         raise ConfigError([("", "the top level must be a mapping of keys")], file)
     issues: list[tuple[str, str]] = []
-    raw = _expand_env(raw, env, "", issues)
+    from_env: set[str] = set()
+    raw = _expand_env(raw, env, "", issues, from_env)
     if issues:
         raise ConfigError(issues, file)
     try:
@@ -309,15 +328,17 @@ def parse_config(text: str, env: Mapping[str, str], file: str = "config") -> Con
     issues = list(_cross_check(config))
     if issues:
         raise ConfigError(issues, file)
+    config._from_env = frozenset(from_env)
     return config
 
 
 def _expand_env(node: Any, env: Mapping[str, str], path: str,
-                issues: list[tuple[str, str]]) -> Any:
+                issues: list[tuple[str, str]], used: set[str]) -> Any:
+    """`node` with each `${VAR}` replaced by its value, which is added to `used`."""
     if isinstance(node, dict):
-        return {k: _expand_env(v, env, _join(path, k), issues) for k, v in node.items()}
+        return {k: _expand_env(v, env, _join(path, k), issues, used) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand_env(v, env, f"{path}[{i}]", issues) for i, v in enumerate(node)]
+        return [_expand_env(v, env, f"{path}[{i}]", issues, used) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
 
@@ -327,6 +348,7 @@ def _expand_env(node: Any, env: Mapping[str, str], path: str,
             issues.append((path, f"environment variable {name} is not set "
                                  f"(export {name}=… before running)"))
             return ""
+        used.add(env[name])
         return env[name]
     return _ENV_REF.sub(substitute, node)
 

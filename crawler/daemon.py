@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import Config, ConfigError, load_config
+from crawler.redact import Redactor
 from storage import repository as repo
 from storage.db import engine_of
 from storage.models import utcnow
@@ -64,8 +65,10 @@ def database_lock(url: str) -> Iterator[None]:
         yield
 
 
-def run_daemon(config_path: Path, db_url: str | None, listen: str | None) -> int:
-    """Run until SIGTERM/SIGINT. → the exit code"""
+def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
+               redactor: Redactor | None = None) -> int:
+    """Run until SIGTERM/SIGINT; `redactor` (the log filter) learns the secrets of each
+    config loaded. → the exit code"""
     from scrapy.utils.reactor import install_reactor
 
     install_reactor(REACTOR)
@@ -74,7 +77,7 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None) -> int
     config = _load(config_path, db_url)
     db = open_database(config.database)
     with database_lock(config.database):
-        return Daemon(config_path, db_url, config, db, listen).run()
+        return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
 
 
 def _load(config_path: Path, db_url: str | None) -> Config:
@@ -84,7 +87,7 @@ def _load(config_path: Path, db_url: str | None) -> Config:
 
 class Daemon:
     def __init__(self, config_path: Path, db_url: str | None, config: Config,
-                 db: sessionmaker[Session], listen: str | None) -> None:
+                 db: sessionmaker[Session], listen: str | None, redactor: Redactor) -> None:
         from apscheduler.schedulers.twisted import TwistedScheduler
         from twisted.internet import reactor
 
@@ -94,6 +97,8 @@ class Daemon:
         self.reactor: Any = reactor
         self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
         self.listen = listen
+        self.redactor = redactor  # masks the secrets of every config loaded, old and new
+        redactor.add(config.secrets)
         self.report = CrawlReport.for_sources([s.name for s in config.sources])
         self.report.rolling, self.report.on_poll = True, self.poll_finished
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
@@ -128,7 +133,7 @@ class Daemon:
         self.crawler.signals.connect(self.crawler_ready, signal=signals.spider_opened)
         finished = runner.crawl(self.crawler, sources=source_specs(
             self.config.sources, self.db, self.config.crawl.backfill), seen=_seen_in(self.db),
-            daemon=True)
+            daemon=True, redact=self.redactor)
         finished.addBoth(self.crawler_ended)
         self.reactor.suggestThreadPoolSize(max(10, len(self.config.sources) // 10))
         self.schedule(self.config)
@@ -211,6 +216,7 @@ class Daemon:
             return
         from crawler.runner import source_specs, sync_config
 
+        self.redactor.add(config.secrets)
         sync_config(config, self.db)
         self.crawler.ingest = self.ingest(config)
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(

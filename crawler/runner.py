@@ -67,7 +67,7 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
                             alert_policies(config), config.crawl.backfill,
                             RecentArticles(config.dedupe))
     process.crawl(crawler, sources=source_specs(sources, db, config.crawl.backfill),
-                  seen=_seen_in(db))
+                  seen=_seen_in(db), redact=config.redactor())
     process.start()
     return report
 
@@ -89,7 +89,7 @@ def check_source(config: Config, db: sessionmaker[Session], name: str,
                              | {"ITEM_PIPELINES": {"crawler.runner.Collect": 100}})
     crawler = process.create_crawler(SourceSpider)
     crawler.collected = []
-    process.crawl(crawler, sources=[spec], seen=_seen_in(db))
+    process.crawl(crawler, sources=[spec], seen=_seen_in(db), redact=config.redactor())
     process.start()
     return crawler.collected
 

@@ -1,6 +1,7 @@
 """How stored things look to people (rich tables) and to scripts (JSON documents)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -188,7 +189,8 @@ def source_json(source: Source) -> dict[str, Any]:
             "last_warning": source.last_warning}
 
 
-def sources_table(sources: list[Source]) -> Table:
+def sources_table(sources: list[Source], redact: Callable[[str], str] = str) -> Table:
+    """One row per source; `redact` masks secrets (a token of its URL) in its last error."""
     table = Table(title=f"{len(sources)} sources", title_justify="left")
     for name in ("name", "kind", "health", "last polled", "last success", "failures",
                  "last error / warning"):
@@ -197,7 +199,8 @@ def sources_table(sources: list[Source]) -> Table:
         state = health(s)
         table.add_row(s.name, s.kind, Text(state, style=STATUS_STYLE.get(state, "")),
                       ago(s.last_polled_at), ago(s.last_success_at),
-                      str(s.consecutive_failures), Text(s.last_error or s.last_warning or ""))
+                      str(s.consecutive_failures),
+                      Text(redact(s.last_error or s.last_warning or "")))
     return table
 
 

@@ -81,11 +81,14 @@ def check_sources(config: Config, db: sessionmaker[Session], channels: Mapping[s
 
 def _tell(config: Config, channels: Mapping[str, Channel], name: str, url: str,
           health: Health, was: str, now: datetime) -> bool:
-    """Send the change to every operator channel; True when all took it."""
+    """Send the change to every operator channel; True when all took it. The source's URL
+    and last error are masked: they may carry a token from the environment."""
     title = f"source {name} recovered (was {was})" if health.state == "ok" \
         else f"source {name} is {health.state}"
+    redact = config.redactor()
     message = AlertMessage("operator", "source-health", (AlertItem(
-        title=title, url=url, source=name, published_at=now, snippet=health.detail),),
+        title=title, url=redact(url), source=name, published_at=now,
+        snippet=redact(health.detail)),),
         message_id=f"<source-health.{name}.{int(now.timestamp())}@mediawatch>")
     delivered = True
     for channel_name in config.operator_channels:

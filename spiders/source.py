@@ -79,11 +79,11 @@ def poll_step(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
                 if isinstance(out, scrapy.Request):
                     out.meta["poll"], out.meta["source"] = request.meta["poll"], poll.source
                     poll.open += 1
-                yield out
+                yield redacted(out, self.redact)
         except Exception as exc:  # noqa: BLE001 — isolate the poll, report on its source
             log.exception("%s: error while reading %s", poll.source, request.url)
-            yield SourceFailed(poll.source, "InternalError",
-                               f"could not read {request.url}: {type(exc).__name__}: {exc}")
+            yield SourceFailed(poll.source, "InternalError", self.redact(
+                f"could not read {request.url}: {type(exc).__name__}: {exc}"))
         poll.open -= 1
         if poll.open == 0:
             del self.polls[request.meta["poll"]]
@@ -99,9 +99,10 @@ class SourceSpider(scrapy.Spider):
 
     def __init__(self, sources: Sequence[SourceSpec],
                  seen: Callable[[str], bool] = lambda url: False, daemon: bool = False,
-                 **kwargs: Any) -> None:
+                 redact: Callable[[str], str] = lambda text: text, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.daemon = daemon  # stay open, poll only when asked (see crawler.daemon)
+        self.redact = redact  # masks secrets (a token in a source's URL) in what it reports
         self.sources = {spec.name: spec for spec in sources}
         self.seen = seen
         self.in_flight: dict[str, list[tuple[str, str]]] = {}
@@ -273,6 +274,15 @@ class SourceSpider(scrapy.Spider):
         error_class, message, status = describe_failure(failure)
         yield SourceFailed(failure.request.meta["source"], error_class, message, status,
                            retry_after(failure))
+
+
+def redacted(item: Any, redact: Callable[[str], str]) -> Any:
+    """An item with its error or warning text masked: a failure names the URL it failed
+    on, and a source's URL may carry a token."""
+    for name in ("message", "warning", "page_error"):
+        if isinstance(text := getattr(item, name, None), str):
+            item = replace(item, **{name: redact(text)})
+    return item
 
 
 def retry_after(failure: Failure) -> datetime | None:

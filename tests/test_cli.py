@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
@@ -149,3 +149,25 @@ def test_titles_from_the_web_cannot_drive_the_terminal(cli: Cli, web: FixtureWeb
             assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, args
     finally:
         feed.unlink()
+
+
+def test_a_token_in_a_source_url_never_leaves_the_process(cli: Cli, web: FixtureWeb) -> None:
+    """Printed, logged (-v), in --json and stored errors: masked; fetched: as it is."""
+    secret = "FeedTok3nSecret"
+    cli.env["FEED_TOKEN"] = secret
+    cli.write_config(web_config(web, {"name": "tokfeed", "kind": "feed",
+                                      "url": web.url("/feeds/members-only.xml?apikey=${FEED_TOKEN}")}))
+    runs = [cli("-v", "crawl"), cli("crawl", "--json"), cli("sources", "list"),
+            cli("sources", "check", "tokfeed", "--json")]
+    listed = cli("sources", "list", "--json")
+    assert [r.code for r in runs] == [1, 1, 0, 1]
+    assert "polled tokfeed: failed (HTTP 404): HTTP 404 from" in runs[0].out
+    assert web.hits("/feeds/members-only.xml")[0].path.endswith(f"?apikey={secret}")
+    [source] = listed.json()
+    assert source["url"].endswith("/feeds/members-only.xml?apikey=***")
+    assert source["last_error"].endswith("/feeds/members-only.xml?apikey=***")
+    for result in [*runs, listed]:
+        assert secret not in result.out + result.err
+    with create_engine(cli.db).connect() as connection:
+        url, error = connection.execute(text("select url, last_error from sources")).one()
+    assert url.endswith(secret) and secret not in error  # the error is stored masked

@@ -1,6 +1,8 @@
 """Every config mistake is one line that names its path; secrets are never echoed."""
 from __future__ import annotations
 
+import logging
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from crawler.config import ConfigError, load_config, parse_config
+from crawler.redact import Redactor
 
 ROOT = Path(__file__).parent.parent
 GOOD = """
@@ -100,3 +103,32 @@ def test_secret_never_appears_in_errors() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_values_from_the_environment_and_channel_secrets_are_redacted() -> None:
+    text = GOOD.replace("sources:\n", "sources:\n  - {name: private, kind: feed, url: "
+                        "'https://example.org/p.xml?apikey=${FEED_TOKEN}&l=${LANG_HINT}'}\n")
+    text += '  bot: {type: apprise, url: "tgram://123456789:BotTokSecr3t/4242"}\n'
+    config = parse_config(text, env=ENV | {"FEED_TOKEN": "FeedTok3n Secret", "LANG_HINT": "en"})
+    assert config.sources[0].url.endswith("apikey=FeedTok3n Secret&l=en")  # fetched as is
+    redact = config.redactor()
+    line = ("HTTP 404 from https://example.org/p.xml?apikey=FeedTok3n%20Secret&l=en; "
+            "smtp hunter2-secret; POST /s/T0/B0/XyZ; /bot123456789:BotTokSecr3t/sendMessage")
+    assert redact(line) == ("HTTP 404 from https://example.org/p.xml?apikey=***&l=en; "
+                            "smtp ***; POST /s/***; /bot***/sendMessage")
+    assert redact("T0, B0, XyZ, 4242 and en are too short to be secrets alone") == \
+        "T0, B0, XyZ, 4242 and en are too short to be secrets alone"
+    assert redact.deep({"a": ["FeedTok3n Secret", 3, None]}) == {"a": ["***", 3, None]}
+
+
+def test_the_log_filter_masks_messages_and_tracebacks() -> None:
+    redact = Redactor(["FeedTok3nSecret", "1"])  # too short to be a secret: left alone
+    try:
+        raise ValueError("bad https://x.org/f?k=FeedTok3nSecret")
+    except ValueError:
+        record = logging.LogRecord("scrapy", logging.DEBUG, __file__, 1, "GET %s (%d)",
+                                   ("https://x.org/f?k=FeedTok3nSecret", 1), sys.exc_info())
+    assert redact.filter(record)
+    assert logging.Formatter().format(record).splitlines()[0] == "GET https://x.org/f?k=*** (1)"
+    assert "FeedTok3nSecret" not in logging.Formatter().format(record)
+    assert "k=***" in record.exc_text

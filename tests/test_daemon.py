@@ -28,7 +28,7 @@ from crawler.scheduler import (
 from crawler.watchdog import health_of, learned_cadence
 from storage.models import Source
 from tests.conftest import Cli, web_config
-from tests.receivers import SmtpServer, free_port
+from tests.receivers import WEBHOOK_PATH, SlackReceiver, SmtpServer, free_port
 from tests.webserver import FixtureWeb
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -140,11 +140,12 @@ class Running:
 
 
 @contextmanager
-def daemon(cli: Cli, *args: str) -> Iterator[Running]:
+def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
     log = cli.config.parent / f"daemon-{time.monotonic_ns()}.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
-                                    "--db", cli.db, "run", *args], stdout=out,
+                                    "--db", cli.db, *(["-v"] if verbose else []), "run", *args],
+                                   stdout=out,
                                    stderr=subprocess.STDOUT, env=cli.env, cwd=cli.config.parent)
     try:
         yield Running(process, log)
@@ -244,6 +245,44 @@ def test_a_broken_source_gives_one_operator_alert_and_one_recovery(
     sent = [json.loads(line) for line in operator.read_text(encoding="utf-8").splitlines()]
     assert [m["kind"] for m in sent] == ["operator", "operator"]
     assert "HTTP 500" in sent[0]["items"][0]["snippet"]
+
+
+def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
+        cli: Cli, web: FixtureWeb, slack_receiver: SlackReceiver, tmp_path: Path) -> None:
+    """-v: the channels' HTTP chatter (webhook and Apprise paths) stays out of the log; a
+    token in a source's URL is masked in the log and in the operator's alert."""
+    token, apprise_path = "FeedTok3nSecret", "/notify/appriseSecretPath"
+    cli.env |= {"FEED_TOKEN": token, "SLACK_WEBHOOK_URL": slack_receiver.url}
+    slack_receiver.respond(500, "boom")
+    config = web_config(web, STATEMENTS, {
+        "name": "tokfeed", "kind": "feed", "every": "1s",
+        "url": web.url("/feeds/members-only.xml?apikey=${FEED_TOKEN}")}, backfill="36500d")
+    config["topics"] = [{"name": "students", "query": "留学生 OR student*",
+                         "channels": ["team-slack", "hook"]}]
+    config["channels"] = {
+        "team-slack": {"type": "slack", "webhook": "${SLACK_WEBHOOK_URL}"},
+        "hook": {"type": "apprise",
+                 "url": f"json://{slack_receiver.base.removeprefix('http://')}{apprise_path}"},
+        "ops": {"type": "jsonl", "path": str(tmp_path / "ops.jsonl")}}
+    config["operator_channels"] = ["ops"]
+    cli.write_config(config)
+    operator = tmp_path / "ops.jsonl"
+
+    def posted(path: str) -> bool:
+        return any(r.path == path for r in slack_receiver.requests)
+
+    with daemon(cli, verbose=True) as running:
+        running.wait_for(lambda: operator.exists() and "is failing" in operator.read_text(),
+                         "the failing alert")
+        running.wait_for(lambda: posted(WEBHOOK_PATH) and posted(apprise_path),
+                         "a post to each channel")
+        assert running.stop() == 0
+    log, alerts = running.text(), cli("alerts", "list", "--json")
+    assert "DEBUG" in log and "members-only.xml?apikey=***" in log
+    assert "members-only.xml?apikey=***" in operator.read_text()
+    for text in (log, operator.read_text(), alerts.out):
+        for secret in (token, "T0SECRET1", "xoxSecretWebhookToken", "appriseSecretPath"):
+            assert secret not in text, f"{secret} leaked"
 
 
 def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
