@@ -88,9 +88,13 @@ def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool
     ctx.obj = Context(config_path, db_url, verbose, redactor)
 
 
+# HTTP clients of the channels: their request lines carry a webhook's or bot's secret path
+SECRET_CHATTER = ("urllib3", "requests", "apprise")
+
+
 def configure_logging(verbose: bool, redactor: Redactor) -> None:
     """Warnings on stderr; Scrapy's own chatter only with -v, except errors in our code;
-    secrets masked in every line."""
+    the channels' HTTP chatter never; secrets masked in every line."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -98,6 +102,8 @@ def configure_logging(verbose: bool, redactor: Redactor) -> None:
         handler.addFilter(_quiet_scrapy)
     handler.addFilter(redactor)
     logging.getLogger().addHandler(handler)
+    for name in SECRET_CHATTER:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _quiet_scrapy(record: logging.LogRecord) -> bool:

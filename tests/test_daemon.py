@@ -3,6 +3,7 @@ process against the fixture web, a real SMTP server and its own HTTP endpoints."
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -279,6 +280,7 @@ def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
         assert running.stop() == 0
     log, alerts = running.text(), cli("alerts", "list", "--json")
     assert "DEBUG" in log and "members-only.xml?apikey=***" in log
+    assert not re.search(r"^(DEBUG|INFO) (urllib3|apprise)", log, re.MULTILINE)  # HTTP chatter
     assert "members-only.xml?apikey=***" in operator.read_text()
     for text in (log, operator.read_text(), alerts.out):
         for secret in (token, "T0SECRET1", "xoxSecretWebhookToken", "appriseSecretPath"):
