@@ -43,6 +43,7 @@ HOSTILE = [
     "<!channel> urgent <http://evil.example|click here>",
     "Breaking\r\nBcc: victim@example.org",
     "{{ 7*7 }} and {% for x in y %}",
+    "Official statement [read it](https://evil.example/login)",
 ]
 PUBLISHED = datetime(2025, 3, 14, 8, 0, tzinfo=timezone.utc)
 
@@ -541,6 +542,7 @@ def test_hostile_titles_stay_data_in_jsonl_console_and_apprise(
     posted = slack_receiver.requests[0].json
     assert "49" not in posted["title"] + posted["message"]
     assert " ".join(title.split()) in posted["message"].replace("\u200b", "")
+    assert "](" not in posted["title"] + posted["message"]  # no Markdown link to render
 
 
 # ---------------------------------------------------------------- factory

@@ -2,9 +2,9 @@
 
 The title is the alert's one-line subject and the body the same plain text as the email's
 text part, sent as `NotifyFormat.TEXT` so each Apprise plugin escapes it for its service.
-Broadcast mentions (`@everyone`, `@here`, `<@…>`) in web text are defused with a zero-width
-space. Apprise only reports success or failure: a failure is a retry whose reason is the
-last warning Apprise logged, with the URL's secrets masked.
+Broadcast mentions (`@everyone`, `@here`, `<@…>`) and Markdown links (`[text](url)`) in web
+text are defused with a zero-width space. Apprise only reports success or failure: a failure
+is a retry whose reason is the last warning Apprise logged, with the URL's secrets masked.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from alerts.channels.base import AlertMessage, DeliveryResult
 from alerts.channels.render import clip, mask_url, render, scrub, view
 
 _MENTION = re.compile(r"@(?=(?:everyone|here|channel|all)\b)|(?<=<)(?=[@#!])", re.IGNORECASE)
+_MASKED_LINK = re.compile(r"\](?=\()")  # Markdown's [text](url): Discord, Mattermost…
 _SECRET_PART = re.compile(r"[^/?#&=:@]+")
 
 
@@ -69,5 +70,6 @@ class AppriseChannel:
 
 
 def defuse(text: str) -> str:
-    """Mentions that would notify a whole channel, made inert with a zero-width space."""
-    return _MENTION.sub(lambda m: m.group() + "\u200b", text)
+    """Mentions that would notify a whole channel, and links that would show other text
+    than their URL, made inert with a zero-width space."""
+    return _MASKED_LINK.sub("]\u200b", _MENTION.sub(lambda m: m.group() + "\u200b", text))
