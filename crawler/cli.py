@@ -33,10 +33,7 @@ if TYPE_CHECKING:
 
 
 class Failure(click.ClickException):
-    """A failure the user can act on: printed as one line, exit code 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+    """A failure the user can act on: printed as one line (by `main`), exit code 1."""
 
 
 @dataclass
@@ -83,7 +80,7 @@ def emit_json(document: Any) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool) -> None:
     """mediawatch: watch feeds and pages, keep one copy of every story, alert on topics."""
-    redactor = Redactor()
+    redactor = ctx.obj if isinstance(ctx.obj, Redactor) else Redactor()  # main()'s
     configure_logging(verbose, redactor)
     ctx.obj = Context(config_path, db_url, verbose, redactor)
 
@@ -620,8 +617,9 @@ def demo(ctx: Context, keep: Path | None) -> None:
 
 def main() -> None:
     verbose = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+    redactor = Redactor()  # the config's secrets, once it is loaded: masked in errors too
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, obj=redactor)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -631,7 +629,7 @@ def main() -> None:
         click.echo(f"error: {exc.format_message()}{where}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(redactor(f"error: {exc.format_message()}"), err=True)
         sys.exit(exc.exit_code)
     except ConfigError as exc:
         for line in exc.lines():
@@ -642,7 +640,8 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:  # the last line of defence: one line, details with -v
         if verbose:
-            traceback.print_exc()
+            click.echo(redactor(traceback.format_exc()), err=True, nl=False)
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(f"error: {type(exc).__name__}: {first} (run with -v for details)", err=True)
+        click.echo(redactor(f"error: {type(exc).__name__}: {first} (run with -v for details)"),
+                   err=True)
         sys.exit(1)
