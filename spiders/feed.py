@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 from w3lib.html import remove_tags, replace_entities
@@ -28,8 +29,9 @@ class ParsedFeed:
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
                language_hint: str | None = None) -> ParsedFeed:
-    """Entries of a feed. A broken but readable feed (bozo) yields its entries and a warning;
-    a body with no feed in it raises NotAFeed. The source's language hint, else the feed's
+    """Entries of a feed. A broken but readable feed (bozo) yields its entries and a warning,
+    as does one with items that have no http(s) link (they are skipped, never silently); a
+    body with no feed in it raises NotAFeed. The source's language hint, else the feed's
     `<language>`, sets the zone of dates that name none (+08:00 for Chinese)."""
     # a stream, never bytes: feedparser opens a body that names a local file as that file
     parsed = feedparser.parse(io.BytesIO(body),
@@ -41,7 +43,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
     language = _lang(parsed.feed.get("language"))
     zone = zone_for_language(language_hint or language)
     entries = [e for e in (_entry(raw, language, zone) for raw in parsed.entries) if e]
-    return ParsedFeed(entries, f"feed is malformed but readable: {problem}" if problem else None)
+    warnings = [f"feed is malformed but readable: {problem}" if problem else None,
+                _skipped(parsed.entries, len(parsed.entries) - len(entries))]
+    return ParsedFeed(entries, "; ".join(filter(None, warnings)) or None)
 
 
 def _bozo_message(parsed: Any) -> str | None:
@@ -51,13 +55,21 @@ def _bozo_message(parsed: Any) -> str | None:
     return str(exc).splitlines()[0] if exc else "unknown problem"
 
 
+def _skipped(raws: list[Any], count: int) -> str | None:
+    if not count:
+        return None
+    first = next(raw for raw in raws if _link(raw) is None)
+    what = first.get("link") or plain_text(first.get("title", "")) or "untitled"
+    return f"{count} of {len(raws)} items skipped: no http(s) link (first: {what[:80]!r})"
+
+
 def _entry(raw: Any, language: str | None, zone: tzinfo) -> FeedEntry | None:
-    url = raw.get("link") or _alternate(raw)
-    if not url:
+    url = _link(raw)
+    if url is None:
         return None
     content = raw.get("content") or []
     return FeedEntry(
-        url=url.strip(),
+        url=url,
         title=plain_text(raw.get("title", "")),
         summary=plain_text(raw.get("summary", "")),
         content=plain_text(content[0].get("value", "")) if content else "",
@@ -66,11 +78,22 @@ def _entry(raw: Any, language: str | None, zone: tzinfo) -> FeedEntry | None:
     )
 
 
-def _alternate(raw: Any) -> str | None:
-    for link in raw.get("links", []):
-        if link.get("rel", "alternate") == "alternate" and link.get("href"):
-            return link["href"]
-    return None
+def _link(raw: Any) -> str | None:
+    """The item's first http(s) link: its `<link>`, else an alternate link (feedparser
+    makes a permalink guid or an Atom id the link when there is none). Never `javascript:`,
+    `mailto:` or the like: the link becomes the article's URL."""
+    alternates = [link.get("href") for link in raw.get("links", [])
+                  if link.get("rel", "alternate") == "alternate"]
+    return next((url.strip() for url in (raw.get("link"), *alternates) if url and _web(url)),
+                None)
+
+
+def _web(url: str) -> bool:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # a malformed IPv6 host
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _published(raw: Any, zone: tzinfo) -> datetime | None:
