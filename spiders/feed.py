@@ -31,15 +31,16 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
                language_hint: str | None = None) -> ParsedFeed:
     """Entries of a feed. A broken but readable feed (bozo) yields its entries and a warning,
     as does one with items that have no http(s) link (they are skipped, never silently); a
-    body with no feed in it raises NotAFeed. The source's language hint, else the feed's
-    `<language>`, sets the zone of dates that name none (+08:00 for Chinese)."""
+    body with no feed in it (no channel and no entries: HTML, any other XML) raises
+    NotAFeed. The source's language hint, else the feed's `<language>`, sets the zone of
+    dates that name none (+08:00 for Chinese)."""
     # a stream, never bytes: feedparser opens a body that names a local file as that file
     parsed = feedparser.parse(io.BytesIO(body),
                               response_headers={**headers, "content-location": url},
                               resolve_relative_uris=True, sanitize_html=True)
     problem = _bozo_message(parsed)
-    if problem and not parsed.entries and not parsed.get("version"):
-        raise NotAFeed(f"not an RSS or Atom feed: {problem}")
+    if not parsed.entries and not (parsed.get("version") and parsed.feed):
+        raise NotAFeed(f"not an RSS or Atom feed: {problem or 'no channel and no entries'}")
     language = _lang(parsed.feed.get("language"))
     zone = zone_for_language(language_hint or language)
     entries = [e for e in (_entry(raw, language, zone) for raw in parsed.entries) if e]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from crawler.dedupe import material_change
+from spiders.feed import NotAFeed, parse_feed
 from spiders.sitemap import NotASitemap, parse_sitemap
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
@@ -162,6 +163,21 @@ def test_sitemap_parsing_is_capped_streamed_and_never_expands_entities(tmp_path:
                f'<urlset {NS}><url><loc>https://news.example/&x;&b;</loc></url></urlset>')
     entries = parse_sitemap(hostile.encode(), max_urls=10).entries
     assert all("SECRET" not in e.url and "aaaa" not in e.url for e in entries)
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><catalog><book id="b1"><title>XML Guide</title></book></catalog>',
+    b'<?xml version="1.0"?><rss version="2.0"></rss>',
+], ids=["other-xml", "rss-without-channel"])
+def test_xml_without_a_channel_or_entries_is_not_a_feed(body: bytes) -> None:
+    with pytest.raises(NotAFeed, match="no channel and no entries"):
+        parse_feed(body, "http://news.example/feed.xml", {"content-type": "application/xml"})
+
+
+def test_a_channel_without_items_is_an_empty_feed() -> None:
+    body = (Path(__file__).parent / "fixtures/web/feeds/empty.xml").read_bytes()
+    feed = parse_feed(body, "http://news.example/feed.xml", {"content-type": "application/xml"})
+    assert feed.entries == [] and feed.warning is None
 
 
 def test_material_change_ignores_digits_case_and_spacing() -> None:
