@@ -2,6 +2,7 @@
 canonical link."""
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,15 +39,26 @@ class Extracted:
 def decode_html(body: bytes, content_type: str | None = None) -> str:
     """Decode a page by BOM, then HTTP header, then `<meta>`, then detection. GBK and GB2312
     decode as GB18030 and Big5 as Big5-HKSCS (their supersets); a declared charset that
-    does not decode cleanly is not trusted."""
+    does not decode cleanly is not trusted. A single-byte charset (latin-1, cp1252,
+    iso-8859-x) decodes any bytes, so it loses to UTF-8 when the page is valid non-ASCII
+    UTF-8: a stale declaration, not text that reads as "kilÃ³metros"."""
     bom, _ = read_bom(body)
     declared = [bom, http_content_type_encoding(content_type or ""),
                 html_body_declared_encoding(body)]
+    utf8 = None if body.isascii() else _strict(body, "utf-8")
     for name in filter(None, declared):
-        text = _strict(body, name)
+        text = utf8 if utf8 is not None and _single_byte(name) else _strict(body, name)
         if text is not None:
             return text
     return _strict(body, detect_encoding(body)) or body.decode("utf-8", errors="replace")
+
+
+def _single_byte(name: str) -> bool:
+    try:
+        codec = codecs.lookup(resolve_encoding(name) or name).name
+    except LookupError:
+        return False
+    return codec.startswith(("cp125", "iso8859", "latin"))
 
 
 def detect_encoding(body: bytes) -> str:

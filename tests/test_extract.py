@@ -48,6 +48,20 @@ def test_gbk_declared_page_with_gb18030_only_characters() -> None:
     assert "𠀀 国家安全" in decode_html(body, None)
 
 
+@pytest.mark.parametrize("declared", ["iso-8859-1", "iso-8859-15", "windows-1252"])
+def test_utf8_page_with_a_stale_single_byte_declaration_is_read_as_utf8(declared: str) -> None:
+    page = f"<meta charset={declared}><p>A 30 kilómetros de Málaga — «sin daños»</p>"
+    assert "30 kilómetros de Málaga — «sin daños»" in decode_html(page.encode("utf-8"))
+    header = f"text/html; charset={declared}"
+    assert "kilómetros" in decode_html(page.encode("utf-8"), header)
+
+
+def test_latin1_page_declared_as_such_stays_latin1() -> None:
+    body = "<meta charset=iso-8859-1><p>A 30 kilómetros de Málaga</p>".encode("latin-1")
+    assert "30 kilómetros de Málaga" in decode_html(body)
+    assert "30 kilómetros de Málaga" in decode_html(body, "text/html; charset=utf-8")
+
+
 def test_metadata_date_is_utc_and_canonical_is_read() -> None:
     html = ("<html lang='en-GB'><head><title>T</title>"
             "<meta property='article:published_time' content='2026-11-27T09:00:00+08:00'>"
