@@ -39,26 +39,28 @@ class Extracted:
 def decode_html(body: bytes, content_type: str | None = None) -> str:
     """Decode a page by BOM, then HTTP header, then `<meta>`, then detection. GBK and GB2312
     decode as GB18030 and Big5 as Big5-HKSCS (their supersets); a declared charset that
-    does not decode cleanly is not trusted. A single-byte charset (latin-1, cp1252,
-    iso-8859-x) decodes any bytes, so it loses to UTF-8 when the page is valid non-ASCII
-    UTF-8: a stale declaration, not text that reads as "kilÃ³metros"."""
+    does not decode cleanly is not trusted. A page that is valid non-ASCII UTF-8 is read as
+    UTF-8 whatever pre-Unicode charset it declares: the declaration is stale. A single-byte
+    one (latin-1, cp1252) decodes any bytes ("kilÃ³metros"), and GB18030 decodes short
+    UTF-8 Chinese as other Chinese ("新闻" → "鏂伴椈"); real GBK, Big5 or
+    latin-1 text is almost never valid UTF-8."""
     bom, _ = read_bom(body)
     declared = [bom, http_content_type_encoding(content_type or ""),
                 html_body_declared_encoding(body)]
     utf8 = None if body.isascii() else _strict(body, "utf-8")
     for name in filter(None, declared):
-        text = utf8 if utf8 is not None and _single_byte(name) else _strict(body, name)
+        text = utf8 if utf8 is not None and _legacy(name) else _strict(body, name)
         if text is not None:
             return text
     return _strict(body, detect_encoding(body)) or body.decode("utf-8", errors="replace")
 
 
-def _single_byte(name: str) -> bool:
+def _legacy(name: str) -> bool:
+    """A charset from before Unicode (not UTF-8, -16 or -32)."""
     try:
-        codec = codecs.lookup(resolve_encoding(name) or name).name
+        return not codecs.lookup(resolve_encoding(name) or name).name.startswith("utf")
     except LookupError:
         return False
-    return codec.startswith(("cp125", "iso8859", "latin"))
 
 
 def detect_encoding(body: bytes) -> str:

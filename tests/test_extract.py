@@ -56,6 +56,15 @@ def test_utf8_page_with_a_stale_single_byte_declaration_is_read_as_utf8(declared
     assert "kilómetros" in decode_html(page.encode("utf-8"), header)
 
 
+@pytest.mark.parametrize("declared", ["gbk", "gb2312", "big5"])
+def test_utf8_chinese_page_with_a_stale_gbk_or_big5_declaration_is_read_as_utf8(
+        declared: str) -> None:
+    page = f"<meta charset={declared}><title>国家安全部提醒留学生</title><p>中文 新闻</p>"
+    html = decode_html(page.encode("utf-8"))
+    assert "国家安全部提醒留学生" in html and "中文 新闻" in html
+    assert "国家安全部" in decode_html(page.encode("utf-8"), f"text/html; charset={declared}")
+
+
 def test_latin1_page_declared_as_such_stays_latin1() -> None:
     body = "<meta charset=iso-8859-1><p>A 30 kilómetros de Málaga</p>".encode("latin-1")
     assert "30 kilómetros de Málaga" in decode_html(body)
