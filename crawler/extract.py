@@ -89,6 +89,8 @@ def extract_article(html: str, url: str) -> Extracted:
     doc = None if tree is None else trafilatura.bare_extraction(
         html, url=url, with_metadata=True, include_comments=False,
         date_extraction_params=_DATE_PARAMS)
+    if doc is None and tree is not None:  # too thin for a main text: still its title and date
+        doc = trafilatura.extract_metadata(html, default_url=url, date_config=_DATE_PARAMS)
     text = (doc.text or "") if doc else ""
     title = (doc.title or "") if doc else ""
     language = language_of(text or title, declared=lang)

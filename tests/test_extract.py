@@ -83,6 +83,15 @@ def test_metadata_date_is_utc_and_canonical_is_read() -> None:
     assert found.language == "en"
 
 
+def test_page_without_a_main_text_keeps_its_title_and_date() -> None:
+    html = ("<html><head><title>Ministry statement on students abroad</title>"
+            "<meta property='article:published_time' content='2026-11-27T09:00:00+08:00'>"
+            "</head><body><div id='app'></div><script src='/app.js'></script></body></html>")
+    found = extract_article(html, "https://news.example/statement")
+    assert found.title == "Ministry statement on students abroad"
+    assert found.published_at == datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
+
+
 def test_language_detection_without_declaration() -> None:
     assert language_of("国家安全部提醒留学生警惕间谍") == "zh"
     assert language_of("The ministry warned students studying abroad about spies.") == "en"
