@@ -302,9 +302,30 @@ def load_config(path: str | Path = DEFAULT_PATH, env: Mapping[str, str] | None =
     return parse_config(text, env=os.environ if env is None else env, file=str(path))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key written twice in one mapping: PyYAML would keep the
+    last one and silently drop the first (a whole `sources:` block, a channel)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: later keys override merged ones on purpose
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, typing.Hashable):
+                continue  # the base constructor refuses it
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line "
+                                f"{first[key].start_mark.line + 1}); keep only one",
+                    key_node.start_mark)
+            first[key] = key_node
+        return super().construct_mapping(node, deep)
+
+
 def parse_config(text: str, env: Mapping[str, str], file: str = "config") -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -132,3 +132,24 @@ def test_the_log_filter_masks_messages_and_tracebacks() -> None:
     assert logging.Formatter().format(record).splitlines()[0] == "GET https://x.org/f?k=*** (1)"
     assert "FeedTok3nSecret" not in logging.Formatter().format(record)
     assert "k=***" in record.exc_text
+
+
+# ---------------------------------------------------------------- duplicate keys
+
+@pytest.mark.parametrize("text, expected", [
+    ("sources:\n - {name: a, kind: feed, url: 'https://a.org'}\n"
+     "sources:\n - {name: b, kind: feed, url: 'https://b.org'}\n",
+     "config.yaml: invalid YAML: line 3, column 1: duplicate key 'sources' (first at line 1)"),
+    ("channels:\n  desk: {type: console}\n  local: {type: jsonl, path: a.jsonl}\n"
+     "  desk: {type: jsonl, path: b.jsonl}\n",
+     "config.yaml: invalid YAML: line 4, column 3: duplicate key 'desk' (first at line 2)"),
+])
+def test_a_key_written_twice_is_an_error_not_a_silent_drop(text: str, expected: str) -> None:
+    assert errors(text) == [expected + "; keep only one"]
+
+
+def test_keys_merged_from_an_anchor_may_still_be_overridden() -> None:
+    config = parse_config("sources:\n - &feed {name: a, kind: feed, url: 'https://a.org', every: 10m}\n"
+                          " - {<<: *feed, name: b, every: 1h}\n", env={})
+    assert [(s.name, s.url, s.every) for s in config.sources] == [
+        ("a", "https://a.org", "10m"), ("b", "https://a.org", "1h")]
