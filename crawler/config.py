@@ -252,8 +252,14 @@ class Digest(Model):
     cron: Cron = "0 8 * * *"
 
 
+def _database(url: str) -> str:
+    from storage.db import check_url  # here: alembic loads only when a config does
+
+    return check_url(url.strip())
+
+
 class Config(Model):
-    database: str = "sqlite:///mediawatch.db"
+    database: Annotated[str, AfterValidator(_database)] = "sqlite:///mediawatch.db"
     crawl: CrawlSettings = CrawlSettings()
     dedupe: DedupeSettings = DedupeSettings()
     sources: tuple[Source, ...] = ()

@@ -11,13 +11,34 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+BACKENDS = ("sqlite", "postgresql")  # what the models and migrations are written for
+EXAMPLES = "sqlite:///mediawatch.db or postgresql+psycopg://user@host/name"
 
 
 class DatabaseError(Exception):
     """The database cannot be opened or migrated."""
+
+
+def check_url(url: str) -> str:
+    """`url` if it names a supported backend whose driver is installed; else ValueError,
+    whose message never repeats the URL (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: write {EXAMPLES}") from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise ValueError(f"{parsed.get_backend_name()!r} is not supported: "
+                         f"use {EXAMPLES}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        raise ValueError(f"no driver for {parsed.drivername}:// is installed: use "
+                         f"{EXAMPLES}") from None
+    return url
 
 
 def create_db_engine(url: str) -> Engine:
@@ -71,7 +92,11 @@ def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:
 
 
 def mask_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL with its password hidden; one that does not parse is not shown at all."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
 
 
 def engine_of(db: sessionmaker[Session]) -> Engine:

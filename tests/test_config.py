@@ -153,3 +153,30 @@ def test_keys_merged_from_an_anchor_may_still_be_overridden() -> None:
                           " - {<<: *feed, name: b, every: 1h}\n", env={})
     assert [(s.name, s.url, s.every) for s in config.sources] == [
         ("a", "https://a.org", "10m"), ("b", "https://a.org", "1h")]
+
+
+# ---------------------------------------------------------------- database
+
+@pytest.mark.parametrize("url, expected", [
+    ("nonsense", "config.yaml: database: not a database URL: write sqlite:///"),
+    ("mysql://u:hunter2@db/x", "config.yaml: database: 'mysql' is not supported: use sqlite:///"),
+    ("postgresql+nodriver://u:hunter2@db/x",
+     "config.yaml: database: no driver for postgresql+nodriver:// is installed"),
+])
+def test_database_url_is_checked_at_load_without_echoing_it(url: str, expected: str) -> None:
+    lines = errors(f"database: '{url}'\n")
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert "hunter2" not in lines[0]
+
+
+def test_supported_database_urls_pass() -> None:
+    for url in ("sqlite:///x.db", "sqlite://", "postgresql+psycopg://u:pw@db:5432/x"):
+        assert parse_config(f"database: '{url}'\n", env={}).database == url
+
+
+def test_an_unreadable_database_url_is_reported_not_raised_again() -> None:
+    from storage.db import DatabaseError, mask_url, open_database
+
+    assert mask_url("nonsense") == "(not a database URL)"
+    with pytest.raises(DatabaseError, match="cannot open database"):
+        open_database("nonsense")
