@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from alerts.query import QuerySyntaxError, parse_query
+from crawler.languages import language_code
 from crawler.redact import Redactor, url_secrets
 
 DEFAULT_PATH = Path("config.yaml")
@@ -129,6 +130,7 @@ WebUrl = Annotated[str, BeforeValidator(_web_url)]
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 Names = Annotated[tuple[str, ...], AfterValidator(_unique)]
 Css = Annotated[str, BeforeValidator(_css)]
+Language = Annotated[str, AfterValidator(language_code)]
 
 
 # ---------------------------------------------------------------- the contract
@@ -160,7 +162,7 @@ class Source(Model):
     kind: Literal["feed", "sitemap", "listing", "page"]
     url: WebUrl
     every: Schedule = "15m"
-    language: str | None = None
+    language: Language | None = None
     follow: bool = True
     links: Css | None = None
     next_page: Css | None = None
@@ -206,7 +208,7 @@ class QuietHours(Model):
 class Topic(Model):
     name: Slug
     query: Annotated[str, Field(min_length=1)]
-    languages: Names = ()
+    languages: Annotated[tuple[Language, ...], AfterValidator(_unique)] = ()
     sources: Names = ()
     channels: Names = ()
     mode: Literal["instant", "digest"] = "instant"

@@ -180,3 +180,38 @@ def test_an_unreadable_database_url_is_reported_not_raised_again() -> None:
     assert mask_url("nonsense") == "(not a database URL)"
     with pytest.raises(DatabaseError, match="cannot open database"):
         open_database("nonsense")
+
+
+# ---------------------------------------------------------------- languages
+
+def test_language_codes_take_the_form_articles_carry_so_topics_match() -> None:
+    from alerts.matcher import Document
+    from alerts.topics import TopicSet
+    from crawler.extract import language_of
+
+    config = parse_config("sources:\n - {name: a, kind: feed, url: 'https://x.org', language: ZH_tw}\n"
+                          "topics:\n - {name: t, query: students, languages: [EN, zh-Hant, zh]}\n",
+                          env={})
+    assert config.sources[0].language == "zh"
+    assert config.topics[0].languages == ("en", "zh")
+    text = "Students abroad were warned by the ministry about espionage and recruitment."
+    assert language_of(text) == "en" and language_of("", declared="zh-Hant") == "zh"
+    topics = TopicSet.compile(config.topics, config.aliases)
+    article = Document(title="Warning", text=text, source="a", language=language_of(text))
+    assert [m.topic for m in topics.match(article)] == ["t"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("topics:\n - {name: t, query: q, languages: [en, Chinese]}\n",
+     "config.yaml: topics[0].languages[1]: unknown language 'Chinese' (did you mean 'zh'?): "
+     "use a language code such as en, zh"),
+    ("topics:\n - {name: t, query: q, languages: [eng]}\n",
+     "config.yaml: topics[0].languages[0]: unknown language 'eng' (did you mean 'en'?)"),
+    ("sources:\n - {name: a, kind: feed, url: 'https://x.org', language: cn}\n",
+     "config.yaml: sources[0].language: unknown language 'cn' (did you mean 'zh'?)"),
+    ("sources:\n - {name: a, kind: feed, url: 'https://x.org', language: xx}\n",
+     "config.yaml: sources[0].language: unknown language 'xx': use a language code such as"),
+])
+def test_unknown_language_is_refused_with_examples(text: str, expected: str) -> None:
+    lines = errors(text)
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
