@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from alerts.query import QuerySyntaxError, parse_query
+from crawler.endpoints import apprise_url, email_address, secret_url, smtp_url
 from crawler.languages import language_code
 from crawler.redact import Redactor, url_secrets
 
@@ -99,15 +100,6 @@ def _web_url(value: Any) -> str:
     return text
 
 
-def _secret_url(*schemes: str):
-    def check(secret: SecretStr) -> SecretStr:
-        scheme = secret.get_secret_value().split(":", 1)[0].lower()
-        if scheme not in schemes:
-            raise ValueError(f"URL scheme must be one of {', '.join(schemes)}")
-        return secret
-    return check
-
-
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
@@ -131,6 +123,7 @@ Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 Names = Annotated[tuple[str, ...], AfterValidator(_unique)]
 Css = Annotated[str, BeforeValidator(_css)]
 Language = Annotated[str, AfterValidator(language_code)]
+EmailAddress = Annotated[str, AfterValidator(email_address)]
 
 
 # ---------------------------------------------------------------- the contract
@@ -219,19 +212,20 @@ class Topic(Model):
 
 class EmailChannel(Model):
     type: Literal["email"]
-    url: Annotated[SecretStr, AfterValidator(_secret_url("smtp", "smtps"))]
-    sender: str = Field(alias="from")
-    to: Annotated[tuple[str, ...], Field(min_length=1)]
+    url: Annotated[SecretStr, AfterValidator(secret_url("smtp", "smtps")),
+                   AfterValidator(smtp_url)]
+    sender: EmailAddress = Field(alias="from")
+    to: Annotated[tuple[EmailAddress, ...], Field(min_length=1)]
 
 
 class SlackChannel(Model):
     type: Literal["slack"]
-    webhook: Annotated[SecretStr, AfterValidator(_secret_url("http", "https"))]
+    webhook: Annotated[SecretStr, AfterValidator(secret_url("http", "https"))]
 
 
 class AppriseChannel(Model):
     type: Literal["apprise"]
-    url: SecretStr
+    url: Annotated[SecretStr, AfterValidator(apprise_url)]
 
 
 class JsonlChannel(Model):

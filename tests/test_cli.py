@@ -125,7 +125,25 @@ def test_config_check_validates_channel_endpoints(tmp_path: Path) -> None:
     config.write_text("channels:\n  desk: {type: email, url: 'smtp://127.0.0.1:notaport',"
                       " from: a@b.example, to: [c@d.example]}\n")
     result = run("--config", str(config), "--db", f"sqlite:///{tmp_path}/x.db", "config", "check")
-    assert result.returncode == 1 and result.stderr.startswith("error: ")
+    assert result.returncode == 2
+    assert result.stderr == f"error: {config}: channels.desk.url: malformed URL (a bad port " \
+                            "or a bad [IPv6] host)\n"
+
+
+@pytest.mark.parametrize("command", [("config", "check"), ("crawl",)])
+def test_a_channel_apprise_cannot_load_stops_before_anything_runs(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("channels:\n  other: {type: apprise, url: 'tgram://${TG_TOKEN}'}\n"
+                      "  local: {type: jsonl, path: alerts.jsonl}\n")
+    env = os.environ | {"TG_TOKEN": "hunter2-secret"}
+    result = run("--config", str(config), "--db", f"sqlite:///{tmp_path}/x.db", *command,
+                 env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {config}: channels.other.url: Apprise cannot read this " \
+                            "tgram:// URL: a token, user or host is missing or malformed (see " \
+                            "the Apprise wiki page for tgram://)\n"
+    assert not list(tmp_path.glob("*.db"))
 
 
 def test_titles_from_the_web_cannot_drive_the_terminal(cli: Cli, web: FixtureWeb) -> None:

@@ -215,3 +215,37 @@ def test_language_codes_take_the_form_articles_carry_so_topics_match() -> None:
 def test_unknown_language_is_refused_with_examples(text: str, expected: str) -> None:
     lines = errors(text)
     assert len(lines) == 1 and lines[0].startswith(expected), lines
+
+
+# ---------------------------------------------------------------- channel endpoints
+
+@pytest.mark.parametrize("channel, expected", [
+    ("{type: apprise, url: 'tgram://${TOKEN}'}",
+     "config.yaml: channels.other.url: Apprise cannot read this tgram:// URL"),
+    ("{type: apprise, url: 'nosuch://${TOKEN}@x'}",
+     "config.yaml: channels.other.url: Apprise has no service nosuch://"),
+    ("{type: apprise, url: '${TOKEN}'}", "config.yaml: channels.other.url: not an Apprise URL"),
+    ("{type: email, url: 'smtp://u:${TOKEN}@h:25', from: alerts, to: [d@x.org]}",
+     "config.yaml: channels.other.from: not an email address"),
+    ("{type: email, url: 'smtp://u:${TOKEN}@h:25', from: a@x.org, to: [d@x.org, desk]}",
+     "config.yaml: channels.other.to[1]: not an email address"),
+    ("{type: email, url: 'smtp://u:${TOKEN}@h:25?tls=1', from: a@x.org, to: [d@x.org]}",
+     "config.yaml: channels.other.url: unknown URL parameter 'tls' (known: starttls)"),
+    ("{type: email, url: 'smtp://u:${TOKEN}@h:port', from: a@x.org, to: [d@x.org]}",
+     "config.yaml: channels.other.url: malformed URL"),
+    ("{type: slack, webhook: 'https:/${TOKEN}'}",
+     "config.yaml: channels.other.webhook: malformed URL: no host"),
+])
+def test_a_channel_that_could_not_be_built_is_a_config_error(
+        channel: str, expected: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    lines = errors(f"channels:\n  local: {{type: jsonl, path: a.jsonl}}\n  other: {channel}\n",
+                   env={"TOKEN": "hunter2-secret"})
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert "hunter2" not in lines[0] and "hunter2" not in caplog.text  # Apprise logs URLs
+
+
+def test_a_loadable_apprise_url_passes() -> None:
+    config = parse_config("channels:\n  other: {type: apprise, url: 'json://localhost:9/hook'}\n",
+                          env={})
+    assert config.channels["other"].url.get_secret_value() == "json://localhost:9/hook"

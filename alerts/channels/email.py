@@ -48,7 +48,7 @@ class EmailChannel:
         if not self.to:
             raise ValueError("email channel needs at least one recipient in 'to'")
         self._url = url
-        parts = _parse_url(url)
+        parts = parse_smtp_url(url)
         self._implicit_tls, self._starttls, self._host, self._port = parts[:4]
         self._user, self._password = parts[4:]
         self._ssl_context = ssl_context
@@ -149,7 +149,7 @@ def _address(value: str, key: str) -> str:
     return value.strip()
 
 
-def _parse_url(url: str) -> tuple[bool, bool, str, int, str, str]:
+def parse_smtp_url(url: str) -> tuple[bool, bool, str, int, str, str]:
     """(implicit TLS, STARTTLS, host, port, user, password); ValueError names no secret."""
     try:
         parts = urlsplit(url)
