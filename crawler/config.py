@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from alerts.query import QuerySyntaxError, parse_query
-from crawler.endpoints import apprise_url, email_address, secret_url, smtp_url
+from crawler.endpoints import apprise_url, check_url, email_address, secret_url, smtp_url
 from crawler.languages import language_code
 from crawler.redact import Redactor, url_secrets
 
@@ -48,11 +48,11 @@ class ConfigError(Exception):
 
     def __init__(self, issues: list[tuple[str, str]], file: str = "config") -> None:
         self.issues = issues
-        self.file = file
+        self.file = file  # "" when the mistake is not in a file (a name on the command line)
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [f"{self.file}: {path}: {msg}" if path else f"{self.file}: {msg}"
+        return [": ".join(part for part in (self.file, path, msg) if part)
                 for path, msg in self.issues]
 
 
@@ -94,9 +94,7 @@ def _cron(value: Any) -> str:
 
 def _web_url(value: Any) -> str:
     text = str(value).strip()
-    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
-    if scheme not in ("http", "https") or "//" not in text:
-        raise ValueError(f"URL scheme must be http or https, not {scheme or 'missing'!r}")
+    check_url(text, ("http", "https"), "URL scheme must be http or https, not {scheme!r}")
     return text
 
 
@@ -287,8 +285,8 @@ class Config(Model):
         known = {s.name for s in self.sources}
         missing = [n for n in names if n not in known]
         if missing:
-            raise ConfigError([("sources", f"no source named {', '.join(map(repr, missing))} "
-                                           f"(known: {', '.join(sorted(known)) or 'none'})")])
+            raise ConfigError([("", f"no source named {', '.join(map(repr, missing))} "
+                                    f"(known: {', '.join(sorted(known)) or 'none'})")], file="")
         return [s for s in self.sources if not names or s.name in names]
 
 
@@ -429,9 +427,15 @@ def _describe(error: Any) -> tuple[str, str]:
         return _path(loc + ("type",)), (f"unknown channel type {tag!r}"
                                         f"{_suggest(tag, CHANNEL_TYPES)}; "
                                         f"use one of {', '.join(CHANNEL_TYPES)}")
+    if error.get("input", "") is None:
+        return _path(loc), "is empty: give it a value or remove the key"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         message = "use lowercase letters, digits and '-' (e.g. 'mss-statements')"
+    elif kind in ("tuple_type", "list_type"):
+        message = "should be a list, e.g. [a, b] (or one item per line, each after '- ')"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = "should be a mapping of keys (key: value, one per line, indented)"
     return _path(loc), message
 
 

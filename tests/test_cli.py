@@ -146,6 +146,15 @@ def test_a_channel_apprise_cannot_load_stops_before_anything_runs(
     assert not list(tmp_path.glob("*.db"))
 
 
+def test_an_unknown_source_on_the_command_line_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("sources:\n - {name: wire, kind: feed, url: 'https://x.example/f'}\n")
+    result = run("--config", str(config), "--db", f"sqlite:///{tmp_path}/x.db", "crawl", "nope",
+                 cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "error: no source named 'nope' (known: wire)\n"
+
+
 def test_titles_from_the_web_cannot_drive_the_terminal(cli: Cli, web: FixtureWeb) -> None:
     """Escape sequences and bidi overrides in a feed's title and text are dropped from what
     the views print (piped output carries no styles, so any ESC would be the feed's)."""

@@ -249,3 +249,30 @@ def test_a_loadable_apprise_url_passes() -> None:
     config = parse_config("channels:\n  other: {type: apprise, url: 'json://localhost:9/hook'}\n",
                           env={})
     assert config.channels["other"].url.get_secret_value() == "json://localhost:9/hook"
+
+
+# ---------------------------------------------------------------- messages that say what is wrong
+
+@pytest.mark.parametrize("text, expected", [
+    ("sources:\n - {name: a, kind: feed, url: 'http:/x.example'}\n",
+     "config.yaml: sources[0].url: malformed URL: no host after 'http:' (write http://host/…)"),
+    ("sources:\n - {name: a, kind: feed, url: 'https://'}\n",
+     "config.yaml: sources[0].url: malformed URL: no host after 'https:'"),
+    ("sources:\n - {name: a, kind: feed, url: 'https://x.org', tags: official}\n",
+     "config.yaml: sources[0].tags: should be a list, e.g. [a, b]"),
+    ("channels:\n  desk: {type: email, url: 'smtp://h', from: a@x.org, to: d@x.org}\n",
+     "config.yaml: channels.desk.to: should be a list, e.g. [a, b]"),
+    ("sources:\n", "config.yaml: sources: is empty: give it a value or remove the key"),
+    ("crawl:\n", "config.yaml: crawl: is empty: give it a value or remove the key"),
+    ("crawl: fast\n", "config.yaml: crawl: should be a mapping of keys"),
+])
+def test_the_message_says_what_is_wrong(text: str, expected: str) -> None:
+    lines = errors(text)
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+
+
+def test_an_unknown_source_name_blames_the_name_not_a_file() -> None:
+    config = parse_config("sources:\n - {name: a, kind: feed, url: 'https://x.org'}\n", env={})
+    with pytest.raises(ConfigError) as caught:
+        config.select_sources(["nope"])
+    assert caught.value.lines() == ["no source named 'nope' (known: a)"]
