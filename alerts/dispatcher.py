@@ -4,8 +4,8 @@ A claim is a compare-and-set on the row (pending → sending), so two dispatcher
 the same alert; a row left in "sending" by a crash goes back to pending after
 `sending_timeout`. Transient failures retry with exponential backoff and jitter (at least
 what the channel asked for with Retry-After); permanent ones fail with the reason; alerts of
-a snoozed topic, in its quiet hours or of a story with fewer sources than `min_sources`
-wait without spending an attempt.
+a snoozed topic, in its quiet hours, of a story with fewer sources than `min_sources` or
+for a channel that could not be built wait without spending an attempt.
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult
+from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult, UnbuiltChannel
 from alerts.outbox import alert_key, story_outlets
 from storage.models import Alert, Article, Snooze, TopicMatch, utcnow
 
 log = logging.getLogger(__name__)
+UNBUILT_WAIT = timedelta(minutes=5)  # a channel that cannot be built: look again this late
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ class Dispatcher:
 
     def hold(self, session: Session, alert: Alert) -> tuple[datetime, str] | None:
         now = self.clock()
+        channel = self.channels.get(alert.channel)
+        if isinstance(channel, UnbuiltChannel):
+            return now + UNBUILT_WAIT, f"channel {channel.name!r} cannot be built: {channel.reason}"
         snooze = session.get(Snooze, alert.topic)
         if snooze is not None and snooze.until > now:
             return snooze.until, f"topic snoozed until {snooze.until:%Y-%m-%d %H:%M} UTC"

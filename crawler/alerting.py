@@ -1,14 +1,19 @@
 """The bridge from config.yaml to the alert machinery: policies, controls, channels."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.channels.base import Channel
+from alerts.channels.base import Channel, UnbuiltChannel
 from alerts.dispatcher import Controls, Dispatcher
 from alerts.outbox import AlertPolicy
 from crawler.config import Config, EmailChannel, SlackChannel
+from crawler.endpoints import hushed
+
+log = logging.getLogger(__name__)
 
 
 def alert_policies(config: Config) -> dict[str, AlertPolicy]:
@@ -22,9 +27,28 @@ def alert_controls(config: Config) -> dict[str, Controls]:
 
 
 def build_channels(config: Config) -> dict[str, Channel]:
+    """Every channel; the first that cannot be built raises ValueError (naming no secret)."""
     from alerts.channels import build_channel
 
     return {name: build_channel(name, channel) for name, channel in config.channels.items()}
+
+
+def open_channels(config: Config) -> dict[str, Channel]:
+    """Every channel, each built on its own: one that cannot be built is logged (by name,
+    without secrets) and stands in as an `UnbuiltChannel` whose alerts wait; the others
+    deliver as usual."""
+    from alerts.channels import build_channel
+
+    channels: dict[str, Channel] = {}
+    for name, settings in config.channels.items():
+        try:
+            with hushed("apprise"):  # Apprise logs a URL it cannot load, secrets and all
+                channels[name] = build_channel(name, settings)
+        except Exception as exc:  # noqa: BLE001 — one bad channel must not stop the others
+            reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+            log.error("channel %s cannot be built, its alerts wait: %s", name, reason)
+            channels[name] = UnbuiltChannel(name, reason)
+    return channels
 
 
 def channel_warnings(config: Config) -> list[str]:
@@ -44,5 +68,7 @@ def channel_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def dispatcher(config: Config, db: sessionmaker[Session]) -> Dispatcher:
-    return Dispatcher(db, build_channels(config), alert_controls(config))
+def dispatcher(config: Config, db: sessionmaker[Session],
+               channels: Mapping[str, Channel] | None = None) -> Dispatcher:
+    return Dispatcher(db, open_channels(config) if channels is None else channels,
+                      alert_controls(config))

@@ -91,11 +91,13 @@ class Daemon:
         from apscheduler.schedulers.twisted import TwistedScheduler
         from twisted.internet import reactor
 
+        from crawler.alerting import open_channels
         from crawler.metrics import Metrics
         from crawler.report import CrawlReport
 
         self.reactor: Any = reactor
         self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
+        self.channels = open_channels(config)  # built once per config: a bad one logs once
         self.listen = listen
         self.redactor = redactor  # masks the secrets of every config loaded, old and new
         redactor.add(config.secrets)
@@ -214,6 +216,7 @@ class Daemon:
         except ConfigError as exc:
             log.error("config reload refused, the running config stays: %s", exc)
             return
+        from crawler.alerting import open_channels
         from crawler.runner import source_specs, sync_config
 
         self.redactor.add(config.secrets)
@@ -221,7 +224,7 @@ class Daemon:
         self.crawler.ingest = self.ingest(config)
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
-        self.config = config
+        self.config, self.channels = config, open_channels(config)
         self.scheduler.remove_all_jobs()
         self.schedule(config)
         log.info("config reloaded: %d sources, %d topics", len(config.sources),
@@ -318,20 +321,18 @@ class Daemon:
     def dispatch_job(self) -> None:
         from crawler.alerting import dispatcher
 
-        self._log_lines(dispatcher(self.config, self.db).deliver_due().lines)
+        self._log_lines(dispatcher(self.config, self.db, self.channels).deliver_due().lines)
 
     def digest_job(self) -> None:
         from alerts.digest import send_digests
-        from crawler.alerting import build_channels
 
-        self._log_lines(send_digests(self.db, build_channels(self.config)).lines)
+        self._log_lines(send_digests(self.db, self.channels).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
-        from crawler.alerting import build_channels
         from crawler.watchdog import check_sources
 
-        for name, was, now in check_sources(self.config, self.db, build_channels(self.config),
-                                            utcnow(), names):
+        for name, was, now in check_sources(self.config, self.db, self.channels, utcnow(),
+                                            names):
             log.warning("source %s: %s → %s (operator alerted)", name, was, now)
             if now == "ok":
                 self.unwell.discard(name)

@@ -2,9 +2,12 @@
 channel, never twice, and nothing lost when a channel or the process fails."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from alerts.channels.email import EmailChannel
@@ -12,6 +15,9 @@ from alerts.channels.slack import SlackChannel
 from alerts.digest import send_digests
 from alerts.dispatcher import Backoff, Controls, Dispatcher
 from alerts.outbox import AlertPolicy, queue_alerts
+from crawler.alerting import dispatcher, open_channels
+from crawler.config import AppriseChannel as AppriseSettings
+from crawler.config import parse_config
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Snooze
@@ -369,3 +375,45 @@ def test_crawl_json_is_one_document_when_a_console_channel_prints(
     assert result.code == 0, result.err
     assert result.json()["alerts"]["sent"] == 1  # stdout is the JSON document alone
     assert "espionage-warnings" in result.err  # what the console channel printed
+
+
+def test_a_channel_that_cannot_be_built_holds_its_alerts_and_the_others_deliver(
+        outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Defence in depth behind config validation: a channel config that reaches the
+    dispatcher but cannot be built (here one made without validation) stops only itself."""
+    caplog.set_level(logging.DEBUG)
+    local = tmp_path / "local.jsonl"
+    config = parse_config(f"channels:\n  local: {{type: jsonl, path: '{local}'}}\n", env={})
+    broken = AppriseSettings.model_construct(type="apprise", url=SecretStr("tgram://hunter2-x"))
+    config = config.model_copy(update={"channels": {**config.channels, "other": broken}})
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生",
+          policy=AlertPolicy(("local", "other")))
+
+    report = dispatcher(config, outbox).deliver_due()
+    assert (report.sent, report.held, report.retried, report.failed) == (1, 1, 0, 0)
+    assert len(local.read_text(encoding="utf-8").splitlines()) == 1
+    with outbox() as session:
+        waiting = session.scalars(select(Alert).where(Alert.channel == "other")).one()
+        assert (waiting.status, waiting.attempts) == ("pending", 0)
+        assert waiting.last_error.startswith("channel 'other' cannot be built: apprise channel")
+    assert "channel other cannot be built" in caplog.text
+    assert "hunter2" not in caplog.text + waiting.last_error
+
+    clock = Clock()  # a fixed config builds the channel: the alert waited, it is delivered
+    clock.now = waiting.next_attempt_at + timedelta(seconds=1)
+    fixed = parse_config(f"channels:\n  local: {{type: jsonl, path: '{local}'}}\n"
+                         f"  other: {{type: jsonl, path: '{tmp_path / 'other.jsonl'}'}}\n", env={})
+    assert Dispatcher(outbox, open_channels(fixed), clock=clock).deliver_due().sent == 1
+    assert statuses(outbox) == [("new", "sent", 1), ("new", "sent", 1)]
+
+
+def test_a_digest_for_a_channel_that_cannot_be_built_stays_pending(outbox, tmp_path: Path) -> None:
+    config = parse_config(f"channels:\n  local: {{type: jsonl, path: '{tmp_path / 'l.jsonl'}'}}\n",
+                          env={})
+    broken = AppriseSettings.model_construct(type="apprise", url=SecretStr("tgram://x"))
+    config = config.model_copy(update={"channels": {**config.channels, "other": broken}})
+    store(outbox, "https://mss.example/1", "声明 留学生",
+          policy=AlertPolicy(("local", "other"), mode="digest"))
+    report = send_digests(outbox, open_channels(config))
+    assert (report.sent, report.retried, report.failed) == (1, 1, 0)
+    assert sorted(s for _, s, _ in statuses(outbox)) == ["pending", "sent"]

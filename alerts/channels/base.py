@@ -56,6 +56,22 @@ class DeliveryResult:
         return cls(False, reason, permanent=True)
 
 
+@dataclass(frozen=True)
+class UnbuiltChannel:
+    """A configured channel that could not be built: it sends nothing, and the dispatcher
+    keeps its alerts pending (spending no attempt) until a fixed config builds it."""
+
+    name: str
+    reason: str  # why, naming no secret
+    min_interval: float = 0.0
+
+    def send(self, message: AlertMessage) -> DeliveryResult:
+        return DeliveryResult.retry(f"channel {self.name!r} cannot be built: {self.reason}")
+
+    def masked(self) -> str:
+        return "(not built)"
+
+
 class Channel(Protocol):
     name: str
     min_interval: float  # seconds between two messages (rate limit); 0 for none
