@@ -74,7 +74,8 @@ def is_public(address: str) -> bool:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         else:
             ip = ip.ipv4_mapped or ip.sixtofour or ip
-    return ip.is_global and not ip.is_multicast
+    # site-local fec0::/10 is deprecated (RFC 3879) but still routed inside some networks
+    return ip.is_global and not ip.is_multicast and not getattr(ip, "is_site_local", False)
 
 
 def literal_address(host: str) -> str | None:

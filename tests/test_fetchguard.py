@@ -72,7 +72,7 @@ def stored_bytes(cli: Cli) -> bytes:
     ("93.184.215.14", True), ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
     ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
     ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("::1", False),
-    ("fe80::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False),
+    ("fe80::1", False), ("fc00::1", False), ("fec0::1", False), ("::ffff:127.0.0.1", False),
     ("::ffff:10.0.0.1", False), ("224.0.0.1", False),
     # IPv6 carrying IPv4: NAT64 (DNS64), local-use NAT64, 6to4, IPv4-compatible
     ("64:ff9b::a00:1", False), ("64:ff9b::7f00:1", False), ("64:ff9b::5db8:d70e", True),
