@@ -34,6 +34,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
     body with no feed in it (no channel and no entries: HTML, any other XML) raises
     NotAFeed. The source's language hint, else the feed's `<language>`, sets the zone of
     dates that name none (+08:00 for Chinese)."""
+    # blank lines before `<?xml` (common from PHP sites) are no flaw worth a warning
+    if body[:1].isspace() and body.lstrip().startswith(b"<?xml"):
+        body = body.lstrip()
     # a stream, never bytes: feedparser opens a body that names a local file as that file
     parsed = feedparser.parse(io.BytesIO(body),
                               response_headers={**headers, "content-location": url},
