@@ -38,8 +38,9 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
     if body[:1].isspace() and body.lstrip().startswith(b"<?xml"):
         body = body.lstrip()
     # a stream, never bytes: feedparser opens a body that names a local file as that file
-    parsed = feedparser.parse(io.BytesIO(body),
-                              response_headers={**headers, "content-location": url},
+    parsed = feedparser.parse(io.BytesIO(body),  # no Content-Type: a flaw not worth a warning
+                              response_headers={"content-type": "application/xml", **headers,
+                                                "content-location": url},
                               resolve_relative_uris=True, sanitize_html=True)
     problem = _bozo_message(parsed)
     if not parsed.entries and not (parsed.get("version") and parsed.feed):
