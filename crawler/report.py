@@ -22,7 +22,8 @@ class SourceReport:
     matches: int = 0
     alerts: int = 0
     errors: int = 0
-    skipped: int = 0  # links not followed: robots.txt, the per-poll cap, the backfill window
+    skipped: int = 0  # links not followed: robots.txt, the per-poll cap, the backfill window,
+    #                   feed items with no http(s) link
     error_class: str | None = None
     message: str | None = None
 

@@ -25,6 +25,7 @@ class NotAFeed(Exception):
 class ParsedFeed:
     entries: list[FeedEntry]
     warning: str | None
+    skipped: int = 0  # items with no http(s) link
 
 
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
@@ -48,9 +49,10 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
     language = _lang(parsed.feed.get("language"))
     zone = zone_for_language(language_hint or language)
     entries = [e for e in (_entry(raw, language, zone) for raw in parsed.entries) if e]
+    skipped = len(parsed.entries) - len(entries)
     warnings = [f"feed is malformed but readable: {problem}" if problem else None,
-                _skipped(parsed.entries, len(parsed.entries) - len(entries))]
-    return ParsedFeed(entries, "; ".join(filter(None, warnings)) or None)
+                _skipped(parsed.entries, skipped)]
+    return ParsedFeed(entries, "; ".join(filter(None, warnings)) or None, skipped)
 
 
 def _bozo_message(parsed: Any) -> str | None:

@@ -165,7 +165,8 @@ class SourceSpider(scrapy.Spider):
 
     def parse_feed(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
         feed = parse_feed(response.body, response.url, _headers(response), spec.language)
-        yield SourcePolled(spec.name, 200, entries=len(feed.entries), warning=feed.warning)
+        yield SourcePolled(spec.name, 200, entries=len(feed.entries), warning=feed.warning,
+                           skipped=feed.skipped)
         for entry in feed.entries:
             yield from self.follow(spec, entry)
 

@@ -130,7 +130,7 @@ def test_broken_feed_yields_its_items_and_warns(cli: Cli, web: FixtureWeb) -> No
     result = cli("crawl", "--json")
     assert result.code == 0, result.err
     report = result.json()["sources"][0]
-    assert report["status"] == "warning" and report["new"] == 2
+    assert report["status"] == "warning" and report["new"] == 2 and report["skipped"] == 2
     source = cli("sources", "list", "--json").json()[0]
     assert source["health"] == "warning" and "malformed" in source["last_warning"]
 
