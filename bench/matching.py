@@ -12,8 +12,8 @@ deterministic from a seed, then measures in one run, in CPU seconds (`time.proce
            already-folded text, iterating the matches and nothing else: the floor
            (ahocorasick-rs, the matcher's library, for the JSON; pyahocorasick shown too);
 * lower bound: folding, the raw scan, and making the matcher's results (Match and
-           Highlight objects) again from ready values: what any matcher that folds and
-           returns those results spends before it tests a single rule;
+           Highlight objects) again in Python from ready values: what a matcher written
+           in Python that folds and returns those results spends before it tests a rule;
 * naive:   `match_one` of every rule on a sample of the articles.
 
 The measures take turns on each chunk of CHUNK articles, so that a slow spell of a noisy
@@ -551,8 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "already-folded text)") for name, t in floors.items()),
         ("lower bound", f"{len(docs) / t_bound:,.0f} articles/s (folding + the raw scan + "
                         f"making the {matched:,} results' Match and Highlight objects from "
-                        "ready values: what any matcher that folds and returns them spends "
-                        f"before it tests a rule; {t_bound / t_scan:.1f}× the raw scan)"),
+                        "ready values: what a matcher in Python that folds and returns "
+                        f"them spends before it tests a rule; {t_bound / t_scan:.1f}× the raw "
+                        "scan)"),
         ("naive (sample)", f"{naive_per_s:,.3f} articles/s ({sample_size} articles × every "
                            f"rule, {t_naive:.1f} s CPU, {sample_matches} matches; the "
                            "matcher's results identical)"),
