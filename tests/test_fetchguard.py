@@ -141,9 +141,10 @@ def test_redirects_and_links_to_private_destinations_are_refused_before_any_conn
         assert report[name]["status"] == "failed", name
         assert f"refused a redirect to {refused}" in report[name]["message"], report[name]
     # links found in content: the public page stored, 6 refused (skipped for good, not
-    # retried each poll); the ftp: one never leaves the feed parser (counted in its warning)
+    # retried each poll); the ftp: one never leaves the feed parser (skipped too, and named
+    # in its warning)
     links = report["links"]
-    assert (links["new"], links["skipped"], links["errors"]) == (1, 6, 0), links
+    assert (links["new"], links["skipped"], links["errors"]) == (1, 7, 0), links
     assert "refused" in links["message"] and "1 of 8 items skipped" in links["message"]
     assert web.hits("/guard/page.html")[0].path == f"{PUBLIC}/guard/page.html"
 
