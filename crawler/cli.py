@@ -60,6 +60,7 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+COUNT = click.IntRange(min=1)  # --limit
 
 
 def emit_json(document: Any) -> None:
@@ -163,7 +164,7 @@ def articles() -> None:
 @click.option("--topic", help="Only articles that matched this topic.")
 @click.option("--since", help="Only articles published or seen within this duration (7d).")
 @click.option("--all", "include_all", is_flag=True, help="Include duplicates.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def articles_list(ctx: Context, topic: str | None, since: str | None, include_all: bool,
@@ -199,7 +200,7 @@ def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
 @articles.command("search")
 @click.argument("query")
 @click.option("--since", help="Only articles published within this duration (30d).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=COUNT, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def articles_search(ctx: Context, query: str, since: str | None, limit: int,
@@ -216,7 +217,7 @@ def articles_search(ctx: Context, query: str, since: str | None, limit: int,
     if as_json:
         emit_json(found)
     else:
-        ctx.console.print(views.Text(f"{len(found)} articles match {query}", style="bold"))
+        ctx.console.print(Text(f"{len(found)} articles match {query}", style="bold"))
         views.print_hits(ctx.console, found)
 
 
@@ -229,7 +230,7 @@ def stories() -> None:
 
 @stories.command("list")
 @click.option("--since", help="Only stories active within this duration (7d).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def stories_list(ctx: Context, since: str | None, limit: int, as_json: bool) -> None:
@@ -345,7 +346,7 @@ def topics_list(ctx: Context, as_json: bool) -> None:
               help="Only articles published within this duration.")
 @click.option("--explain", "explain_id", type=int, metavar="ID",
               help="Show which clause matched or failed for one article.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--limit", type=COUNT, default=50, show_default=True,
               help="Hits to show.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -407,7 +408,7 @@ def alerts() -> None:
 @alerts.command("list")
 @click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed"]))
 @click.option("--topic")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def alerts_list(ctx: Context, status: str | None, topic: str | None, limit: int,
