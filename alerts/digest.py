@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.channels.base import AlertMessage, Channel, DeliveryResult
 from alerts.dispatcher import DispatchReport, item_for
 from alerts.outbox import story_outlets
-from storage.models import Alert, utcnow
+from basis.clock import utcnow
+from storage.models import Alert
 
 
 def send_digests(db: sessionmaker[Session], channels: Mapping[str, Channel],

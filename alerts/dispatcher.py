@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult, UnbuiltChannel
 from alerts.outbox import alert_key, story_outlets
-from storage.models import Alert, Article, Snooze, TopicMatch, utcnow
+from basis.clock import utcnow
+from storage.models import Alert, Article, Snooze, TopicMatch
 
 log = logging.getLogger(__name__)
 UNBUILT_WAIT = timedelta(minutes=5)  # a channel that cannot be built: look again this late

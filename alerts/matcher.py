@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import ahocorasick_rs
 
 from alerts.query import And, Near, Node, Not, Or, Term
-from crawler.normalize import fold, fold_with_offsets
+from basis.folding import fold, fold_with_offsets
 
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_CHAR = re.compile(f"[{CJK}]")

@@ -23,7 +23,7 @@ from functools import lru_cache
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import VisitError
 
-from crawler.normalize import fold
+from basis.folding import fold
 
 FIELDS = ("title", "text", "url", "source", "lang")
 _GRAMMAR = r"""

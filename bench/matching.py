@@ -51,7 +51,7 @@ from alerts.matcher import (  # noqa: E402
     presearch_key,
 )
 from alerts.query import Node, parse_query, terms  # noqa: E402
-from crawler.normalize import fold  # noqa: E402
+from basis.folding import fold  # noqa: E402
 
 TARGET_PER_S = 1000
 TARGET_VS_NAIVE = 100
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
                         "`Matcher.prepare`: folding with offsets, word sets and the scan, "
                         f"before any rule is tested; {t_prepare / t_scan:.1f}× the raw scan)"),
         ("folding alone", f"{len(docs) / t_fold:,.0f} articles/s ({t_fold:.1f} s CPU, the "
-                          "scanned fields through crawler.normalize.fold)"),
+                          "scanned fields through basis.folding.fold)"),
         *((f"raw scan, {name}", f"{len(docs) / t:,.0f} articles/s ({t:.1f} s CPU, every key, "
                                 "already-folded text)") for name, t in floors.items()),
         ("lower bound", f"{len(docs) / t_bound:,.0f} articles/s (folding + the raw scan + "

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.channels.base import Channel, UnbuiltChannel
 from alerts.dispatcher import Controls, Dispatcher
 from alerts.outbox import AlertPolicy
+from basis.secrets import hushed
 from crawler.config import Config, EmailChannel, SlackChannel
-from crawler.endpoints import hushed
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,15 @@ import click
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
+from basis.clock import utcnow
+from basis.secrets import Redactor
 from crawler import views
 from crawler.config import DEFAULT_PATH, Config, ConfigError, load_config, parse_duration
-from crawler.redact import Redactor
 from crawler.report import CrawlReport
 from crawler.views import Text
 from storage import db as database
 from storage import repository as repo
-from storage.models import Alert, utcnow
+from storage.models import Alert
 
 if TYPE_CHECKING:
     from alerts.dispatcher import DispatchReport
@@ -549,7 +550,7 @@ def config_check(ctx: Context) -> None:
         ctx.console.print(Text(f"warning: {ctx.config_path}: {warning}", style="yellow"))
     ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
                       f"{len(config.topics)} topics, {len(config.channels)} channels; "
-                      f"database {database.mask_url(ctx.db_url or config.database)}")
+                      f"database {database.display_url(ctx.db_url or config.database)}")
 
 
 @cli.group("db")
@@ -563,7 +564,7 @@ def db_upgrade(ctx: Context) -> None:
     """Apply pending migrations."""
     url = ctx.db_url or ctx.config.database
     database.open_database(url, migrate=True)
-    ctx.console.print(f"database {database.mask_url(url)} is up to date")
+    ctx.console.print(f"database {database.display_url(url)} is up to date")
 
 
 # ---------------------------------------------------------------- daemon

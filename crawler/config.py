@@ -32,9 +32,10 @@ from pydantic import (
 )
 
 from alerts.query import QuerySyntaxError, parse_query
-from crawler.endpoints import apprise_url, check_url, email_address, secret_url, smtp_url
-from crawler.languages import language_code
-from crawler.redact import Redactor, url_secrets
+from basis.languages import language_code
+from basis.secrets import Redactor, url_secrets
+from basis.urls import check_url
+from crawler.endpoints import apprise_url, email_address, secret_url, smtp_url
 
 DEFAULT_PATH = Path("config.yaml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"

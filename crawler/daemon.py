@@ -21,11 +21,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from basis.clock import utcnow
+from basis.secrets import Redactor
 from crawler.config import Config, ConfigError, load_config
-from crawler.redact import Redactor
 from storage import repository as repo
 from storage.db import engine_of
-from storage.models import utcnow
 
 log = logging.getLogger("mediawatch.daemon")
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"  # Scrapy's default

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from rensa import RMinHash, RMinHashLSH
 
-from crawler.normalize import fold
+from basis.folding import fold
 
 NUM_PERM = 128
 BANDS = 32  # 4 rows per band: a pair at similarity 0.6 is a candidate 99% of the time

@@ -3,32 +3,16 @@ addresses, Apprise URLs. Each check raises `ValueError` saying what to write ins
 message repeats the value, which may carry a secret (a token, a password)."""
 from __future__ import annotations
 
-import logging
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from email.utils import parseaddr
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from basis.secrets import hushed
+from basis.urls import check_url
+
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,19}")
-
-
-def check_url(url: str, schemes: tuple[str, ...], wrong_scheme: str) -> None:
-    """A URL with one of `schemes`, a host, and a numeric port if it has one.
-    `wrong_scheme` is the message for another scheme, with `{scheme}` in it."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 — raises on a port that is not a number
-    except ValueError:
-        raise ValueError("malformed URL (a bad port or a bad [IPv6] host)") from None
-    if parts.scheme.lower() not in schemes:
-        raise ValueError(wrong_scheme.format(scheme=parts.scheme.lower() or "missing"))
-    if not parts.hostname:
-        raise ValueError(f"malformed URL: no host after '{parts.scheme}:' "
-                         f"(write {parts.scheme}://host/…)")
 
 
 def secret_url(*schemes: str) -> Callable[[SecretStr], SecretStr]:
@@ -75,16 +59,3 @@ def apprise_url(secret: SecretStr) -> SecretStr:
                          "(see https://github.com/caronc/apprise/wiki)")
     raise ValueError(f"Apprise cannot read this {scheme}:// URL: a token, user or host is "
                      f"missing or malformed (see the Apprise wiki page for {scheme}://)")
-
-
-@contextmanager
-def hushed(logger: str) -> Iterator[None]:
-    """Drop what `logger` logs from this thread meanwhile; other threads log as usual."""
-    me = threading.get_ident()
-    quiet = logging.Filter()
-    quiet.filter = lambda record: record.thread != me  # type: ignore[method-assign]
-    logging.getLogger(logger).addFilter(quiet)
-    try:
-        yield
-    finally:
-        logging.getLogger(logger).removeFilter(quiet)

@@ -6,7 +6,6 @@ import codecs
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
 import charset_normalizer
 import lxml.etree
@@ -19,11 +18,11 @@ from w3lib.encoding import (
     resolve_encoding,
 )
 
-from crawler.dates import parse_date, zone_for_language
+from basis.dates import parse_date, zone_for_language
+from basis.languages import language_of
 
 _DATE_PARAMS = {"extensive_search": True, "original_date": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
-_HAN = re.compile(r"[\u3400-\u9fff]")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -113,22 +112,3 @@ def _first(tree: lxml.html.HtmlElement | None, *xpaths: str) -> str | None:
         if values and str(values[0]).strip():
             return str(values[0]).strip()
     return None
-
-
-def language_of(text: str, declared: str | None = None) -> str | None:
-    """A declared language (`zh-CN` → `zh`), else detected from the text."""
-    if declared:
-        return declared.split("-")[0].split("_")[0].strip().lower() or None
-    if not text.strip():
-        return None
-    sample = text[:2000]
-    if len(_HAN.findall(sample)) > 0.2 * len(sample.replace(" ", "")):
-        return "zh"
-    return _classify()(sample)[0]
-
-
-@lru_cache(maxsize=1)
-def _classify():
-    import py3langid  # loads its model on import: once, on first use
-
-    return py3langid.classify

@@ -17,8 +17,7 @@ The rest of the contract is Scrapy's own behaviour under `crawler.settings`, eac
 proved against the fixture web by tests/test_fetchguard.py: DOWNLOAD_TIMEOUT is a deadline
 for the whole response (a server dripping bytes is cut off), DOWNLOAD_MAXSIZE bounds the
 body after decompression (gzip, deflate, br and zstd bombs), REDIRECT_MAX_TIMES caps
-redirects, cookies are off and nothing sets Authorization. feedparser resolves no external
-or nested entity; `safe_xml_parser` is the lxml parser for any other XML from the web.
+redirects, cookies are off and nothing sets Authorization. XML is parsed safely (basis.xml).
 """
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies
 
-from lxml import etree
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
@@ -39,19 +37,9 @@ from twisted.internet.interfaces import IResolutionReceiver
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
-ALLOWED_SCHEMES = ("http", "https")
+from basis.urls import WEB_SCHEMES
+
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-
-# lxml options for XML from the web: no entity expanded, no DTD or anything else loaded
-XML_SAFETY: dict[str, bool] = {"resolve_entities": False, "no_network": True,
-                               "huge_tree": False, "load_dtd": False}
-
-
-def safe_xml_parser(**options: Any) -> etree.XMLParser:
-    """An lxml parser for untrusted XML (`etree.fromstring(body, safe_xml_parser())`);
-    `etree.iterparse(source, **XML_SAFETY)` is the streaming equivalent."""
-    return etree.XMLParser(**XML_SAFETY, **options)
-
 
 class RefusedDestination(IgnoreRequest):
     """A URL the crawler will not fetch."""
@@ -104,7 +92,7 @@ class PrivateAddressMiddleware:
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         parts = urlsplit(request.url)
-        if parts.scheme not in ALLOWED_SCHEMES:
+        if parts.scheme not in WEB_SCHEMES:
             raise refused(request, f"{parts.scheme}: URL (only http and https)")
         if "@" in parts.netloc:  # the credentials themselves are never repeated
             raise refused(request, "a URL with credentials in it (user:password@)")
@@ -122,7 +110,7 @@ class PrivateAddressMiddleware:
                 and not request.meta.get("dont_redirect")
                 and response.status not in request.meta.get("handle_httpstatus_list", ())):
             scheme = urlsplit(urljoin(request.url, location.decode("latin-1"))).scheme
-            if scheme not in ALLOWED_SCHEMES:
+            if scheme not in WEB_SCHEMES:
                 raise RefusedDestination(f"refused a redirect to a {scheme}: URL "
                                          "(only http and https)")
         return response

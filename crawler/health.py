@@ -20,11 +20,13 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from alerts.channels.render import safe_url
+from basis.clock import utcnow
+from basis.urls import safe_url
+from basis.xml import xml_text
 from crawler.config import Config, Topic
 from crawler.metrics import CONTENT_TYPE, Metrics
 from crawler.views import iso
-from storage.models import Article, Sighting, TopicMatch, utcnow
+from storage.models import Article, Sighting, TopicMatch
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,6 @@ JSON = "application/json"
 ATOM = "application/atom+xml; charset=utf-8"
 _FEED = re.compile(rb"([a-z0-9-]+)\.(atom|json)")
 _ADDRESS = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})")
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 Reply = tuple[int, str, bytes]  # status, content type, body
 
@@ -253,24 +254,24 @@ def atom_feed(topic: Topic, entries: list[dict[str, Any]]) -> bytes:
     feed = FeedGenerator()
     feed.id(f"urn:mediawatch:topic:{topic.name}")
     feed.title(f"mediawatch: {topic.name}")
-    feed.subtitle(_xml(topic.query))
+    feed.subtitle(xml_text(topic.query))
     feed.author(name="mediawatch")
     feed.updated(entries[0]["first_seen_at"] if entries else utcnow())
     for entry in entries:
         item = feed.add_entry(order="append")
         item.id(f"urn:mediawatch:article:{entry['article_id']}")
-        item.title(_xml(entry["title"] or entry["canonical_url"]))
+        item.title(xml_text(entry["title"] or entry["canonical_url"]))
         link = safe_url(entry["canonical_url"])  # never a javascript: or data: link
         if link:
             item.link(href=link)
         item.updated(entry["first_seen_at"])
         if entry["published_at"]:
             item.published(entry["published_at"])
-        item.author(name=_xml(entry["source"]))
+        item.author(name=xml_text(entry["source"]))
         if entry["story_id"] is not None:
             item.category(term=str(entry["story_id"]), scheme="urn:mediawatch:story",
                           label=f"story {entry['story_id']}")
-        item.content(_xml(_entry_text(entry)))
+        item.content(xml_text(_entry_text(entry)))
     return feed.atom_str(pretty=True)
 
 
@@ -281,6 +282,3 @@ def _entry_text(entry: dict[str, Any]) -> str:
     seen = [f"- {s['source']}: {s['url']} ({iso(s['seen_at'])})" for s in entry["sightings"]]
     return "\n".join([*head, "Seen at:", *seen])
 
-
-def _xml(value: str) -> str:
-    return _NOT_XML.sub("", value)

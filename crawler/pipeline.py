@@ -16,10 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.matcher import Document
 from alerts.outbox import AlertPolicy, queue_alerts
 from alerts.topics import TopicSet
+from basis.clock import utcnow
+from basis.languages import language_of
+from basis.text import clip
+from basis.urls import canonical_url
 from crawler.dedupe import material_change
-from crawler.extract import decode_html, extract_article, language_of
+from crawler.extract import decode_html, extract_article
 from crawler.memory import Assessment, RecentArticles
-from crawler.normalize import canonical_url, preferred_url, text_fingerprint
+from crawler.normalize import preferred_url, text_fingerprint
 from crawler.report import CrawlReport, SourceReport
 from spiders.items import (
     ArticleSeen,
@@ -35,7 +39,7 @@ from spiders.items import (
 )
 from storage import repository as repo
 from storage.db import engine_of
-from storage.models import Article, utcnow
+from storage.models import Article
 
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -59,7 +63,8 @@ def to_new_article(item: ArticleSeen, language_hint: str | None,
     published_at, estimated = settle_date(published, now)
     return repo.NewArticle(
         url=entry.url, canonical_url=canonical, seen_url=canonical_url(entry.url),
-        title=title, text=text, summary=entry.summary or _shorten(text),
+        title=title, text=text,
+        summary=entry.summary or clip(" ".join(text.split()), SUMMARY_CHARS),
         language=language_hint or language or language_of(text or title),
         published_at=published_at, date_is_estimated=estimated,
         text_hash=text_fingerprint(text))
@@ -70,11 +75,6 @@ def settle_date(published: datetime | None, now: datetime) -> tuple[datetime, bo
     if published is None or published > now + FUTURE_TOLERANCE:
         return now, True
     return published, False
-
-
-def _shorten(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SUMMARY_CHARS else flat[:SUMMARY_CHARS - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from storage.models import utcnow
+from basis.clock import utcnow
 
 
 @dataclass

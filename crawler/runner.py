@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
 
+from basis.clock import utcnow
+from basis.urls import canonical_url
 from crawler.config import Config, Source
-from crawler.normalize import canonical_url
 from crawler.report import CrawlReport
 from spiders.items import SourceSpec
 from storage import repository as repo
 from storage.models import Source as SourceRow
-from storage.models import utcnow
 
 
 def sync_config(config: Config, db: sessionmaker[Session]) -> None:

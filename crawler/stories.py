@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from crawler.normalize import fold
+from basis.folding import fold
 
 WINDOW = timedelta(days=3)
 MIN_SHARED_FACTS = 3

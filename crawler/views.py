@@ -11,7 +11,7 @@ from rich.style import Style
 from rich.table import Table as RichTable
 from rich.text import Text as RichText
 
-from alerts.channels.render import printable
+from basis.text import printable
 from crawler.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
 from storage.models import Alert, Article, Source

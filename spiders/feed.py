@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import feedparser
 from w3lib.html import remove_tags, replace_entities
 
-from crawler.dates import parse_date, zone_for_language
+from basis.dates import parse_date, zone_for_language
 from spiders.items import FeedEntry
 
 

@@ -12,8 +12,8 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from crawler.dates import parse_date, zone_for_language
-from crawler.fetchguard import XML_SAFETY
+from basis.dates import parse_date, zone_for_language
+from basis.xml import XML_SAFETY
 from spiders.items import FeedEntry
 
 

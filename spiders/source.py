@@ -29,8 +29,8 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TCPTi
 from twisted.internet.error import TimeoutError as TwistedTimeout
 from twisted.python.failure import Failure
 
-from crawler.dates import parse_date
-from crawler.normalize import canonical_url
+from basis.dates import parse_date
+from basis.urls import canonical_url
 from spiders.feed import NotAFeed, parse_feed
 from spiders.items import (
     ArticleSeen,

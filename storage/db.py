@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from basis.secrets import mask_url
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 BACKENDS = ("sqlite", "postgresql")  # what the models and migrations are written for
 EXAMPLES = "sqlite:///mediawatch.db or postgresql+psycopg://user@host/name"
@@ -86,17 +88,18 @@ def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:
         if migrate and not is_current(engine):
             upgrade(engine)
     except Exception as exc:  # driver errors carry no common base: report them uniformly
-        raise DatabaseError(f"cannot open database {mask_url(url)}: "
+        raise DatabaseError(f"cannot open database {display_url(url)}: "
                             f"{str(exc).splitlines()[0]}") from exc
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def mask_url(url: str) -> str:
+def display_url(url: str) -> str:
     """The URL with its password hidden; one that does not parse is not shown at all."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except ArgumentError:
         return "(not a database URL)"
+    return mask_url(url, endpoint=False)
 
 
 def engine_of(db: sessionmaker[Session]) -> Engine:

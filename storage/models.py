@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from basis.clock import utcnow
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC; always returns an aware datetime (SQLite drops the zone, PostgreSQL keeps it)."""
@@ -39,10 +41,6 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None \
             else value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 NAMING = {

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
+from basis.clock import utcnow
 from storage.models import (
     Alert,
     Article,
@@ -30,7 +31,6 @@ from storage.models import (
     Source,
     Story,
     TopicMatch,
-    utcnow,
 )
 
 

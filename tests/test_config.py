@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from basis.secrets import Redactor
 from crawler.config import ConfigError, load_config, parse_config
-from crawler.redact import Redactor
 
 ROOT = Path(__file__).parent.parent
 GOOD = """
@@ -175,9 +175,9 @@ def test_supported_database_urls_pass() -> None:
 
 
 def test_an_unreadable_database_url_is_reported_not_raised_again() -> None:
-    from storage.db import DatabaseError, mask_url, open_database
+    from storage.db import DatabaseError, display_url, open_database
 
-    assert mask_url("nonsense") == "(not a database URL)"
+    assert display_url("nonsense") == "(not a database URL)"
     with pytest.raises(DatabaseError, match="cannot open database"):
         open_database("nonsense")
 
@@ -187,7 +187,7 @@ def test_an_unreadable_database_url_is_reported_not_raised_again() -> None:
 def test_language_codes_take_the_form_articles_carry_so_topics_match() -> None:
     from alerts.matcher import Document
     from alerts.topics import TopicSet
-    from crawler.extract import language_of
+    from basis.languages import language_of
 
     config = parse_config("sources:\n - {name: a, kind: feed, url: 'https://x.org', language: ZH_tw}\n"
                           "topics:\n - {name: t, query: students, languages: [EN, zh-Hant, zh]}\n",

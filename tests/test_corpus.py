@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from crawler.dates import parse_date
+from basis.dates import parse_date
+from basis.urls import canonical_url
 from crawler.extract import decode_html, extract_article
-from crawler.normalize import canonical_url
 from spiders.feed import NotAFeed, ParsedFeed, parse_feed, plain_text
 
 

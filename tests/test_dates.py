@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawler.dates import CHINA, parse_date, zone_for_language
+from basis.dates import CHINA, parse_date, zone_for_language
 from spiders.feed import parse_feed
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.extract import decode_html, extract_article, language_of
+from basis.languages import language_of
+from crawler.extract import decode_html, extract_article
 
 CHARSET = Path(__file__).parent / "fixtures" / "web" / "charset"
 EXPECTED = json.loads((CHARSET / "expected.json").read_text(encoding="utf-8"))

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from crawler.fetchguard import XML_SAFETY, is_public, safe_xml_parser
+from basis.xml import XML_SAFETY, safe_xml_parser
+from crawler.fetchguard import is_public
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from alerts import matcher as matcher_module
 from alerts.matcher import Document, Highlight, Match, Matcher, match_one, term_pattern
 from alerts.query import Node, Term, parse_query, terms
-from crawler.normalize import fold
+from basis.folding import fold
 
 ESPIONAGE = ('("state security" OR 国家安全部 OR 国安部) AND (student* OR 留学生) AND '
              "(spy* OR espionage OR 间谍 OR 策反)")

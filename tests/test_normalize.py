@@ -2,13 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.normalize import (
-    canonical_url,
-    comparison_text,
-    fold_with_offsets,
-    preferred_url,
-    text_fingerprint,
-)
+from basis.folding import fold_with_offsets
+from basis.urls import canonical_url
+from crawler.normalize import comparison_text, preferred_url, text_fingerprint
 
 
 @pytest.mark.parametrize("url, expected", [

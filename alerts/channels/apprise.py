@@ -15,7 +15,9 @@ from urllib.parse import unquote, urlsplit
 import apprise
 
 from alerts.channels.base import AlertMessage, DeliveryResult
-from alerts.channels.render import clip, mask_url, render, scrub, view
+from alerts.channels.render import render, view
+from basis.secrets import Redactor, mask_url
+from basis.text import clip
 
 _MENTION = re.compile(r"@(?=(?:everyone|here|channel|all)\b)|(?<=<)(?=[@#!])", re.IGNORECASE)
 _MASKED_LINK = re.compile(r"\](?=\()")  # Markdown's [text](url): Discord, Mattermost…
@@ -66,7 +68,7 @@ class AppriseChannel:
         secrets = [unquote(p) for p in _SECRET_PART.findall(self._url.split("://", 1)[-1])
                    if len(p) >= 6 and p not in masked] + [self._url,
                                                            unquote(parts.password or "")]
-        return scrub(text, secrets)
+        return Redactor(secrets)(text)
 
 
 def defuse(text: str) -> str:

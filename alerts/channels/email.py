@@ -23,7 +23,9 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from alerts.channels.base import AlertMessage, DeliveryResult
-from alerts.channels.render import mask_url, render, scrub, view
+from alerts.channels.render import render, view
+from basis.secrets import Redactor, mask_url
+from basis.text import clip
 
 # 7bit: non-ASCII bodies go out as quoted-printable or base64, so no 8BITMIME is needed.
 POLICY = SMTP_POLICY.clone(cte_type="7bit")
@@ -124,7 +126,7 @@ class EmailChannel:
         return DeliveryResult.refused(reason) if code >= 500 else DeliveryResult.retry(reason)
 
     def _reason(self, text: str) -> str:
-        return scrub(text, [self._password, self._url])[:500]
+        return clip(Redactor([self._password, self._url])(text), 500)
 
 
 # ---------------------------------------------------------------- headers
@@ -189,7 +191,7 @@ def _describe_refusals(refused: dict[str, tuple[int, bytes | str]]) -> str:
 
 
 def _recipients_refused(refused: dict[str, tuple[int, bytes | str]]) -> DeliveryResult:
-    reason = ("recipient " + _describe_refusals(refused))[:500]
+    reason = clip("recipient " + _describe_refusals(refused), 500)
     if all(code >= 500 for code, _ in refused.values()):
         return DeliveryResult.refused(reason)
     return DeliveryResult.retry(reason)

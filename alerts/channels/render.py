@@ -1,10 +1,11 @@
-"""What every channel says alike: one-line text, highlights, safe links, headlines, the
-template environment, and endpoints with their secrets masked.
+"""What every channel says alike: the alert as shown (`view`), highlights, headlines and
+the template environment.
 
-Everything in an `AlertItem` comes from the web. The helpers here only *clean* it (control
-characters out, length bounded, links limited to http/https); each channel still escapes it
-for its own format: HTML autoescape in email, `&<>` entities in Slack, `rich.text.Text` on
-the console. Feed text is never compiled as a template: templates get it as variables.
+Everything in an `AlertItem` comes from the web. `view` only *cleans* it (basis.text:
+control characters out, length bounded; basis.urls: links limited to http/https); each
+channel still escapes it for its own format: HTML autoescape in email, `&<>` entities in
+Slack, `rich.text.Text` on the console. Feed text is never compiled as a template:
+templates get it as variables.
 """
 from __future__ import annotations
 
@@ -13,52 +14,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from alerts.channels.base import AlertItem, AlertMessage
+from basis.text import one_line
+from basis.urls import safe_url
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TITLE_LIMIT = 300
 SNIPPET_LIMIT = 1000
-# C0/C1 controls (CR, LF, ESC, NUL…), line/paragraph separators, bidi embeddings/isolates.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_SPACE = re.compile(r"\s+")
 _KIND_LABEL = {"new": "New", "update": "Update", "digest": "Digest", "test": "Test",
                "operator": "Source health"}
 
 Segment = tuple[str, bool]  # a piece of text and whether it is a matched term
 
 
-def one_line(text: object, limit: int | None = None) -> str:
-    """Untrusted text as a single clean line: controls become spaces, runs of whitespace
-    collapse, and the result is clipped to `limit` characters with an ellipsis."""
-    line = _SPACE.sub(" ", _CONTROL.sub(" ", str(text or ""))).strip()
-    return clip(line, limit) if limit else line
 
 
-def printable(text: str) -> str:
-    """Untrusted text for a terminal: control characters (escape sequences, bidi
-    overrides) removed, line breaks and tabs kept."""
-    return _CONTROL.sub(lambda m: m.group() if m.group() in "\n\t" else "", text)
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
 
 
-def safe_url(url: object) -> str | None:
-    """`url` if it is an absolute http(s) link without controls or spaces, else None:
-    `javascript:` and friends never become links."""
-    text = str(url or "").strip()
-    if not text or _CONTROL.search(text) or " " in text:
-        return None
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return None
-    return text if parts.scheme.lower() in ("http", "https") and parts.hostname else None
 
 
 def highlight(text: str, terms: Iterable[str]) -> list[Segment]:
@@ -175,37 +152,3 @@ ENVIRONMENT = Environment(
 def render(template: str, alert: AlertView) -> str:
     """Render one of our own templates (`email.txt`, `email.html`) with the alert as data."""
     return ENVIRONMENT.get_template(template).render(alert=alert)
-
-
-# ---------------------------------------------------------------- secrets
-
-def mask_url(url: str, keep_query: bool = False) -> str:
-    """The URL with its secrets masked: password → `***`, the path after its first segment
-    cut to two characters (`https://hooks.slack.com/services/T0***`), a host that is no
-    name but a token or topic (`ntfys://Se***`) too, query hidden unless `keep_query`."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "***"
-    host = parts.hostname or ""
-    if "." not in host and ":" not in host and host != "localhost":
-        host = f"{host[:2]}***"
-    user = unquote(parts.username or "")
-    userinfo = f"{user}:***@" if parts.password is not None else ("***@" if user else "")
-    segments = [s for s in parts.path.split("/") if s]
-    if len(segments) > 1:
-        path = f"/{segments[0]}/{'/'.join(segments[1:])[:2]}***"
-    elif segments:
-        path = f"/{segments[0][:2]}***"
-    else:
-        path = ""
-    query = (f"?{parts.query}" if keep_query else "?***") if parts.query else ""
-    return f"{parts.scheme}://{userinfo}{host}{port}{path}{query}"
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (longest first) replaced by `***`."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text

@@ -19,7 +19,9 @@ from typing import Any
 import requests
 
 from alerts.channels.base import AlertMessage, DeliveryResult
-from alerts.channels.render import AlertView, ItemView, clip, mask_url, plural, scrub, view
+from alerts.channels.render import AlertView, ItemView, plural, view
+from basis.secrets import Redactor, mask_url
+from basis.text import clip, one_line
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -68,7 +70,7 @@ class SlackChannel:
         status = response.status_code
         if 200 <= status < 300:
             return DeliveryResult.sent(f"HTTP {status}")
-        reason = self._reason(f"HTTP {status}: {' '.join(response.text.split())[:BODY_LIMIT]}"
+        reason = self._reason(f"HTTP {status}: {one_line(response.text, BODY_LIMIT)}"
                               .rstrip(": "))
         if status == 429:
             return DeliveryResult.retry(reason, retry_after(response.headers.get("Retry-After")))
@@ -78,7 +80,7 @@ class SlackChannel:
 
     def _reason(self, text: str) -> str:
         path = self._webhook.split("//", 1)[-1].partition("/")[2]
-        return scrub(text, [self._webhook, path, *path.split("/")[1:]])
+        return Redactor([self._webhook, path, *path.split("/")[1:]])(text)
 
 
 def retry_after(value: str | None) -> float | None:

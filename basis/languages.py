@@ -1,4 +1,5 @@
-"""Language codes as articles carry them, so a topic's `languages` can match.
+"""Language codes as articles carry them, so a topic's `languages` can match, and the
+language of a text when its page declares none.
 
 An article's language is the primary subtag of the page's declared language, lower case
 (`zh-CN` → `zh`), or what py3langid detects (`en`, `zh`, …). config.yaml's codes are
@@ -7,7 +8,10 @@ anything else would match no article at all.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 def language_code(value: str) -> str:
@@ -48,3 +52,22 @@ def _detectable() -> frozenset[str]:
     import py3langid
 
     return frozenset(language for language, _ in py3langid.rank("mediawatch"))
+
+
+def language_of(text: str, declared: str | None = None) -> str | None:
+    """A declared language (`zh-CN` → `zh`), else detected from the text."""
+    if declared:
+        return declared.split("-")[0].split("_")[0].strip().lower() or None
+    if not text.strip():
+        return None
+    sample = text[:2000]
+    if len(_HAN.findall(sample)) > 0.2 * len(sample.replace(" ", "")):
+        return "zh"
+    return _classify()(sample)[0]
+
+
+@lru_cache(maxsize=1)
+def _classify():  # type: ignore[no-untyped-def]
+    import py3langid  # loads its model on import: once, on first use
+
+    return py3langid.classify
