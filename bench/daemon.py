@@ -770,7 +770,7 @@ def pct(ordered: list[float], q: float) -> float:
 
 
 def interval_seconds(every: str) -> float:
-    from crawler.scheduler import interval_of
+    from crawler.daemon.schedule import interval_of
 
     return interval_of(every).total_seconds()
 

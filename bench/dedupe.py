@@ -446,8 +446,8 @@ def rss_mb() -> tuple[float, float]:
 
 
 def run_ours(n: int, seed: int, sample: int) -> dict:
-    from crawler.dedupe import NearDuplicateIndex, dump_sketch, sketch
-    from crawler.normalize import text_fingerprint
+    from crawler.stages.dedupe import NearDuplicateIndex, dump_sketch, sketch
+    from crawler.stages.normalize import text_fingerprint
 
     clock, wall, ns = time.process_time, time.perf_counter, time.perf_counter_ns
     world = World(seed)

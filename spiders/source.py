@@ -101,7 +101,7 @@ class SourceSpider(scrapy.Spider):
                  seen: Callable[[str], bool] = lambda url: False, daemon: bool = False,
                  redact: Callable[[str], str] = lambda text: text, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.daemon = daemon  # stay open, poll only when asked (see crawler.daemon)
+        self.daemon = daemon  # stay open, poll only when asked (see crawler.daemon.service)
         self.redact = redact  # masks secrets (a token in a source's URL) in what it reports
         self.sources = {spec.name: spec for spec in sources}
         self.seen = seen

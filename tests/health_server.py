@@ -11,9 +11,9 @@ import argparse
 from twisted.internet import reactor
 
 from crawler.config import load_config
-from crawler.health import listen, site
-from crawler.metrics import Metrics
-from crawler.report import SourceReport
+from crawler.daemon.metrics import Metrics
+from crawler.daemon.site import listen, site
+from crawler.engine.report import SourceReport
 from storage.db import open_database
 
 IN_FLIGHT = {"wire": 2}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from basis.errors import NotFound
 from basis.secrets import Redactor
 from crawler.config import ConfigError, load_config, parse_config
 
@@ -273,6 +274,6 @@ def test_the_message_says_what_is_wrong(text: str, expected: str) -> None:
 
 def test_an_unknown_source_name_blames_the_name_not_a_file() -> None:
     config = parse_config("sources:\n - {name: a, kind: feed, url: 'https://x.org'}\n", env={})
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(NotFound) as caught:
         config.select_sources(["nope"])
-    assert caught.value.lines() == ["no source named 'nope' (known: a)"]
+    assert str(caught.value) == "no source named 'nope' (known: a)"

@@ -19,7 +19,7 @@ import pytest
 
 from basis.dates import parse_date
 from basis.urls import canonical_url
-from crawler.extract import decode_html, extract_article
+from crawler.stages.extract import decode_html, extract_article
 from spiders.feed import NotAFeed, ParsedFeed, parse_feed, plain_text
 
 

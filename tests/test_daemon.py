@@ -18,7 +18,7 @@ import feedparser
 import pytest
 import requests
 
-from crawler.scheduler import (
+from crawler.daemon.schedule import (
     BACKOFF_CAP,
     STARTUP_SPREAD,
     backoff,
@@ -26,7 +26,7 @@ from crawler.scheduler import (
     may_poll,
     trigger_for,
 )
-from crawler.watchdog import health_of, learned_cadence
+from crawler.daemon.watchdog import health_of, learned_cadence
 from storage.models import Source
 from tests.conftest import Cli, web_config
 from tests.receivers import WEBHOOK_PATH, SlackReceiver, SmtpServer, free_port
@@ -105,7 +105,7 @@ def test_a_hosts_delay_adapts_to_fast_answers_and_304s_count(status: int) -> Non
     from scrapy.http import Response
     from scrapy.utils.test import get_crawler
 
-    from crawler.throttle import ConditionalAutoThrottle
+    from crawler.engine.extensions import ConditionalAutoThrottle
 
     throttle = ConditionalAutoThrottle(get_crawler(settings_dict={
         "AUTOTHROTTLE_ENABLED": True, "AUTOTHROTTLE_TARGET_CONCURRENCY": 2.0}))

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from crawler.config import DedupeSettings
-from crawler.dedupe import NearDuplicateIndex, load_sketch, shingles, sketch
-from crawler.memory import RecentArticles
-from crawler.normalize import text_fingerprint
-from crawler.stories import StoryIndex, facts
+from crawler.stages.dedupe import NearDuplicateIndex, load_sketch, shingles, sketch
+from crawler.stages.normalize import text_fingerprint
+from crawler.stages.placement import RecentArticles
+from crawler.stages.stories import StoryIndex, facts
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Article, Sighting

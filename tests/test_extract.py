@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from basis.languages import language_of
-from crawler.extract import decode_html, extract_article
+from crawler.stages.extract import decode_html, extract_article
 
 CHARSET = Path(__file__).parent / "fixtures" / "web" / "charset"
 EXPECTED = json.loads((CHARSET / "expected.json").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""The fetch guard (crawler.fetchguard), proved through the real CLI against the fixture web.
+"""The fetch guard (crawler.engine.fetchguard), proved through the real CLI against the fixture web.
 
 Every outbound URL takes one path: only http(s); no loopback, private, link-local, CGNAT or
 IPv4-mapped destination (checked on every redirect hop) unless `crawl.allow_private`; a
@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from basis.xml import XML_SAFETY, safe_xml_parser
-from crawler.fetchguard import is_public
+from crawler.engine.fetchguard import is_public
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
 

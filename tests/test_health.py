@@ -17,8 +17,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from crawler.config import Topic
-from crawler.health import atom_feed, parse_address
-from crawler.metrics import Metrics
+from crawler.daemon.metrics import Metrics
+from crawler.daemon.site import atom_feed, parse_address
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert

@@ -4,7 +4,7 @@ import pytest
 
 from basis.folding import fold_with_offsets
 from basis.urls import canonical_url
-from crawler.normalize import comparison_text, preferred_url, text_fingerprint
+from crawler.stages.normalize import comparison_text, preferred_url, text_fingerprint
 
 
 @pytest.mark.parametrize("url, expected", [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.dedupe import material_change
+from crawler.stages.dedupe import material_change
 from spiders.feed import NotAFeed, parse_feed
 from spiders.sitemap import NotASitemap, parse_sitemap
 from tests.conftest import Cli, web_config

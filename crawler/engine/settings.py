@@ -12,17 +12,17 @@ from scrapy.settings import default_settings
 from crawler.config import CrawlSettings
 
 ITEM_PIPELINES = {
-    "crawler.pipeline.StoragePipeline": 300,  # extract → normalize → store
+    "crawler.engine.pipeline.StoragePipeline": 300,  # extract → normalize → store
 }
 
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.fetchguard.PrivateAddressMiddleware": 50,  # before robots.txt is fetched
-    "crawler.fetchguard.ProxiedHostMiddleware": 760,  # after HttpProxyMiddleware (750)
+    "crawler.engine.fetchguard.PrivateAddressMiddleware": 50,  # before robots.txt is fetched
+    "crawler.engine.fetchguard.ProxiedHostMiddleware": 760,  # after HttpProxyMiddleware (750)
 }
 
 EXTENSIONS = {
     "scrapy.extensions.throttle.AutoThrottle": None,
-    "crawler.throttle.ConditionalAutoThrottle": 0,  # a 304 counts as an answer
+    "crawler.engine.extensions.ConditionalAutoThrottle": 0,  # a 304 counts as an answer
 }
 
 # http and https only, also below the guard: no handler for file:, data:, ftp:, s3:
@@ -43,13 +43,13 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "DOWNLOAD_WARNSIZE": 0,
         "CONCURRENT_REQUESTS": crawl.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.per_domain,
-        "AUTOTHROTTLE_ENABLED": True,  # as crawler.throttle's subclass (see EXTENSIONS)
+        "AUTOTHROTTLE_ENABLED": True,  # as crawler.engine.extensions's subclass (see EXTENSIONS)
         "AUTOTHROTTLE_START_DELAY": 0.25,  # adapts to each server's latency from there
         "AUTOTHROTTLE_MAX_DELAY": 30.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(crawl.per_domain),
         "RETRY_TIMES": 1,  # the next poll is the real retry
         "RETRY_HTTP_CODES": [500, 502, 504, 522, 524, 408],  # 429/503: Retry-After, per source
-        "REDIRECT_MAX_TIMES": 5,  # each hop passes the guard again (crawler.fetchguard)
+        "REDIRECT_MAX_TIMES": 5,  # each hop passes the guard again (crawler.engine.fetchguard)
         "COOKIES_ENABLED": False,  # sessions are never carried between sources or origins
         "HTTPCACHE_ENABLED": False,  # conditional GET uses validators kept in the database
         "TELNETCONSOLE_ENABLED": False,
@@ -67,7 +67,7 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
         "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,
         "MEDIAWATCH_ALLOW_PRIVATE": crawl.allow_private,
-        # host names resolve to public addresses only (see crawler.fetchguard)
+        # host names resolve to public addresses only (see crawler.engine.fetchguard)
         RESOLVER_SETTING: "scrapy.resolver.CachingHostnameResolver" if crawl.allow_private
-        else "crawler.fetchguard.PublicOnlyResolver",
+        else "crawler.engine.fetchguard.PublicOnlyResolver",
     }

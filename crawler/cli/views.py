@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 from rich.text import Text as RichText
 
 from basis.text import printable
-from crawler.report import CrawlReport, SourceReport
+from crawler.engine.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
 from storage.models import Alert, Article, Source
 from storage.repository import StoryRow, sightings_count

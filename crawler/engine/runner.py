@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from basis.clock import utcnow
 from basis.urls import canonical_url
 from crawler.config import Config, Source
-from crawler.report import CrawlReport
+from crawler.engine.report import CrawlReport
 from spiders.items import SourceSpec
 from storage import repository as repo
 from storage.models import Source as SourceRow
@@ -48,9 +48,9 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
 
     from alerts.topics import TopicSet
     from crawler.alerting import alert_policies
-    from crawler.memory import RecentArticles
-    from crawler.pipeline import Ingest
-    from crawler.settings import scrapy_settings
+    from crawler.engine.pipeline import Ingest
+    from crawler.engine.settings import scrapy_settings
+    from crawler.stages.placement import RecentArticles
     from spiders.source import SourceSpider
 
     sources = config.select_sources(names)
@@ -78,7 +78,7 @@ def check_source(config: Config, db: sessionmaker[Session], name: str,
     anything. → the items the spider yielded (what a crawl would work on)"""
     from scrapy.crawler import CrawlerProcess
 
-    from crawler.settings import scrapy_settings
+    from crawler.engine.settings import scrapy_settings
     from spiders.source import SourceSpider
 
     sources = config.select_sources([name])
@@ -86,7 +86,7 @@ def check_source(config: Config, db: sessionmaker[Session], name: str,
     spec = replace(source_specs(sources, db, config.crawl.backfill)[0], etag=None,
                    last_modified=None, follow=False, not_before=None)
     process = CrawlerProcess(scrapy_settings(config.crawl, verbose)
-                             | {"ITEM_PIPELINES": {"crawler.runner.Collect": 100}})
+                             | {"ITEM_PIPELINES": {"crawler.engine.runner.Collect": 100}})
     crawler = process.create_crawler(SourceSpider)
     crawler.collected = []
     process.crawl(crawler, sources=[spec], seen=_seen_in(db), redact=config.redactor())

@@ -92,8 +92,8 @@ class Daemon:
         from twisted.internet import reactor
 
         from crawler.alerting import open_channels
-        from crawler.metrics import Metrics
-        from crawler.report import CrawlReport
+        from crawler.daemon.metrics import Metrics
+        from crawler.engine.report import CrawlReport
 
         self.reactor: Any = reactor
         self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
@@ -118,8 +118,8 @@ class Daemon:
         from scrapy import signals
         from scrapy.crawler import CrawlerRunner
 
-        from crawler.runner import _seen_in, source_specs, sync_config
-        from crawler.settings import scrapy_settings
+        from crawler.engine.runner import _seen_in, source_specs, sync_config
+        from crawler.engine.settings import scrapy_settings
         from spiders.source import SourceSpider
 
         # first of all: a signal during start-up is handled once the reactor runs
@@ -149,7 +149,7 @@ class Daemon:
         return 0
 
     def serve(self) -> None:
-        from crawler.health import listen, site
+        from crawler.daemon.site import listen, site
 
         listen(self.reactor, site(self.db, self.config, self.metrics,
                                   lambda: self.scheduler.running), self.listen)
@@ -158,8 +158,8 @@ class Daemon:
     def ingest(self, config: Config) -> Any:
         from alerts.topics import TopicSet
         from crawler.alerting import alert_policies
-        from crawler.memory import RecentArticles
-        from crawler.pipeline import Ingest
+        from crawler.engine.pipeline import Ingest
+        from crawler.stages.placement import RecentArticles
 
         for source in config.sources:
             self.report.sources.setdefault(source.name, self._fresh_tally(source.name))
@@ -170,7 +170,7 @@ class Daemon:
 
     @staticmethod
     def _fresh_tally(name: str) -> Any:
-        from crawler.report import SourceReport
+        from crawler.engine.report import SourceReport
 
         return SourceReport(name)
 
@@ -217,7 +217,7 @@ class Daemon:
             log.error("config reload refused, the running config stays: %s", exc)
             return
         from crawler.alerting import open_channels
-        from crawler.runner import source_specs, sync_config
+        from crawler.engine.runner import source_specs, sync_config
 
         self.redactor.add(config.secrets)
         sync_config(config, self.db)
@@ -236,7 +236,7 @@ class Daemon:
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from crawler.scheduler import first_run, trigger_for
+        from crawler.daemon.schedule import first_run, trigger_for
 
         now = utcnow()
         with self.db() as session:
@@ -258,8 +258,8 @@ class Daemon:
     def poll_job(self, name: str) -> None:
         """(A pool thread.) Poll a source now unless its backoff or Retry-After holds. The
         thread does not wait for the poll: the reactor tracks it (see `start_poll`)."""
-        from crawler.runner import spec_for
-        from crawler.scheduler import interval_of, may_poll
+        from crawler.daemon.schedule import interval_of, may_poll
+        from crawler.engine.runner import spec_for
 
         source = next((s for s in self.config.sources if s.name == name), None)
         if source is None or self.stopping:
@@ -329,7 +329,7 @@ class Daemon:
         self._log_lines(send_digests(self.db, self.channels).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
-        from crawler.watchdog import check_sources
+        from crawler.daemon.watchdog import check_sources
 
         for name, was, now in check_sources(self.config, self.db, self.channels, utcnow(),
                                             names):

@@ -10,8 +10,8 @@ from rensa import RMinHash
 from sqlalchemy.orm import Session
 
 from crawler.config import DedupeSettings
-from crawler.dedupe import NearDuplicateIndex, dump_sketch, load_sketch, sketch
-from crawler.stories import StoryIndex, facts
+from crawler.stages.dedupe import NearDuplicateIndex, dump_sketch, load_sketch, sketch
+from crawler.stages.stories import StoryIndex, facts
 from storage import repository as repo
 from storage.models import Article
 

@@ -23,9 +23,9 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from basis.clock import utcnow
 from basis.urls import safe_url
 from basis.xml import xml_text
+from crawler.cli.views import iso
 from crawler.config import Config, Topic
-from crawler.metrics import CONTENT_TYPE, Metrics
-from crawler.views import iso
+from crawler.daemon.metrics import CONTENT_TYPE, Metrics
 from storage.models import Article, Sighting, TopicMatch
 
 log = logging.getLogger(__name__)

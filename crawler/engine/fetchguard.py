@@ -10,10 +10,10 @@ through a proxy (`http_proxy`, `https_proxy`) is resolved by the proxy, so
 `ProxiedHostMiddleware` resolves it too and refuses it unless every address is public. The
 proxy itself, chosen by whoever runs the crawler, may be on a private address (its host name
 is the one the resolver lets through). All three see every redirect hop, since each hop is a
-new request through the same downloader; `crawler.settings` also removes the download
+new request through the same downloader; `crawler.engine.settings` also removes the download
 handlers of every other scheme.
 
-The rest of the contract is Scrapy's own behaviour under `crawler.settings`, each point
+The rest of the contract is Scrapy's own behaviour under `crawler.engine.settings`, each point
 proved against the fixture web by tests/test_fetchguard.py: DOWNLOAD_TIMEOUT is a deadline
 for the whole response (a server dripping bytes is cut off), DOWNLOAD_MAXSIZE bounds the
 body after decompression (gzip, deflate, br and zstd bombs), REDIRECT_MAX_TIMES caps

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.report import SourceReport
+from crawler.engine.report import SourceReport
 from storage.models import Alert, Source
 
 log = logging.getLogger(__name__)

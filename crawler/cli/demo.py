@@ -11,6 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
@@ -18,11 +19,12 @@ from rich.text import Text
 from alerts.backtest import backtest
 from alerts.query import parse_query
 from alerts.topics import TopicRule
-from crawler import views
 from crawler.alerting import dispatcher
+from crawler.cli import views
+from crawler.cli.context import Context, fail_on_problems, pass_ctx
 from crawler.config import load_config
-from crawler.report import CrawlReport
-from crawler.runner import run_crawl
+from crawler.engine.report import CrawlReport
+from crawler.engine.runner import run_crawl
 from storage import repository as repo
 from storage.db import open_database
 
@@ -108,3 +110,14 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
                   f"{articles[-1].id if articles else 1}  (or: stories list, topics list, "
                   "topics test student-asylum)")
     return report
+
+
+@click.command()
+@click.option("--keep", type=click.Path(path_type=Path),
+              help="Keep the demo database at this path instead of a temporary one.")
+@pass_ctx
+def demo(ctx: Context, keep: Path | None) -> None:
+    """Serve the bundled sample news web on localhost and run the whole flow on it."""
+    from crawler.cli.demo import run_demo
+
+    fail_on_problems(run_demo(ctx.console, keep, ctx.verbose))

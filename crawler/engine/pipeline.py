@@ -20,11 +20,11 @@ from basis.clock import utcnow
 from basis.languages import language_of
 from basis.text import clip
 from basis.urls import canonical_url
-from crawler.dedupe import material_change
-from crawler.extract import decode_html, extract_article
-from crawler.memory import Assessment, RecentArticles
-from crawler.normalize import preferred_url, text_fingerprint
-from crawler.report import CrawlReport, SourceReport
+from crawler.engine.report import CrawlReport, SourceReport
+from crawler.stages.dedupe import material_change
+from crawler.stages.extract import decode_html, extract_article
+from crawler.stages.normalize import preferred_url, text_fingerprint
+from crawler.stages.placement import Assessment, RecentArticles
 from spiders.items import (
     ArticleSeen,
     FeedEntry,

@@ -1,0 +1,45 @@
+"""`mediawatch config check` and `mediawatch db upgrade`."""
+from __future__ import annotations
+
+import click
+
+from crawler.cli.context import Context, Failure, pass_ctx
+from crawler.cli.views import Text
+from storage import db as database
+
+
+@click.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("check")
+@pass_ctx
+def config_check(ctx: Context) -> None:
+    """Validate the config file, the environment it needs and the channel endpoints."""
+    from crawler.alerting import build_channels, channel_warnings
+
+    config = ctx.config
+    try:
+        build_channels(config)
+    except ValueError as exc:
+        raise Failure(f"{ctx.config_path}: {exc}") from None
+    for warning in channel_warnings(config):
+        ctx.console.print(Text(f"warning: {ctx.config_path}: {warning}", style="yellow"))
+    ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
+                      f"{len(config.topics)} topics, {len(config.channels)} channels; "
+                      f"database {database.display_url(ctx.db_url or config.database)}")
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database."""
+
+
+@db_group.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply pending migrations."""
+    url = ctx.db_url or ctx.config.database
+    database.open_database(url, migrate=True)
+    ctx.console.print(f"database {database.display_url(url)} is up to date")

@@ -1,0 +1,85 @@
+"""`mediawatch articles …`: what is stored."""
+from __future__ import annotations
+
+import click
+
+from crawler.cli import views
+from crawler.cli.context import (
+    COUNT,
+    Context,
+    Failure,
+    emit_json,
+    known_topic,
+    pass_ctx,
+    since_arg,
+    source_tags,
+    topic_rule,
+)
+from crawler.cli.views import Text
+from storage import repository as repo
+
+
+@click.group()
+def articles() -> None:
+    """What is stored."""
+
+
+@articles.command("list")
+@click.option("--topic", help="Only articles that matched this topic.")
+@click.option("--since", help="Only articles published or seen within this duration (7d).")
+@click.option("--all", "include_all", is_flag=True, help="Include duplicates.")
+@click.option("--limit", type=COUNT, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def articles_list(ctx: Context, topic: str | None, since: str | None, include_all: bool,
+                  limit: int, as_json: bool) -> None:
+    """List stored articles, newest first."""
+    with ctx.db() as session:
+        rows = list(repo.list_articles(session, since=since_arg(since), topic=topic,
+                                       include_duplicates=include_all, limit=limit))
+        if topic and not rows:
+            known_topic(ctx, topic)
+        if as_json:
+            emit_json([views.article_json(a) for a in rows])
+        else:
+            ctx.console.print(views.articles_table(rows))
+
+
+@articles.command("show")
+@click.argument("article_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
+    """Show one article with its text and where it was seen."""
+    with ctx.db() as session:
+        article = repo.get_article(session, article_id)
+        if article is None:
+            raise Failure(f"no article with id {article_id}")
+        if as_json:
+            emit_json(views.article_detail_json(article))
+        else:
+            views.print_article(ctx.console, article)
+
+
+@articles.command("search")
+@click.argument("query")
+@click.option("--since", help="Only articles published within this duration (30d).")
+@click.option("--limit", type=COUNT, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def articles_search(ctx: Context, query: str, since: str | None, limit: int,
+                    as_json: bool) -> None:
+    """Stored articles that match QUERY (the topic query language, aliases included),
+    newest first, with what matched highlighted."""
+    from alerts.backtest import search
+
+    rule = topic_rule(ctx, None, query)
+    with ctx.db() as session:
+        found = [views.article_json(article) | {"highlights": match.as_json()}
+                 for article, match in search(session, rule.query, since_arg(since),
+                                              source_tags(ctx), limit)]
+    if as_json:
+        emit_json(found)
+    else:
+        ctx.console.print(Text(f"{len(found)} articles match {query}", style="bold"))
+        views.print_hits(ctx.console, found)

@@ -1,0 +1,47 @@
+"""`mediawatch sources …`: the sources and their health."""
+from __future__ import annotations
+
+import click
+
+from crawler.cli import views
+from crawler.cli.context import Context, Failure, emit_json, pass_ctx
+from storage import repository as repo
+
+
+@click.group()
+def sources() -> None:
+    """Sources and their health."""
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sources_list(ctx: Context, as_json: bool) -> None:
+    """Health of every configured source."""
+    from crawler.engine.runner import sync_config
+
+    sync_config(ctx.config, ctx.db)
+    configured = {s.name for s in ctx.config.sources}
+    with ctx.db() as session:
+        rows = [s for s in repo.list_sources(session) if s.name in configured]
+    if as_json:
+        emit_json([views.source_json(s) for s in rows])
+    else:
+        ctx.console.print(views.sources_table(rows, ctx.redactor))
+
+
+@sources.command("check")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sources_check(ctx: Context, name: str, as_json: bool) -> None:
+    """Fetch one source now and show what it would yield, storing nothing."""
+    from crawler.engine.runner import check_source
+
+    result = views.check_json(name, check_source(ctx.config, ctx.db, name, ctx.verbose))
+    if as_json:
+        emit_json(result)
+    else:
+        views.print_check(ctx.console, result)
+    if result["status"] == "failed":
+        raise Failure(f"{name}: {result['message']}")

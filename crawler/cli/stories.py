@@ -1,0 +1,46 @@
+"""`mediawatch stories …`: threads of coverage."""
+from __future__ import annotations
+
+import click
+
+from crawler.cli import views
+from crawler.cli.context import COUNT, Context, Failure, emit_json, pass_ctx, since_arg
+from storage import repository as repo
+
+
+@click.group()
+def stories() -> None:
+    """Threads of coverage: an event's reports from every outlet, copies folded in."""
+
+
+@stories.command("list")
+@click.option("--since", help="Only stories active within this duration (7d).")
+@click.option("--limit", type=COUNT, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def stories_list(ctx: Context, since: str | None, limit: int, as_json: bool) -> None:
+    """List stories, most recently active first."""
+    with ctx.db() as session:
+        rows = repo.list_stories(session, since=since_arg(since), limit=limit)
+    if as_json:
+        emit_json([views.story_json(row) for row in rows])
+    else:
+        ctx.console.print(views.stories_table(rows))
+
+
+@stories.command("show")
+@click.argument("story_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def stories_show(ctx: Context, story_id: int, as_json: bool) -> None:
+    """Show one story with all its articles."""
+    with ctx.db() as session:
+        found = repo.get_story(session, story_id)
+        if found is None:
+            raise Failure(f"no story with id {story_id} (see: mediawatch stories list)")
+        row, articles = found
+        if as_json:
+            emit_json(views.story_json(row) | {
+                "articles": [views.article_json(a) for a in articles]})
+        else:
+            views.print_story(ctx.console, row, list(articles))

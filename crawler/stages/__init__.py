@@ -1,0 +1,9 @@
+"""The pure stages of the flow, in its order: text in, decisions out. Neither Scrapy nor
+SQLAlchemy is imported here (but by `placement`, which reads what storage remembers).
+
+    extract.py    page bytes → decoded HTML → text, title, date, language, canonical link
+    normalize.py  the URL an article is known by; the fingerprint of its text
+    dedupe.py     MinHash sketches and the near-duplicate index; material change of a page
+    stories.py    the facts a report states, and the story index that threads reports
+    placement.py  where a new article goes: under its original, into a story, or alone
+"""
