@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.matcher import Document, Match, Matcher
+from alerts.match import Document, Match, Matcher
 from alerts.query import Node
 from alerts.topics import TopicRule
 from storage import repository as repo

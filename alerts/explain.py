@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.matcher import Document, Prepared, evaluate
+from alerts.match import Document, Prepared, evaluate
 from alerts.query import And, Near, Node, Not, Or, Term
 
 

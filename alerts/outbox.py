@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from storage.models import Alert, AlertArticle, Article, Sighting
 
+UPDATE_WINDOW = timedelta(hours=24)  # later articles of an alerted story: one "update"
+
 
 @dataclass(frozen=True)
 class AlertPolicy:
@@ -23,7 +25,7 @@ class AlertPolicy:
 
     channels: tuple[str, ...]
     mode: str = "instant"  # instant | digest
-    update_window: timedelta = timedelta(hours=24)
+    update_window: timedelta = UPDATE_WINDOW
 
 
 def alert_key(topic: str, story_id: int | None, channel: str, *suffix: object) -> str:

@@ -23,6 +23,7 @@ from functools import lru_cache
 from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import VisitError
 
+from basis.errors import UsageError
 from basis.folding import fold
 
 FIELDS = ("title", "text", "url", "source", "lang")
@@ -56,7 +57,7 @@ WORD: /[^\s()"@\-][^\s()"]*/
 _KEYWORD = re.compile(r"^(AND|OR|NOT|SENTENCE|NEAR/\d+)$")
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(UsageError, ValueError):
     """A query that does not parse; `column` is 1-based."""
 
     def __init__(self, query: str, column: int, reason: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from alerts.matcher import Document, Match, Matcher
+from alerts.match import Document, Match, Matcher
 from alerts.query import Node, parse_query
 
 

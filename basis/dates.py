@@ -31,6 +31,11 @@ _NUMERIC = re.compile(
 _RFC850 = re.compile(r"(\d{1,2})-([A-Za-z]{3,9})-(\d{2,4})")
 
 
+def iso(value: datetime | None) -> str | None:
+    """An aware time as ISO 8601 in UTC (`2026-11-27T01:00:00+00:00`); None stays None."""
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
 def zone_for_language(language: str | None) -> tzinfo:
     """Zone of a source's zone-less dates: China (+08:00) for `zh`/`zh-*`, else UTC."""
     code = (language or "").strip().lower().replace("_", "-")

@@ -41,7 +41,7 @@ import ahocorasick_rs
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerts.matcher import (  # noqa: E402
+from alerts.match import (  # noqa: E402
     SCANNED_FIELDS,
     Document,
     Highlight,

@@ -14,10 +14,11 @@ import feedparser
 from w3lib.html import remove_tags, replace_entities
 
 from basis.dates import parse_date, zone_for_language
+from basis.errors import FetchError
 from spiders.items import FeedEntry
 
 
-class NotAFeed(Exception):
+class NotAFeed(FetchError):
     """The body could not be read as RSS or Atom."""
 
 

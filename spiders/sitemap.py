@@ -13,11 +13,12 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from basis.dates import parse_date, zone_for_language
+from basis.errors import FetchError
 from basis.xml import XML_SAFETY
 from spiders.items import FeedEntry
 
 
-class NotASitemap(Exception):
+class NotASitemap(FetchError):
     """The body could not be read as a sitemap."""
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from basis.errors import RuntimeFailure
 from basis.secrets import mask_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -21,7 +22,7 @@ BACKENDS = ("sqlite", "postgresql")  # what the models and migrations are writte
 EXAMPLES = "sqlite:///mediawatch.db or postgresql+psycopg://user@host/name"
 
 
-class DatabaseError(Exception):
+class DatabaseError(RuntimeFailure):
     """The database cannot be opened or migrated."""
 
 

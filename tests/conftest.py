@@ -1,24 +1,29 @@
-"""Shared fixtures: the local fixture web, databases (SQLite always, PostgreSQL where it
-runs), and the `mediawatch` CLI run as a real subprocess."""
+"""Shared fixtures: the local fixture web (a scratch copy per test), databases (SQLite always,
+PostgreSQL where it runs), and the `mediawatch` CLI, run in this process (its crawls on the
+process's reactor, crawler.engine.reactor) as `python -m crawler` would run it."""
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import chdir
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from crawler.cli import main
+from crawler.engine import reactor
 from tests import webserver
 from tests.receivers import slack_receiver, smtp_server  # noqa: F401 — shared fixtures
 
+reactor.install()  # before anything imports twisted.internet.reactor: the one Scrapy expects
 PG_ADMIN = os.environ.get("MEDIAWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("MEDIAWATCH_REQUIRE_PG") == "1"
 
@@ -31,9 +36,13 @@ def _web_server() -> Iterator[webserver.FixtureWeb]:
 
 
 @pytest.fixture
-def web(_web_server: webserver.FixtureWeb) -> webserver.FixtureWeb:
+def web(_web_server: webserver.FixtureWeb, tmp_path: Path) -> Iterator[webserver.FixtureWeb]:
+    """The fixture web, served from a scratch copy a test may change."""
     _web_server.log.clear()
-    return _web_server
+    _web_server.root = tmp_path / "web"
+    shutil.copytree(webserver.ROOT, _web_server.root)
+    yield _web_server
+    _web_server.root = webserver.ROOT
 
 
 @pytest.fixture(scope="session")
@@ -80,20 +89,30 @@ class Result:
 
 @dataclass
 class Cli:
-    """Runs `python -m crawler` (the `mediawatch` command) with a config file and database."""
+    """Runs the `mediawatch` command with a config file and database, in this process, in
+    the config's folder and an environment without MEDIAWATCH_* variables (plus `env`)."""
 
     config: Path
     db: str
     env: dict[str, str]
 
-    def __call__(self, *args: str, timeout: float = 120) -> Result:
-        proc = subprocess.run([sys.executable, "-m", "crawler", "--config", str(self.config),
-                               "--db", self.db, *args], capture_output=True, text=True,
-                              timeout=timeout, env=self.env, cwd=self.config.parent)
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+    def __call__(self, *args: str) -> Result:
+        return invoke(["--config", str(self.config), "--db", self.db, *args], self.env,
+                      self.config.parent)
 
     def write_config(self, document: dict[str, Any]) -> None:
         self.config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+
+def invoke(argv: list[str], env: dict[str, str], cwd: Path) -> Result:
+    """`mediawatch ARGV` in this process, with exactly `env` as its environment."""
+    changes: dict[str, str | None] = {name: None for name in os.environ if name not in env}
+    with chdir(cwd), CliRunner().isolation(env=changes | env) as (out, err, _):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return Result(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def web_config(web: webserver.FixtureWeb, *sources: dict[str, Any], **crawl: Any) -> dict[str, Any]:
@@ -104,5 +123,12 @@ def web_config(web: webserver.FixtureWeb, *sources: dict[str, Any], **crawl: Any
 
 @pytest.fixture
 def cli(tmp_path: Path, db_url: str) -> Cli:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAWATCH_")}
+    env = {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")}
     return Cli(tmp_path / "config.yaml", db_url, env)
+
+
+def script_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (or this process's) as a script whose output goes to a pipe has it: no terminal
+    size (pytest-xdist's workers inherit one)."""
+    return {k: v for k, v in (os.environ if env is None else env).items()
+            if k not in ("COLUMNS", "LINES")}

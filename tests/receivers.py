@@ -33,6 +33,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests import events
+
 USER = "alerts@example.org"
 PASSWORD = "p@ss:wörd/1"  # needs URL-encoding: tests that the channel decodes it
 WEBHOOK_PATH = "/services/T0SECRET1/B0SECRET2/xoxSecretWebhookToken"
@@ -78,6 +80,7 @@ class _Handler:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         self.server.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), raw,
                                              parsed, login))  # type: ignore[arg-type]
+        events.happened()
         return "250 2.0.0 Ok: queued"
 
 
@@ -253,6 +256,7 @@ class _SlackHandler(BaseHTTPRequestHandler):
         receiver = self.server.receiver
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         receiver.requests.append(Posted(self.path, dict(self.headers.items()), body))
+        events.happened()
         if receiver.hang_for:
             receiver.released.wait(receiver.hang_for)
         answer = receiver.body.encode()

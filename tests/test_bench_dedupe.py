@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.bench  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("datasketch")

@@ -10,17 +10,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import Cli, web_config
+from basis.secrets import Redactor
+from tests.conftest import Cli, invoke, script_env, web_config
 from tests.webserver import FixtureWeb
 
 ROOT = Path(__file__).parent.parent
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None,
+        cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`mediawatch ARGS` run in this process, as a script in `cwd` would run it."""
+    result = invoke(list(args), script_env(env), cwd)
+    return subprocess.CompletedProcess(args, result.code, result.out, result.err)
+
+
+def entry_point(*args: str, env: dict[str, str] | None = None,
+                cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`python -m crawler ARGS` as a process of its own: the entry point itself."""
     return subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd,
-                          env=env if env is not None else os.environ.copy())
+                          text=True, timeout=120, cwd=cwd, env=script_env(env))
 
 
 def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
@@ -53,7 +61,7 @@ def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
 def test_config_check_names_the_missing_variable_and_hides_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("SMTP_USER", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL")}
-    result = run("--config", str(ROOT / "config.yaml"), "config", "check", env=env)
+    result = entry_point("--config", str(ROOT / "config.yaml"), "config", "check", env=env)
     assert result.returncode == 2
     assert "channels.analysts.url: environment variable SMTP_USER is not set" in result.stderr
     assert "Traceback" not in result.stderr
@@ -69,7 +77,7 @@ def test_config_check_names_the_missing_variable_and_hides_secrets(tmp_path: Pat
 def test_unknown_config_key_exits_before_anything_runs(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("crawl:\n  concurency: 3\n")
-    result = run("--config", str(config), "crawl", cwd=tmp_path)
+    result = entry_point("--config", str(config), "crawl", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == \
         f"error: {config}: crawl: unknown key 'concurency' (did you mean 'concurrency'?)"
@@ -88,12 +96,49 @@ def test_db_upgrade_creates_the_schema(cli: Cli) -> None:
 def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
     cli.write_config({})
     missing = cli("articles", "show", "999")
-    assert missing.code == 1 and missing.err.strip() == "error: no article with id 999"
+    assert missing.code == 2 and missing.err.strip() == "error: no article with id 999"
     bad_db = Cli(cli.config, "postgresql+psycopg://nobody@127.0.0.1:1/none", cli.env)
     result = bad_db("articles", "list")
     assert result.code == 1
     assert result.err.count("\n") == 1 and result.err.startswith("error: cannot open database")
     assert "Traceback" not in result.err
+    malformed = Cli(cli.config, "nonsense", cli.env)("articles", "list")  # a usage error
+    assert malformed.code == 2 and malformed.err.startswith("error: --db: not a database URL")
+
+
+def test_every_error_of_ours_descends_from_one_base_and_maps_to_its_exit_code() -> None:
+    """One tree (basis.errors): each exception class the packages define is a
+    MediawatchError, and the CLI maps usage errors to 2 and runtime failures to 1."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from basis.errors import MediawatchError, RuntimeFailure, UsageError
+    from crawler.cli import _report
+
+    ours = []
+    for package in ("basis", "crawler", "spiders", "storage", "alerts"):
+        root = importlib.import_module(package)
+        for found in pkgutil.walk_packages(root.__path__, f"{package}."):
+            if "migrations" in found.name or found.name.endswith("__main__"):
+                continue
+            module = importlib.import_module(found.name)
+            ours += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                     if issubclass(cls, BaseException) and cls.__module__ == module.__name__]
+    assert {cls.__name__ for cls in ours} >= {"ConfigError", "QuerySyntaxError", "NotFound",
+                                              "DatabaseError", "DaemonError", "NotAFeed",
+                                              "NotASitemap", "RefusedDestination"}
+    strays = [cls for cls in ours if not issubclass(cls, (UsageError, RuntimeFailure))
+              and cls is not MediawatchError and not cls.__name__.startswith("_")]
+    assert strays == []
+    by_name = {cls.__name__: cls for cls in ours}
+    for error, code in ((by_name["NotFound"]("no topic named 'x'"), 2),
+                        (by_name["ConfigError"]([("crawl", "unknown key")]), 2),
+                        (by_name["QuerySyntaxError"]("a AND (", 7, "unclosed"), 2),
+                        (by_name["DatabaseError"]("cannot open database"), 1),
+                        (by_name["DaemonError"]("another `mediawatch run`"), 1),
+                        (by_name["Undelivered"]("1 failed"), 1)):
+        assert _report(error, Redactor(), verbose=False) == code, error
 
 
 @pytest.mark.parametrize(("args", "reason"), [

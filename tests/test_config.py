@@ -186,7 +186,7 @@ def test_an_unreadable_database_url_is_reported_not_raised_again() -> None:
 # ---------------------------------------------------------------- languages
 
 def test_language_codes_take_the_form_articles_carry_so_topics_match() -> None:
-    from alerts.matcher import Document
+    from alerts.match import Document
     from alerts.topics import TopicSet
     from basis.languages import language_of
 

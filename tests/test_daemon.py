@@ -7,10 +7,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from crawler.daemon.schedule import (
 )
 from crawler.daemon.watchdog import health_of, learned_cadence
 from storage.models import Source
+from tests import events
 from tests.conftest import Cli, web_config
 from tests.receivers import WEBHOOK_PATH, SlackReceiver, SmtpServer, free_port
 from tests.webserver import FixtureWeb
@@ -122,42 +123,74 @@ def test_a_hosts_delay_adapts_to_fast_answers_and_304s_count(status: int) -> Non
 
 @dataclass
 class Running:
-    process: subprocess.Popen[bytes]
-    log: Path
+    """A `mediawatch run` process and its log, read line by line as it writes them (each
+    line is an event: tests.events)."""
+
+    process: subprocess.Popen[str]
+    json_lines: bool  # started with --log-json
+    lines: list[str] = field(default_factory=list)
+
+    def read(self) -> None:
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self.lines.append(line.rstrip("\n"))
+            events.happened()
 
     def text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(self.lines)
+
+    def records(self) -> list[dict[str, str]]:
+        """The log as records: JSON lines (--log-json) or `LEVEL logger: message` lines."""
+        found = []
+        for line in list(self.lines):
+            if self.json_lines:
+                found.append(json.loads(line))
+            elif text := TEXT_LINE.match(line):
+                found.append({"level": text["level"].lower(), "logger": text["logger"],
+                              "message": text["message"]})
+        return found
+
+    def logged(self, level: str, start: str) -> bool:
+        return any(r["level"] == level and r["message"].startswith(start) for r in self.records())
+
+    def alive(self) -> None:
+        assert self.process.poll() is None, f"the daemon exited:\n{self.text()}"
 
     def wait_for(self, ready: Callable[[], object], what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            assert self.process.poll() is None, f"the daemon exited:\n{self.text()}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.text()}"
-            time.sleep(0.2)
+        events.wait_for(ready, what, timeout, alive=self.alive)
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
 
 
+TEXT_LINE = re.compile(r"(?P<level>[A-Z]+) (?P<logger>[\w.]+): (?P<message>.*)")
+
+
 @contextmanager
 def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
-    log = cli.config.parent / f"daemon-{time.monotonic_ns()}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
-                                    "--db", cli.db, *(["-v"] if verbose else []), "run", *args],
-                                   stdout=out,
-                                   stderr=subprocess.STDOUT, env=cli.env, cwd=cli.config.parent)
+    process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
+                                "--db", cli.db, *(["-v"] if verbose else []), "run", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=cli.env, cwd=cli.config.parent)
+    running = Running(process, "--log-json" in args)
+    reader = threading.Thread(target=running.read, daemon=True)
+    reader.start()
     try:
-        yield Running(process, log)
+        yield running
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        reader.join(timeout=10)
+
+
+def source_state(cli: Cli, name: str) -> dict:
+    return next(s for s in cli("sources", "list", "--json").json() if s["name"] == name)
 
 
 def mission(web: FixtureWeb, smtp: SmtpServer, *sources: dict) -> dict:
     config = web_config(web, *(sources or (STATEMENTS, COVERAGE)), backfill="36500d")
+    config["daemon"] = {"dispatch_every": "1s"}
     config["topics"] = [{"name": "students", "query": "留学生 OR student*", "channels": ["desk"]}]
     config["channels"] = {"desk": {"type": "email", "url": smtp.url(),
                                    "from": "alerts@mediawatch.test", "to": ["desk@mediawatch.test"]}}
@@ -170,7 +203,7 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
     with daemon(cli) as first:
         first.wait_for(lambda: smtp_server.messages, "the first alert")
         assert first.stop() == 0  # mid-run: polls keep coming, alerts may still be queued
-    assert "stopped" in first.text()
+    assert first.logged("info", "stopped")
     polled_before = len(web.hits("/feeds/statements.xml"))
     with daemon(cli) as second:
         def all_sent() -> bool:
@@ -196,8 +229,9 @@ def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
     base = f"http://127.0.0.1:{port}"
     with daemon(cli, "--listen", f"127.0.0.1:{port}", "--log-json") as running:
         running.wait_for(lambda: smtp_server.messages, "a first alert")
-        second = cli("run", timeout=60)
-        assert second.code != 0 and "another `mediawatch run`" in second.err
+        with daemon(cli) as second:
+            assert second.process.wait(timeout=60) != 0
+            second.wait_for(lambda: "another `mediawatch run`" in second.text(), "the refusal")
 
         health = requests.get(f"{base}/healthz", timeout=5)
         assert health.status_code == 200 and health.json()["status"] == "ok"
@@ -213,8 +247,7 @@ def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
                                                   cli("articles", "list", "--json").json()}
         assert requests.get(f"{base}/topics/nope.atom", timeout=5).status_code == 404
         assert running.stop() == 0
-    lines = [json.loads(line) for line in running.text().splitlines() if line.startswith("{")]
-    assert any(line["message"].startswith("statements: ok") for line in lines)
+    assert running.logged("info", "statements: ok")
 
 
 def test_a_broken_source_gives_one_operator_alert_and_one_recovery(
@@ -279,8 +312,10 @@ def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
                          "a post to each channel")
         assert running.stop() == 0
     log, alerts = running.text(), cli("alerts", "list", "--json")
-    assert "DEBUG" in log and "members-only.xml?apikey=***" in log
-    assert not re.search(r"^(DEBUG|INFO) (urllib3|apprise)", log, re.MULTILINE)  # HTTP chatter
+    assert any(r["level"] == "debug" for r in running.records())
+    assert "members-only.xml?apikey=***" in log
+    assert not [r for r in running.records()  # the channels' HTTP chatter
+                if r["level"] in ("debug", "info") and r["logger"].startswith(("urllib3", "apprise"))]
     assert "members-only.xml?apikey=***" in operator.read_text()
     for text in (log, operator.read_text(), alerts.out):
         for secret in (token, "T0SECRET1", "xoxSecretWebhookToken", "appriseSecretPath"):
@@ -289,25 +324,43 @@ def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
 
 def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
-    hung = {"name": "hung", "kind": "feed", "url": "/slow/30/feeds/statements.xml",
-            "every": "1h"}
+    hung = {"name": "hung", "kind": "feed", "url": "/slow/8/feeds/statements.xml",
+            "every": "6s"}  # first polled within 6s; answers after the deadline, before the stop
     config = mission(web, smtp_server, hung)
     config["crawl"].update(timeout=120, poll_deadline="2s")
     cli.write_config(config)
-    with daemon(cli) as running:
-        running.wait_for(lambda: "poll given up" in running.text(), "the poll deadline")
-        source = cli("sources", "list", "--json").json()[0]
+    with daemon(cli, "--log-json") as running:
+        running.wait_for(lambda: source_state(cli, "hung")["consecutive_failures"],
+                         "the poll deadline")
+        source = source_state(cli, "hung")
         assert source["consecutive_failures"] == 1 and "poll_deadline" in source["last_error"]
+        assert running.logged("error", "hung: poll given up")
 
         cli.config.write_text(cli.config.read_text() + "\nsourcez: []\n")
         running.process.send_signal(signal.SIGHUP)
-        running.wait_for(lambda: "config reload refused" in running.text(), "the refusal")
+        running.wait_for(lambda: running.logged("error", "config reload refused"), "the refusal")
         config["sources"].append(web_config(web, dict(STATEMENTS, every="1s"))["sources"][0])
         cli.write_config(config)
         running.process.send_signal(signal.SIGHUP)
         running.wait_for(lambda: web.hits("/feeds/statements.xml"), "the reloaded source")
-        assert "config reloaded: 2 sources" in running.text()
+        assert running.logged("info", "config reloaded: 2 sources")
         assert running.stop() == 0
+
+
+def test_the_daemon_refuses_a_host_name_that_resolves_to_loopback(cli: Cli, web: FixtureWeb) -> None:
+    """The fetch guard's resolver guards the daemon too (Scrapy installs one only when a
+    CrawlerProcess starts, and the daemon runs a CrawlerRunner)."""
+    port = web.base.rsplit(":", 1)[1]
+    config = web_config(web, {"name": "local", "kind": "feed", "every": "1s",
+                              "url": f"http://localhost:{port}/feeds/statements.xml"})
+    config["crawl"]["allow_private"] = False
+    cli.write_config(config)
+    with daemon(cli) as running:
+        running.wait_for(lambda: source_state(cli, "local")["consecutive_failures"],
+                         "the refused poll")
+        assert running.stop() == 0
+    assert "no public address for localhost" in source_state(cli, "local")["last_error"]
+    assert web.log == [], "a destination on loopback was contacted"
 
 
 # ---------------------------------------------------------------- source health, pure

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crawler.config import DedupeSettings
 from crawler.stages.dedupe import NearDuplicateIndex, load_sketch, shingles, sketch
 from crawler.stages.normalize import text_fingerprint
 from crawler.stages.placement import RecentArticles
@@ -153,7 +152,7 @@ def store(db, recent: RecentArticles, article: dict, now: datetime | None = None
 
 
 def test_copies_are_stored_under_their_original_with_sightings(db) -> None:
-    recent = RecentArticles(DedupeSettings())
+    recent = RecentArticles()
     row_of, texts = {}, set()
     for article in FIXTURES:
         row, created = store(db, recent, article)
@@ -178,16 +177,16 @@ def test_copies_are_stored_under_their_original_with_sightings(db) -> None:
 
 def test_a_restart_still_finds_copies_of_what_was_stored(db) -> None:
     original, copy = BY_ID["zh-typhoon-orig"], BY_ID["zh-typhoon-farm-kuaixun"]
-    first, _ = store(db, RecentArticles(DedupeSettings()), original)
-    second, created = store(db, RecentArticles(DedupeSettings()), copy)  # a new process
+    first, _ = store(db, RecentArticles(), original)
+    second, created = store(db, RecentArticles(), copy)  # a new process
     assert created and second.duplicate_of == first.id
 
 
 def test_copies_older_than_the_retention_window_are_not_looked_for(db) -> None:
     original, copy = BY_ID["zh-typhoon-orig"], BY_ID["zh-typhoon-farm-kuaixun"]
-    store(db, RecentArticles(DedupeSettings()), original)
+    store(db, RecentArticles(), original)
     later = datetime.now(timezone.utc) + timedelta(days=31)
-    second, created = store(db, RecentArticles(DedupeSettings()), copy, now=later)
+    second, created = store(db, RecentArticles(), copy, now=later)
     assert created and second.duplicate_of is None
 
 
@@ -232,13 +231,13 @@ def test_crawled_reprints_fold_onto_their_originals(cli: Cli, web: FixtureWeb) -
     assert listed[statement["story_id"]]["headline"] == statement["title"]
     table = cli("stories", "list")
     assert table.code == 0 and statement["title"][:12] in table.out
-    assert cli("stories", "show", "999999").code != 0
+    assert cli("stories", "show", "999999").code == 2
 
 
 def test_retention_drops_sketches_past_the_window(db) -> None:
-    store(db, RecentArticles(DedupeSettings()), BY_ID["zh-typhoon-orig"])
+    store(db, RecentArticles(), BY_ID["zh-typhoon-orig"])
     with db.begin() as session:
         assert repo.forget_sketches(session, datetime.now(timezone.utc) - timedelta(days=30)) == 0
         assert repo.forget_sketches(session, datetime.now(timezone.utc) + timedelta(days=1)) == 1
-    copy, created = store(db, RecentArticles(DedupeSettings()), BY_ID["zh-typhoon-farm-kuaixun"])
+    copy, created = store(db, RecentArticles(), BY_ID["zh-typhoon-farm-kuaixun"])
     assert created and copy.duplicate_of is None  # nothing left to compare with

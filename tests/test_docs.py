@@ -12,8 +12,9 @@ import click
 import pytest
 from pydantic import BaseModel
 
+from alerts.channels.settings import CHANNEL_TYPES
 from crawler.cli import cli
-from crawler.config import CHANNEL_TYPES, Config
+from crawler.config import Config
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 EXAMPLES = sorted(set(re.findall(r"`(mediawatch [^`\[]+)`", README)))

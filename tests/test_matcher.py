@@ -4,13 +4,14 @@ that the Aho-Corasick presearcher never changes a result."""
 from __future__ import annotations
 
 import re
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts import matcher as matcher_module
-from alerts.matcher import Document, Highlight, Match, Matcher, match_one, term_pattern
+from alerts.match import Document, Highlight, Match, Matcher, compiler, match_one
+from alerts.match.reference import finder, term_pattern
 from alerts.query import Node, Term, parse_query, terms
 from basis.folding import fold
 
@@ -622,6 +623,44 @@ def test_presearcher_with_only_equals_naive(scenario: tuple[dict[str, Node], Doc
     assert {m.topic: m for m in found} == expected
 
 
+@PROPERTY
+@given(scenario=scenarios())
+def test_subtrees_compiled_apart_never_change_the_result(
+        scenario: tuple[dict[str, Node], Document]) -> None:
+    """Deep rules are cut into functions of their own: cut them everywhere."""
+    rules, document = scenario
+    with mock.patch.object(compiler, "_MAX_DEPTH", 1):
+        found = Matcher(rules).match(document)
+    assert {m.topic: m for m in found} == naive_matches(rules, document)
+
+
+# levels of a deep query that leave the decision to its innermost part
+DEEP_LEVELS = ["(zebra OR {})", "((student* OR 留学生) AND {})", "(title:斑马 OR {})",
+               "(-zebra AND {})", "(source:nowhere OR {})", "((students OR 學生) {})"]
+
+
+def nested(depth: int, innermost: str) -> str:
+    query = innermost
+    for level in range(depth):
+        query = DEEP_LEVELS[level % len(DEEP_LEVELS)].format(query)
+    return query
+
+
+@pytest.mark.parametrize("depth", [39, 40, 41, 85, 250])
+@pytest.mark.parametrize("innermost", ["spy*", "(spy* NEAR/8 student*)", "NOT asylum",
+                                       "(间谍 OR 策反) SENTENCE 留学生"])
+def test_deep_queries(depth: int, innermost: str) -> None:
+    query = nested(depth, innermost)
+    found = [matches(query, document) for document in ARTICLES.values()]  # both agree
+    assert found == [matches(innermost + " (student* OR 留学生) (students OR 学生)", document)
+                     for document in ARTICLES.values()]
+
+
+@pytest.mark.parametrize("depth", [40, 41, 301])
+def test_deep_negations(depth: int) -> None:
+    assert matches("NOT " * depth + "spy", SPY_FILM) is (depth % 2 == 0)
+
+
 def _term_fits(term: Term, field: str, folded: str) -> bool:
     if term.field in ("source", "lang"):
         return False
@@ -760,9 +799,6 @@ def test_fast_finder_equals_term_pattern(words: list[str], prefix: bool,
                                          parts: list[tuple[str, str]]) -> None:
     """Where the matcher searches terms without their regular expression, it must find
     exactly the spans the expression finds."""
-    finder = getattr(matcher_module, "finder", None)
-    if finder is None:
-        pytest.skip("the matcher has no separate finder")
     folded_words = [fold(w) for w in words]
     term = Term(" ".join(folded_words), prefix=prefix and len(words) == 1,
                 phrase=len(words) > 1)

@@ -143,7 +143,7 @@ def test_sources_check_shows_what_a_source_would_yield_and_stores_nothing(
     table = cli("sources", "check", "newsroom")
     assert "nothing stored" in table.out and "new" in table.out
     missing = cli("sources", "check", "nope")
-    assert missing.code != 0 and "no source named 'nope'" in missing.err
+    assert missing.code == 2 and "no source named 'nope'" in missing.err
 
 
 # ---------------------------------------------------------------- pure parts

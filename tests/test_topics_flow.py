@@ -95,7 +95,7 @@ def test_bad_queries_point_at_the_column(cli: Cli, web: FixtureWeb) -> None:
 
     cli.write_config(mission_config(web))
     draft = cli("topics", "test", "--query", "spy AND (")
-    assert draft.code == 1 and "syntax error at column" in draft.err
+    assert draft.code == 2 and "syntax error at column" in draft.err
 
 
 def test_articles_search_finds_stored_articles_with_a_query(cli: Cli, web: FixtureWeb) -> None:
@@ -117,4 +117,4 @@ def test_articles_search_finds_stored_articles_with_a_query(cli: Cli, web: Fixtu
     table = cli("articles", "search", "asylum")
     assert table.code == 0 and "articles match asylum" in table.out and "matched:" in table.out
     bad = cli("articles", "search", "asylum AND (")
-    assert bad.code == 1 and "syntax error at column" in bad.err
+    assert bad.code == 2 and "syntax error at column" in bad.err

@@ -1,6 +1,6 @@
 """The local fixture web: a real HTTP server on a free loopback port.
 
-Static files come from `tests/fixtures/web/` with ETag / Last-Modified and 304 answers; a
+Static files come from `root` (each test gets a scratch copy of `tests/fixtures/web/`) with ETag / Last-Modified and 304 answers; a
 file `X.headers` beside `X` holds raw header lines sent instead of the guessed Content-Type.
 Routes named after behaviours:
 
@@ -35,6 +35,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from tests import events
 
 ROOT = Path(__file__).parent / "fixtures" / "web"
 TYPES = {".xml": "application/xml", ".atom": "application/atom+xml", ".html": "text/html",
@@ -71,6 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         web: FixtureWeb = self.server.web  # type: ignore[attr-defined]
         web.log.append(Hit("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+        events.happened()
         target = urlsplit(self.path)
         parts = target.path.strip("/").split("/")
         query = {k: v[0] for k, v in parse_qs(target.query).items()}
@@ -99,7 +102,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.serve_file(web.root / "/".join(parts))
 
     def serve_file(self, path: Path) -> None:
-        if not path.resolve().is_relative_to(ROOT.resolve()) or not path.is_file():
+        web: FixtureWeb = self.server.web  # type: ignore[attr-defined]
+        if not path.resolve().is_relative_to(web.root.resolve()) or not path.is_file():
             return self.reply(404, b"not found", "text/plain")
         body = path.read_bytes()
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'

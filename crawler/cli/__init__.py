@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from basis.errors import UsageError
+from basis.errors import MediawatchError, UsageError
 from basis.secrets import Redactor
 from crawler.cli.admin import config_group, db_group
 from crawler.cli.alerting import alerts, digest
@@ -27,7 +29,6 @@ from crawler.cli.sources import sources
 from crawler.cli.stories import stories
 from crawler.cli.topics import topics
 from crawler.config import DEFAULT_PATH, ConfigError
-from storage import db as database
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,25 +42,28 @@ from storage import db as database
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool) -> None:
     """mediawatch: watch feeds and pages, keep one copy of every story, alert on topics."""
-    redactor = ctx.obj if isinstance(ctx.obj, Redactor) else Redactor()  # main()'s
-    configure_logging(verbose, redactor)
+    log_handler, redactor = ctx.obj  # main()'s
+    configure_logging(log_handler, verbose, redactor)
     ctx.obj = Context(config_path, db_url, verbose, redactor)
 
+
+for command in (crawl, articles, stories, sources, topics, alerts, digest, config_group, db_group,
+                run, demo):
+    cli.add_command(command)
 
 # HTTP clients of the channels: their request lines carry a webhook's or bot's secret path
 SECRET_CHATTER = ("urllib3", "requests", "apprise")
 
 
-def configure_logging(verbose: bool, redactor: Redactor) -> None:
+def configure_logging(handler: logging.Handler, verbose: bool, redactor: Redactor) -> None:
     """Warnings on stderr; Scrapy's own chatter only with -v, except errors in our code;
     the channels' HTTP chatter never; secrets masked in every line."""
-    handler = logging.StreamHandler()
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         handler.addFilter(_quiet_scrapy)
     handler.addFilter(redactor)
-    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     for name in SECRET_CHATTER:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -71,41 +75,41 @@ def _quiet_scrapy(record: logging.LogRecord) -> bool:
     return True
 
 
-for command in (crawl, articles, stories, sources, topics, alerts, digest, config_group, db_group,
-                run, demo):
-    cli.add_command(command)
-
-
-def main() -> None:
-    verbose = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run one command and exit: 0, or one line on stderr (`error: …`) and the exit code of
+    the error (basis.errors): 2 for a usage or configuration error, 1 for a failure."""
+    args = list(sys.argv[1:] if argv is None else argv)
     redactor = Redactor()  # the config's secrets, once it is loaded: masked in errors too
+    handler = logging.StreamHandler()  # on this invocation's stderr, removed when it ends
+    logging.getLogger().addHandler(handler)
     try:
-        cli.main(standalone_mode=False, obj=redactor)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.UsageError as exc:  # one line, as every failure; the help is one flag away
+        cli.main(args, prog_name="mediawatch", standalone_mode=False, obj=(handler, redactor))
+        code = 0
+    except Exception as exc:  # noqa: BLE001 — every failure ends as one line and a code
+        code = _report(exc, redactor, verbose="-v" in args or "--verbose" in args)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    sys.exit(code)
+
+
+def _report(exc: Exception, redactor: Redactor, verbose: bool) -> int:
+    """Say what went wrong on stderr, masked; → the exit code."""
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.exceptions.Abort):
+        return 130
+    if isinstance(exc, click.UsageError):  # the help is one flag away
         where = f" ({exc.ctx.command_path} --help)" if exc.ctx else ""
-        click.echo(f"error: {exc.format_message()}{where}", err=True)
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        click.echo(redactor(f"error: {exc.format_message()}"), err=True)
-        sys.exit(exc.exit_code)
-    except ConfigError as exc:
-        for line in exc.lines():
-            click.echo(f"error: {line}", err=True)
-        sys.exit(2)
-    except UsageError as exc:
-        click.echo(redactor(f"error: {exc}"), err=True)
-        sys.exit(2)
-    except database.DatabaseError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except Exception as exc:  # the last line of defence: one line, details with -v
+        lines = [f"{exc.format_message()}{where}"]
+    elif isinstance(exc, ConfigError):
+        lines = exc.lines()
+    elif isinstance(exc, MediawatchError):
+        lines = [str(exc)]
+    else:  # the last line of defence: one line, details with -v
         if verbose:
             click.echo(redactor(traceback.format_exc()), err=True, nl=False)
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(redactor(f"error: {type(exc).__name__}: {first} (run with -v for details)"),
-                   err=True)
-        sys.exit(1)
+        lines = [f"{type(exc).__name__}: {first} (run with -v for details)"]
+    for line in lines:
+        click.echo(redactor(f"error: {line}"), err=True)
+    return 2 if isinstance(exc, (UsageError, click.UsageError)) else 1

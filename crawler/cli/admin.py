@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import click
 
-from crawler.cli.context import Context, Failure, pass_ctx
+from alerts.channels import build_channels
+from crawler.cli.context import Context, pass_ctx
 from crawler.cli.views import Text
+from crawler.config import ConfigError
 from storage import db as database
 
 
@@ -17,14 +19,12 @@ def config_group() -> None:
 @pass_ctx
 def config_check(ctx: Context) -> None:
     """Validate the config file, the environment it needs and the channel endpoints."""
-    from crawler.alerting import build_channels, channel_warnings
-
     config = ctx.config
     try:
-        build_channels(config)
+        build_channels(config.channels)
     except ValueError as exc:
-        raise Failure(f"{ctx.config_path}: {exc}") from None
-    for warning in channel_warnings(config):
+        raise ConfigError([("", str(exc))], str(ctx.config_path)) from None
+    for warning in config.channel_warnings():
         ctx.console.print(Text(f"warning: {ctx.config_path}: {warning}", style="yellow"))
     ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
                       f"{len(config.topics)} topics, {len(config.channels)} channels; "

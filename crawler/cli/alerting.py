@@ -5,12 +5,13 @@ from datetime import timedelta
 
 import click
 
+from alerts.channels import AlertItem, AlertMessage, build_channels
 from basis.clock import utcnow
+from basis.errors import NotFound, Undelivered
 from crawler.cli import views
 from crawler.cli.context import (
     COUNT,
     Context,
-    Failure,
     deliver,
     duration_arg,
     emit_json,
@@ -62,12 +63,9 @@ def alerts_send(ctx: Context) -> None:
 @pass_ctx
 def alerts_test(ctx: Context, channel: str) -> None:
     """Send a sample alert to CHANNEL and print the result."""
-    from alerts.channels.base import AlertItem, AlertMessage
-    from crawler.alerting import build_channels
-
-    channels = build_channels(ctx.config)
+    channels = build_channels(ctx.config.channels)
     if channel not in channels:
-        raise Failure(f"no channel named {channel!r} (known: {', '.join(channels) or 'none'})")
+        raise NotFound(f"no channel named {channel!r} (known: {', '.join(channels) or 'none'})")
     target = channels[channel]
     sample = AlertMessage(kind="test", topic="mediawatch-test", message_id="<test@mediawatch>",
                           items=(AlertItem(title="mediawatch test alert — 测试警报",
@@ -79,7 +77,7 @@ def alerts_test(ctx: Context, channel: str) -> None:
     line = ctx.redactor(f"{channel} ({target.masked()}): {'ok' if result.ok else 'FAILED'} — "
                         f"{result.reason}")
     if not result.ok:
-        raise Failure(line)
+        raise Undelivered(line)
     ctx.console.print(line)
 
 
@@ -90,13 +88,13 @@ def alerts_retry(ctx: Context, alert_id: int) -> None:
     """Queue a failed (or waiting) alert again and try to deliver it now."""
     with ctx.db.begin() as session:
         if not repo.requeue_alert(session, alert_id, utcnow()):
-            raise Failure(f"no failed or pending alert with id {alert_id}")
+            raise NotFound(f"no failed or pending alert with id {alert_id}")
     deliver(ctx)
     with ctx.db() as session:
         alert = session.get(Alert, alert_id)
         if alert is not None and alert.status != "sent":
-            raise Failure(f"alert {alert_id} is {alert.status}: "
-                          f"{alert.last_error or 'not due yet'}")
+            raise Undelivered(f"alert {alert_id} is {alert.status}: "
+                              f"{alert.last_error or 'not due yet'}")
 
 
 @alerts.command("snooze")
@@ -126,11 +124,10 @@ def digest() -> None:
 def digest_send(ctx: Context, topic: str | None) -> None:
     """Send the pending digests now."""
     from alerts.digest import send_digests
-    from crawler.alerting import build_channels
 
     if topic is not None:
         known_topic(ctx, topic)
-    report = send_digests(ctx.db, build_channels(ctx.config), topic)
+    report = send_digests(ctx.db, build_channels(ctx.config.channels), topic)
     for line in report.lines or ["no digest pending"]:
         ctx.console.print(Text(line))
     fail_on_undelivered(report)

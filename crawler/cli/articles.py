@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
+from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import (
     COUNT,
     Context,
-    Failure,
     emit_json,
     known_topic,
     pass_ctx,
@@ -54,7 +54,7 @@ def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
     with ctx.db() as session:
         article = repo.get_article(session, article_id)
         if article is None:
-            raise Failure(f"no article with id {article_id}")
+            raise NotFound(f"no article with id {article_id}")
         if as_json:
             emit_json(views.article_detail_json(article))
         else:

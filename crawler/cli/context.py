@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
+from basis.errors import NotFound, Undelivered, UsageError
 from basis.secrets import Redactor
 from crawler.cli.views import Text
 from crawler.config import Config, load_config, parse_duration
@@ -24,10 +25,6 @@ from storage import db as database
 if TYPE_CHECKING:
     from alerts.dispatcher import DispatchReport
     from alerts.topics import TopicRule
-
-
-class Failure(click.ClickException):
-    """A failure the user can act on: printed as one line (by `main`), exit code 1."""
 
 
 @dataclass
@@ -45,7 +42,13 @@ class Context:
 
     @cached_property
     def db(self) -> sessionmaker[Session]:
-        return database.open_database(self.db_url or self.config.database)
+        if self.db_url is None:
+            return database.open_database(self.config.database)  # checked with the config
+        try:
+            database.check_url(self.db_url)
+        except ValueError as exc:
+            raise UsageError(f"--db: {exc}") from None
+        return database.open_database(self.db_url)
 
     @cached_property
     def console(self) -> Console:
@@ -86,12 +89,12 @@ def topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
     topic = next((t for t in ctx.config.topics if t.name == name), None)
     if draft is None and topic is None:
         known = ", ".join(t.name for t in ctx.config.topics) or "none"
-        raise Failure(f"no topic named {name!r} (known: {known}); or pass --query" if name
-                      else "name a topic or pass --query")
+        raise NotFound(f"no topic named {name!r} (known: {known}); or pass --query" if name
+                       else "name a topic or pass --query")
     try:
         query = parse_query(draft or topic.query, ctx.config.aliases)  # type: ignore[union-attr]
     except QuerySyntaxError as exc:
-        raise Failure(f"{exc}\n{exc.caret()}") from None
+        raise UsageError(f"{exc}\n{exc.caret()}") from None
     if topic is None:
         return TopicRule(name or "draft", query)
     return TopicRule(topic.name, query, frozenset(topic.languages), frozenset(topic.sources))
@@ -100,22 +103,24 @@ def topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
 def fail_on_undelivered(report: DispatchReport) -> None:
     """Exit non-zero when something could not be delivered, so cron and scripts notice."""
     if report.failed or report.retried:
-        raise Failure(f"{report.failed} failed, {report.retried} to be retried "
-                      "(mediawatch alerts list --status failed / --status pending)")
+        raise Undelivered(f"{report.failed} failed, {report.retried} to be retried "
+                          "(mediawatch alerts list --status failed / --status pending)")
 
 
 def known_topic(ctx: Context, topic: str) -> None:
     """A --topic that names no configured topic is a typo, not an empty result."""
     known = [t.name for t in ctx.config.topics]
     if topic not in known:
-        raise Failure(f"no topic named {topic!r} (known: {', '.join(known) or 'none'})")
+        raise NotFound(f"no topic named {topic!r} (known: {', '.join(known) or 'none'})")
 
 
 
 def deliver(ctx: Context, quiet: bool = False) -> DispatchReport:
-    from crawler.alerting import dispatcher
+    from alerts.channels import open_channels
+    from alerts.dispatcher import Dispatcher
 
-    delivered = dispatcher(ctx.config, ctx.db).deliver_due()
+    delivered = Dispatcher(ctx.db, open_channels(ctx.config.channels),
+                           ctx.config.alert_controls()).deliver_due()
     if not quiet:
         for line in delivered.lines:
             ctx.console.print(Text(line))
@@ -125,9 +130,9 @@ def deliver(ctx: Context, quiet: bool = False) -> DispatchReport:
 
 def fail_on_problems(report: CrawlReport) -> None:
     if report.unstored:
-        raise Failure(f"{report.unstored} items could not be stored; they will be fetched "
-                      "again on the next crawl (run with -v for details)")
+        raise Undelivered(f"{report.unstored} items could not be stored; they will be fetched "
+                          "again on the next crawl (run with -v for details)")
     if report.failed:
         names = ", ".join(r.name for r in report.failed)
-        raise Failure(f"{len(report.failed)} of {len(report.sources)} sources failed: {names}")
+        raise Undelivered(f"{len(report.failed)} of {len(report.sources)} sources failed: {names}")
 

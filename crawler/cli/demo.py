@@ -17,9 +17,10 @@ from rich.rule import Rule
 from rich.text import Text
 
 from alerts.backtest import backtest
+from alerts.channels import open_channels
+from alerts.dispatcher import Dispatcher
 from alerts.query import parse_query
 from alerts.topics import TopicRule
-from crawler.alerting import dispatcher
 from crawler.cli import views
 from crawler.cli.context import Context, fail_on_problems, pass_ctx
 from crawler.config import load_config
@@ -94,7 +95,8 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
             report = run_crawl(config, db, on_change=progress.update, verbose=verbose)
     console.print(views.crawl_summary(report))
     console.print(Rule("alerts, as the console channel delivers them"))
-    delivered = dispatcher(config, db).deliver_due()
+    dispatcher = Dispatcher(db, open_channels(config.channels), config.alert_controls())
+    delivered = dispatcher.deliver_due()
     console.print(f"{delivered.sent} alerts sent, {delivered.failed} failed")
     with db() as session:
         articles = list(repo.list_articles(session))

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import click
 
-from crawler.cli.context import Context, Failure, pass_ctx
+from crawler.cli.context import Context, pass_ctx
 
 
 @click.command()
@@ -18,7 +18,8 @@ from crawler.cli.context import Context, Failure, pass_ctx
 def run(ctx: Context, listen: str | None, log_json: bool) -> None:
     """The daemon: scheduled polls, alert dispatch, digests and source health, until
     SIGTERM or SIGINT (SIGHUP reloads the config)."""
-    from crawler.daemon.service import DaemonError, run_daemon
+    from crawler.daemon.service import run_daemon  # the daemon's own reactor: not imported
+    #                                                  by other commands
 
     ctx.config  # noqa: B018 — a config error stops here, before anything starts
     for handler in logging.getLogger().handlers:
@@ -27,10 +28,7 @@ def run(ctx: Context, listen: str | None, log_json: bool) -> None:
             handler.setFormatter(JsonLines())
     logging.getLogger().setLevel(logging.DEBUG if ctx.verbose else logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run
-    try:
-        run_daemon(ctx.config_path, ctx.db_url, listen, ctx.redactor)
-    except DaemonError as exc:
-        raise Failure(str(exc)) from None
+    run_daemon(ctx.config_path, ctx.db_url, listen, ctx.redactor)
 
 
 class JsonLines(logging.Formatter):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import click
 
+from basis.errors import RuntimeFailure
 from crawler.cli import views
-from crawler.cli.context import Context, Failure, emit_json, pass_ctx
+from crawler.cli.context import Context, emit_json, pass_ctx
 from storage import repository as repo
 
 
@@ -44,4 +45,4 @@ def sources_check(ctx: Context, name: str, as_json: bool) -> None:
     else:
         views.print_check(ctx.console, result)
     if result["status"] == "failed":
-        raise Failure(f"{name}: {result['message']}")
+        raise RuntimeFailure(f"{name}: {result['message']}")

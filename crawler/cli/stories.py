@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import click
 
+from basis.errors import NotFound
 from crawler.cli import views
-from crawler.cli.context import COUNT, Context, Failure, emit_json, pass_ctx, since_arg
+from crawler.cli.context import COUNT, Context, emit_json, pass_ctx, since_arg
 from storage import repository as repo
 
 
@@ -37,7 +38,7 @@ def stories_show(ctx: Context, story_id: int, as_json: bool) -> None:
     with ctx.db() as session:
         found = repo.get_story(session, story_id)
         if found is None:
-            raise Failure(f"no story with id {story_id} (see: mediawatch stories list)")
+            raise NotFound(f"no story with id {story_id} (see: mediawatch stories list)")
         row, articles = found
         if as_json:
             emit_json(views.story_json(row) | {

@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import (
     COUNT,
     Context,
-    Failure,
     emit_json,
     pass_ctx,
     since_arg,
@@ -66,7 +66,7 @@ def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
         if explain_id is not None:
             article = repo.get_article(session, explain_id)
             if article is None:
-                raise Failure(f"no article with id {explain_id}")
+                raise NotFound(f"no article with id {explain_id}")
             clauses = explain(rule.query, document(article, tags.get(article.source.name, ())))
             if as_json:
                 emit_json([vars(c) for c in clauses])

@@ -11,6 +11,7 @@ from rich.style import Style
 from rich.table import Table as RichTable
 from rich.text import Text as RichText
 
+from basis.dates import iso
 from basis.text import printable
 from crawler.engine.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
@@ -41,10 +42,6 @@ class Table(RichTable):
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
                 "failing": "red", "pending": "dim", "never polled": "dim", "deferred": "yellow"}
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat() if value else None
 
 
 def ago(value: datetime | None) -> str:

@@ -7,22 +7,15 @@
 """
 from crawler.config.loading import DEFAULT_PATH, ConfigError, load_config, parse_config
 from crawler.config.model import (
-    CHANNEL_TYPES,
-    AppriseChannel,
     Config,
-    ConsoleChannel,
     CrawlSettings,
     DedupeSettings,
-    EmailChannel,
-    JsonlChannel,
     QuietHours,
-    SlackChannel,
     Source,
     Topic,
 )
 from crawler.config.values import is_duration, parse_duration
 
-__all__ = ["CHANNEL_TYPES", "DEFAULT_PATH", "AppriseChannel", "Config", "ConfigError",
-           "ConsoleChannel", "CrawlSettings", "DedupeSettings", "EmailChannel", "JsonlChannel",
-           "QuietHours", "SlackChannel", "Source", "Topic", "is_duration", "load_config",
-           "parse_config", "parse_duration"]
+__all__ = ["DEFAULT_PATH", "Config", "ConfigError", "CrawlSettings", "DedupeSettings",
+           "QuietHours", "Source", "Topic", "is_duration", "load_config", "parse_config",
+           "parse_duration"]

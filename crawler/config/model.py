@@ -4,7 +4,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -16,16 +16,17 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
-    SecretStr,
 )
 
+from alerts.channels.settings import AnyChannelSettings
+from alerts.dispatcher import Controls
+from alerts.outbox import UPDATE_WINDOW, AlertPolicy
 from basis.errors import NotFound
-from basis.secrets import Redactor, url_secrets
+from basis.secrets import Redactor
 from crawler.config.values import (
     Cron,
     Css,
     Duration,
-    EmailAddress,
     Language,
     Names,
     Schedule,
@@ -35,7 +36,7 @@ from crawler.config.values import (
     unique,
     zone_name,
 )
-from crawler.endpoints import apprise_url, secret_url, smtp_url
+from crawler.stages import dedupe, stories
 
 # ---------------------------------------------------------------- the contract
 
@@ -56,9 +57,17 @@ class CrawlSettings(Model):
 
 
 class DedupeSettings(Model):
-    threshold: float = Field(0.4, gt=0, le=1)  # MinHash similarity of a near-copy
-    retention: Duration = timedelta(days=30)   # how far back copies are looked for
-    story_window: Duration = timedelta(days=3)  # how far back a story is looked for
+    threshold: float = Field(dedupe.THRESHOLD, gt=0, le=1)  # MinHash similarity of a copy
+    retention: Duration = dedupe.RETENTION  # how far back copies are looked for
+    story_window: Duration = stories.WINDOW  # how far back a story is looked for
+
+
+class DaemonSettings(Model):
+    """`mediawatch run` only."""
+
+    dispatch_every: Duration = timedelta(seconds=5)  # pending alerts are delivered this often
+    health_every: Duration = timedelta(minutes=15)  # every source's health is checked this
+    #                 often (silence is measured in hours; failures after each poll too)
 
 
 class Source(Model):
@@ -101,43 +110,9 @@ class Topic(Model):
     sources: Names = ()
     channels: Names = ()
     mode: Literal["instant", "digest"] = "instant"
-    update_window: Duration = timedelta(hours=24)
+    update_window: Duration = UPDATE_WINDOW
     min_sources: PositiveInt = 1
     quiet_hours: QuietHours | None = None
-
-
-class EmailChannel(Model):
-    type: Literal["email"]
-    url: Annotated[SecretStr, AfterValidator(secret_url("smtp", "smtps")),
-                   AfterValidator(smtp_url)]
-    sender: EmailAddress = Field(alias="from")
-    to: Annotated[tuple[EmailAddress, ...], Field(min_length=1)]
-
-
-class SlackChannel(Model):
-    type: Literal["slack"]
-    webhook: Annotated[SecretStr, AfterValidator(secret_url("http", "https"))]
-
-
-class AppriseChannel(Model):
-    type: Literal["apprise"]
-    url: Annotated[SecretStr, AfterValidator(apprise_url)]
-
-
-class JsonlChannel(Model):
-    type: Literal["jsonl"]
-    path: str
-
-
-class ConsoleChannel(Model):
-    type: Literal["console"]
-
-
-Channel = Annotated[
-    Union[EmailChannel, SlackChannel, AppriseChannel, JsonlChannel, ConsoleChannel],
-    Field(discriminator="type"),
-]
-CHANNEL_TYPES = ("email", "slack", "apprise", "jsonl", "console")
 
 
 class Digest(Model):
@@ -158,21 +133,31 @@ class Config(Model):
     aliases: Mapping[str, Annotated[tuple[str, ...], Field(min_length=1)]] = \
         Field(default_factory=dict)
     topics: tuple[Topic, ...] = ()
-    channels: Mapping[str, Channel] = Field(default_factory=dict)
+    channels: Mapping[str, AnyChannelSettings] = Field(default_factory=dict)
     operator_channels: Names = ()  # where source-health alerts go
     digest: Digest = Digest()
+    daemon: DaemonSettings = DaemonSettings()
     _from_env: frozenset[str] = PrivateAttr(frozenset())  # values `${VAR}` brought in
 
     @property
     def secrets(self) -> set[str]:
         """What never leaves the process: every value taken from the environment (a token
         in a source URL) and the secret parts of the channel URLs."""
-        found = set(self._from_env)
-        for channel in self.channels.values():
-            for field in ("url", "webhook"):
-                if isinstance(secret := getattr(channel, field, None), SecretStr):
-                    found |= url_secrets(secret.get_secret_value())
-        return found
+        return set(self._from_env).union(*(c.secrets() for c in self.channels.values()))
+
+    def channel_warnings(self) -> list[str]:
+        """Legal but worth a second look: an unusual Slack host, a password sent in clear."""
+        return [f"channels.{name}.{warning}" for name, channel in self.channels.items()
+                for warning in channel.warnings()]
+
+    def alert_policies(self) -> dict[str, AlertPolicy]:
+        """How each topic alerts: its channels, mode and update window."""
+        return {t.name: AlertPolicy(t.channels, t.mode, t.update_window) for t in self.topics}
+
+    def alert_controls(self) -> dict[str, Controls]:
+        """What may hold each topic's alerts back: `min_sources`, quiet hours."""
+        return {t.name: Controls(t.min_sources, t.quiet_hours.until if t.quiet_hours
+                                 else Controls().quiet_until) for t in self.topics}
 
     def redactor(self) -> Redactor:
         """Masks `secrets` in text, JSON documents and log records."""

@@ -13,8 +13,9 @@ from pydantic import (
     BaseModel,
 )
 
+from alerts.channels.settings import CHANNEL_TYPES
 from alerts.query import QuerySyntaxError, parse_query
-from crawler.config.model import CHANNEL_TYPES, Config
+from crawler.config.model import Config
 from crawler.config.values import SLUG
 
 

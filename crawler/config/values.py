@@ -16,7 +16,6 @@ from pydantic import (
 
 from basis.languages import language_code
 from basis.urls import check_url
-from crawler.endpoints import email_address
 
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -86,7 +85,6 @@ Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 Names = Annotated[tuple[str, ...], AfterValidator(unique)]
 Css = Annotated[str, BeforeValidator(_css)]
 Language = Annotated[str, AfterValidator(language_code)]
-EmailAddress = Annotated[str, AfterValidator(email_address)]
 
 
 

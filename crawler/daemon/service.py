@@ -17,25 +17,46 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from scrapy import signals
+from scrapy.crawler import CrawlerRunner
+from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
 
+from alerts.channels import open_channels
+from alerts.digest import send_digests
+from alerts.dispatcher import Dispatcher
 from basis.clock import utcnow
+from basis.errors import RuntimeFailure
 from basis.secrets import Redactor
 from crawler.config import Config, ConfigError, load_config
+from crawler.daemon.metrics import Metrics
+from crawler.daemon.schedule import first_run, interval_of, may_poll, trigger_for
+from crawler.daemon.site import listen, site
+from crawler.daemon.watchdog import check_sources
+from crawler.engine import reactor
+from crawler.engine.fetchguard import install_resolver
+from crawler.engine.ingest import Ingest, Rules
+from crawler.engine.report import CrawlReport, SourceReport
+from crawler.engine.runner import seen_in, source_specs, spec_for, sync_config
+from crawler.engine.settings import scrapy_settings
+from crawler.engine.shared import ITEMS, REPORT
+from spiders.items import SourceSpec
+from spiders.source import SourceSpider
 from storage import repository as repo
-from storage.db import engine_of
+from storage.db import engine_of, open_database
 
 log = logging.getLogger("mediawatch.daemon")
-REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"  # Scrapy's default
-DISPATCH_EVERY = timedelta(seconds=5)
-HEALTH_EVERY = timedelta(minutes=15)  # silence is measured in hours; failures per poll
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
 
 
-class DaemonError(Exception):
+class DaemonError(RuntimeFailure):
     """The daemon cannot start (the message says why and what to do)."""
 
 
@@ -69,11 +90,7 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
                redactor: Redactor | None = None) -> int:
     """Run until SIGTERM/SIGINT; `redactor` (the log filter) learns the secrets of each
     config loaded. → the exit code"""
-    from scrapy.utils.reactor import install_reactor
-
-    install_reactor(REACTOR)
-    from storage.db import open_database
-
+    reactor.install()  # before APScheduler's Twisted scheduler imports one
     config = _load(config_path, db_url)
     db = open_database(config.database)
     with database_lock(config.database):
@@ -88,53 +105,44 @@ def _load(config_path: Path, db_url: str | None) -> Config:
 class Daemon:
     def __init__(self, config_path: Path, db_url: str | None, config: Config,
                  db: sessionmaker[Session], listen: str | None, redactor: Redactor) -> None:
-        from apscheduler.schedulers.twisted import TwistedScheduler
-        from twisted.internet import reactor
+        from apscheduler.schedulers.twisted import TwistedScheduler  # imports the reactor
 
-        from crawler.alerting import open_channels
-        from crawler.daemon.metrics import Metrics
-        from crawler.engine.report import CrawlReport
-
-        self.reactor: Any = reactor
+        self.reactor: Any = reactor.install()
         self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
-        self.channels = open_channels(config)  # built once per config: a bad one logs once
+        self.channels = open_channels(config.channels)  # once per config: a bad one logs once
         self.listen = listen
         self.redactor = redactor  # masks the secrets of every config loaded, old and new
         redactor.add(config.secrets)
         self.report = CrawlReport.for_sources([s.name for s in config.sources])
         self.report.rolling, self.report.on_poll = True, self.poll_finished
+        self.ingest = Ingest(db, self.report, Rules.of(config))
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
         self.metrics = Metrics(db, in_flight=self.in_flight)
-        self.scheduler = TwistedScheduler(reactor=reactor, timezone=timezone.utc, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self.scheduler = TwistedScheduler(
+            reactor=self.reactor, timezone=timezone.utc,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self.stopping = False
 
     # ------------------------------------------------------------ lifecycle
 
     def run(self) -> int:
-        from scrapy import signals
-        from scrapy.crawler import CrawlerRunner
-
-        from crawler.engine.runner import _seen_in, source_specs, sync_config
-        from crawler.engine.settings import scrapy_settings
-        from spiders.source import SourceSpider
-
         # first of all: a signal during start-up is handled once the reactor runs
         signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.stop))
         signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.stop))
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         sync_config(self.config, self.db)
-        runner = CrawlerRunner(scrapy_settings(self.config.crawl) | {
+        settings = scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
-            "LOG_LEVEL": "WARNING"})
+            "LOG_LEVEL": "WARNING", ITEMS: self.ingest, REPORT: self.report}
+        install_resolver(settings, self.reactor)
+        runner = CrawlerRunner(settings)
         self.crawler: Any = runner.create_crawler(SourceSpider)
-        self.crawler.ingest = self.ingest(self.config)
         self.crawler.signals.connect(self.crawler_ready, signal=signals.spider_opened)
         finished = runner.crawl(self.crawler, sources=source_specs(
-            self.config.sources, self.db, self.config.crawl.backfill), seen=_seen_in(self.db),
+            self.config.sources, self.db, self.config.crawl.backfill), seen=seen_in(self.db),
             daemon=True, redact=self.redactor)
         finished.addBoth(self.crawler_ended)
         self.reactor.suggestThreadPoolSize(max(10, len(self.config.sources) // 10))
@@ -149,35 +157,12 @@ class Daemon:
         return 0
 
     def serve(self) -> None:
-        from crawler.daemon.site import listen, site
-
         listen(self.reactor, site(self.db, self.config, self.metrics,
                                   lambda: self.scheduler.running), self.listen)
         log.info("health and metrics on http://%s/healthz", self.listen)
 
-    def ingest(self, config: Config) -> Any:
-        from alerts.topics import TopicSet
-        from crawler.alerting import alert_policies
-        from crawler.engine.pipeline import Ingest
-        from crawler.stages.placement import RecentArticles
-
-        for source in config.sources:
-            self.report.sources.setdefault(source.name, self._fresh_tally(source.name))
-        return Ingest(self.db, self.report, {s.name: s.language for s in config.sources},
-                      {s.name: s.tags for s in config.sources},
-                      TopicSet.compile(config.topics, config.aliases), alert_policies(config),
-                      config.crawl.backfill, RecentArticles(config.dedupe))
-
-    @staticmethod
-    def _fresh_tally(name: str) -> Any:
-        from crawler.engine.report import SourceReport
-
-        return SourceReport(name)
-
     def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling; let polls and sends in flight finish (up to `grace` seconds)."""
-        from scrapy.utils.defer import deferred_from_coro
-
         if self.stopping:
             return
         self.stopping = True
@@ -189,11 +174,12 @@ class Daemon:
         def wait() -> None:
             if self.polling and time.monotonic() < deadline:
                 self.reactor.callLater(0.2, wait)
-            else:
+            else:  # downloads still hanging (a poll given up) are cut at the deadline too
                 for poll in list(self.polling.values()):
                     poll.cancel()
-                deferred_from_coro(self.crawler.stop_async()).addBoth(
-                    lambda _: self.reactor.stop())
+                stopped = deferred_from_coro(self.crawler.stop_async())
+                stopped.addTimeout(max(deadline - time.monotonic(), 1.0), self.reactor)
+                stopped.addBoth(lambda _: self.reactor.stop())
 
         wait()
 
@@ -216,15 +202,14 @@ class Daemon:
         except ConfigError as exc:
             log.error("config reload refused, the running config stays: %s", exc)
             return
-        from crawler.alerting import open_channels
-        from crawler.engine.runner import source_specs, sync_config
-
         self.redactor.add(config.secrets)
         sync_config(config, self.db)
-        self.crawler.ingest = self.ingest(config)
+        for source in config.sources:
+            self.report.tally(source.name)  # its requests are counted from the first
+        self.ingest.rules = Rules.of(config)
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
-        self.config, self.channels = config, open_channels(config)
+        self.config, self.channels = config, open_channels(config.channels)
         self.scheduler.remove_all_jobs()
         self.schedule(config)
         log.info("config reloaded: %d sources, %d topics", len(config.sources),
@@ -233,11 +218,6 @@ class Daemon:
     # ------------------------------------------------------------ jobs
 
     def schedule(self, config: Config) -> None:
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        from crawler.daemon.schedule import first_run, trigger_for
-
         now = utcnow()
         with self.db() as session:
             last = {s.name: s.last_polled_at for s in repo.list_sources(session)}
@@ -247,20 +227,17 @@ class Daemon:
                                    next_run_time=first_run(source.every, last.get(source.name),
                                                            now))
         self.scheduler.add_job(self.dispatch_job, IntervalTrigger(
-            seconds=DISPATCH_EVERY.total_seconds()), id="dispatch", next_run_time=now)
+            seconds=config.daemon.dispatch_every.total_seconds()), id="dispatch", next_run_time=now)
         self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
             config.digest.cron, timezone="UTC"), id="digest")
         self.scheduler.add_job(self.health_job, IntervalTrigger(
-            seconds=HEALTH_EVERY.total_seconds()), id="health")
+            seconds=config.daemon.health_every.total_seconds()), id="health")
         self.scheduler.add_job(self.retention_job, CronTrigger(hour=3, timezone="UTC"),
                                id="retention")
 
     def poll_job(self, name: str) -> None:
         """(A pool thread.) Poll a source now unless its backoff or Retry-After holds. The
         thread does not wait for the poll: the reactor tracks it (see `start_poll`)."""
-        from crawler.daemon.schedule import interval_of, may_poll
-        from crawler.engine.runner import spec_for
-
         source = next((s for s in self.config.sources if s.name == name), None)
         if source is None or self.stopping:
             return
@@ -272,11 +249,9 @@ class Daemon:
             spec = spec_for(source, state, self.config.crawl.backfill)
         self.reactor.callFromThread(self.start_poll, spec)
 
-    def start_poll(self, spec: Any) -> None:
+    def start_poll(self, spec: SourceSpec) -> None:
         """(The reactor.) Inject one poll into the running crawler; it is given up at
         `crawl.poll_deadline`."""
-        from twisted.internet.defer import Deferred
-
         if spec.name in self.polling or self.stopping:
             return  # never two polls of one source at once
         done: Deferred[Any] = Deferred()
@@ -300,11 +275,9 @@ class Daemon:
             repo.record_failure(session, name, "poll given up at crawl.poll_deadline "
                                                f"({self.config.crawl.poll_deadline})")
 
-    def poll_finished(self, tally: Any) -> None:
+    def poll_finished(self, tally: SourceReport) -> None:
         """(The reactor, from the pipeline.) A poll ended: metrics, a log line, and the
         source's health checked (in a pool thread)."""
-        from twisted.internet.threads import deferToThread
-
         seconds = (utcnow() - tally.started_at).total_seconds()
         self.metrics.observe_poll(tally, seconds)
         if tally.status == "failed" or tally.name in self.unwell:
@@ -319,18 +292,13 @@ class Daemon:
         return {name: 1 for name in self.polling}
 
     def dispatch_job(self) -> None:
-        from crawler.alerting import dispatcher
-
-        self._log_lines(dispatcher(self.config, self.db, self.channels).deliver_due().lines)
+        dispatcher = Dispatcher(self.db, self.channels, self.config.alert_controls())
+        self._log_lines(dispatcher.deliver_due().lines)
 
     def digest_job(self) -> None:
-        from alerts.digest import send_digests
-
         self._log_lines(send_digests(self.db, self.channels).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
-        from crawler.daemon.watchdog import check_sources
-
         for name, was, now in check_sources(self.config, self.db, self.channels, utcnow(),
                                             names):
             log.warning("source %s: %s → %s (operator alerted)", name, was, now)

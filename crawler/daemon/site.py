@@ -21,9 +21,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from basis.clock import utcnow
+from basis.dates import iso
 from basis.urls import safe_url
 from basis.xml import xml_text
-from crawler.cli.views import iso
 from crawler.config import Config, Topic
 from crawler.daemon.metrics import CONTENT_TYPE, Metrics
 from storage.models import Article, Sighting, TopicMatch

@@ -9,7 +9,9 @@ checked is the address connected to (no window for DNS rebinding); a host name f
 through a proxy (`http_proxy`, `https_proxy`) is resolved by the proxy, so
 `ProxiedHostMiddleware` resolves it too and refuses it unless every address is public. The
 proxy itself, chosen by whoever runs the crawler, may be on a private address (its host name
-is the one the resolver lets through). All three see every redirect hop, since each hop is a
+is the one the resolver lets through). Scrapy installs the resolver only when a
+CrawlerProcess starts; our crawls run on CrawlerRunner, so `install_resolver` does it for
+each crawl (and for the daemon). All three see every redirect hop, since each hop is a
 new request through the same downloader; `crawler.engine.settings` also removes the download
 handlers of every other scheme.
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies
@@ -32,16 +36,20 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.resolver import CachingHostnameResolver
+from scrapy.settings import Settings
 from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.misc import build_from_crawler, load_object
 from twisted.internet.interfaces import IResolutionReceiver
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
+from basis.errors import FetchError
 from basis.urls import WEB_SCHEMES
+from crawler.engine.settings import RESOLVER_SETTING
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
-class RefusedDestination(IgnoreRequest):
+class RefusedDestination(FetchError, IgnoreRequest):
     """A URL the crawler will not fetch."""
 
 
@@ -188,3 +196,20 @@ class PublicOnlyResolver(CachingHostnameResolver):
         if hostName not in self.proxies:
             resolutionReceiver = _PublicOnly(resolutionReceiver)
         return super().resolveHostName(resolutionReceiver, hostName, *args, **kwargs)
+
+
+_system_resolver: Any = None  # the reactor's own, which every resolver we install wraps
+
+
+def install_resolver(settings: Mapping[str, Any], reactor: Any) -> None:
+    """(The reactor thread, before a crawl.) Install the resolver the crawl's settings name
+    (`PublicOnlyResolver` unless crawl.allow_private) over the reactor's own resolver, not
+    over one a previous crawl in this process installed."""
+    global _system_resolver
+    if _system_resolver is None:
+        _system_resolver = reactor.nameResolver
+    reactor.installNameResolver(_system_resolver)
+    resolver_class = load_object(settings[RESOLVER_SETTING])
+    resolver = build_from_crawler(resolver_class, SimpleNamespace(settings=Settings(settings)),
+                                  reactor=reactor)
+    resolver.install_on_reactor()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from basis.clock import utcnow
+from crawler.engine.shared import Shared
 
 
 @dataclass
@@ -28,8 +29,8 @@ class SourceReport:
     message: str | None = None
 
 
-@dataclass
-class CrawlReport:
+@dataclass(eq=False)
+class CrawlReport(Shared):
     sources: dict[str, SourceReport]
     scheduled: int = 0
     finished: int = 0
@@ -41,6 +42,13 @@ class CrawlReport:
     @classmethod
     def for_sources(cls, names: list[str]) -> CrawlReport:
         return cls({name: SourceReport(name) for name in names})
+
+    def tally(self, source: str) -> SourceReport:
+        """The figures of a source's current poll (a source added by a reload starts one)."""
+        found = self.sources.get(source)
+        if found is None:
+            found = self.sources[source] = SourceReport(source)
+        return found
 
     def changed(self) -> None:
         self.on_change(self)

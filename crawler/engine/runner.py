@@ -1,4 +1,5 @@
-"""One-off crawls: config + database → one Scrapy crawl of the chosen sources → report."""
+"""One-off crawls: config + database → one Scrapy crawl of the chosen sources, on the
+process's reactor (crawler.engine.reactor) → its report."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -6,14 +7,23 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from scrapy.crawler import CrawlerRunner
 from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred
 
 from basis.clock import utcnow
 from basis.urls import canonical_url
 from crawler.config import Config, Source
+from crawler.engine import reactor
+from crawler.engine.fetchguard import install_resolver
+from crawler.engine.ingest import Ingest, Rules
+from crawler.engine.reactor import run_on_reactor
 from crawler.engine.report import CrawlReport
+from crawler.engine.settings import scrapy_settings
+from crawler.engine.shared import ITEMS, REPORT, Shared
 from spiders.items import SourceSpec
+from spiders.source import SourceSpider
 from storage import repository as repo
 from storage.models import Source as SourceRow
 
@@ -43,32 +53,15 @@ def spec_for(source: Source, state: SourceRow | Row[Any], backfill: timedelta) -
 def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = (),
               on_change: Callable[[CrawlReport], None] | None = None,
               verbose: bool = False) -> CrawlReport:
-    """Crawl the named sources (all when none) once, in this process."""
-    from scrapy.crawler import CrawlerProcess  # Scrapy and extraction load only to crawl
-
-    from alerts.topics import TopicSet
-    from crawler.alerting import alert_policies
-    from crawler.engine.pipeline import Ingest
-    from crawler.engine.settings import scrapy_settings
-    from crawler.stages.placement import RecentArticles
-    from spiders.source import SourceSpider
-
+    """Crawl the named sources (all when none) once, and wait for it to end."""
     sources = config.select_sources(names)
     sync_config(config, db)
     report = CrawlReport.for_sources([s.name for s in sources])
     if on_change:
         report.on_change = on_change
-
-    process = CrawlerProcess(scrapy_settings(config.crawl, verbose))
-    crawler = process.create_crawler(SourceSpider)
-    crawler.ingest = Ingest(db, report, {s.name: s.language for s in sources},
-                            {s.name: s.tags for s in config.sources},
-                            TopicSet.compile(config.topics, config.aliases),
-                            alert_policies(config), config.crawl.backfill,
-                            RecentArticles(config.dedupe))
-    process.crawl(crawler, sources=source_specs(sources, db, config.crawl.backfill),
-                  seen=_seen_in(db), redact=config.redactor())
-    process.start()
+    ingest = Ingest(db, report, Rules.of(config))
+    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: ingest, REPORT: report},
+           source_specs(sources, db, config.crawl.backfill), db, config)
     return report
 
 
@@ -76,40 +69,35 @@ def check_source(config: Config, db: sessionmaker[Session], name: str,
                  verbose: bool = False) -> list[Any]:
     """Poll one source now, unconditionally, without following its links or storing
     anything. → the items the spider yielded (what a crawl would work on)"""
-    from scrapy.crawler import CrawlerProcess
-
-    from crawler.engine.settings import scrapy_settings
-    from spiders.source import SourceSpider
-
     sources = config.select_sources([name])
     sync_config(config, db)
     spec = replace(source_specs(sources, db, config.crawl.backfill)[0], etag=None,
                    last_modified=None, follow=False, not_before=None)
-    process = CrawlerProcess(scrapy_settings(config.crawl, verbose)
-                             | {"ITEM_PIPELINES": {"crawler.engine.runner.Collect": 100}})
-    crawler = process.create_crawler(SourceSpider)
-    crawler.collected = []
-    process.crawl(crawler, sources=[spec], seen=_seen_in(db), redact=config.redactor())
-    process.start()
-    return crawler.collected
+    collected = Collected()
+    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: collected}, [spec], db, config)
+    return collected
 
 
-class Collect:
-    """An item pipeline that keeps what the spider yields (for `sources check`)."""
+def _crawl(settings: dict[str, Any], specs: list[SourceSpec], db: sessionmaker[Session],
+           config: Config) -> None:
+    """One crawl of `specs` on the process's reactor."""
 
-    def __init__(self, items: list[Any]) -> None:
-        self.items = items
+    def crawl() -> Deferred[None]:
+        install_resolver(settings, reactor.install())
+        return CrawlerRunner(settings).crawl(SourceSpider, sources=specs, seen=seen_in(db),
+                                             redact=config.redactor())
 
-    @classmethod
-    def from_crawler(cls, crawler: Any) -> Collect:
-        return cls(crawler.collected)
-
-    def process_item(self, item: Any, spider: Any = None) -> Any:
-        self.items.append(item)
-        return item
+    run_on_reactor(crawl)
 
 
-def _seen_in(db: sessionmaker[Session]) -> Callable[[str], bool]:
+class Collected(Shared, list[Any]):
+    """Where `sources check` keeps the items the spider yields."""
+
+    def __call__(self, item: Any) -> None:
+        self.append(item)
+
+
+def seen_in(db: sessionmaker[Session]) -> Callable[[str], bool]:
     """The persistent seen-filter: whether a URL is stored (or was seen) already."""
 
     def seen(url: str) -> bool:

@@ -12,7 +12,7 @@ from scrapy.settings import default_settings
 from crawler.config import CrawlSettings
 
 ITEM_PIPELINES = {
-    "crawler.engine.pipeline.StoragePipeline": 300,  # extract → normalize → store
+    "crawler.engine.pipeline.ItemPipeline": 300,  # to the ingest step (or a collector)
 }
 
 DOWNLOADER_MIDDLEWARES = {
@@ -23,6 +23,7 @@ DOWNLOADER_MIDDLEWARES = {
 EXTENSIONS = {
     "scrapy.extensions.throttle.AutoThrottle": None,
     "crawler.engine.extensions.ConditionalAutoThrottle": 0,  # a 304 counts as an answer
+    "crawler.engine.extensions.RequestCounter": 0,  # requests per source, into the report
 }
 
 # http and https only, also below the guard: no handler for file:, data:, ftp:, s3:

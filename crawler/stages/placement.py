@@ -4,12 +4,12 @@ a restart, or another crawler process on the same database, loses nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rensa import RMinHash
 from sqlalchemy.orm import Session
 
-from crawler.config import DedupeSettings
+from crawler.stages import dedupe, stories
 from crawler.stages.dedupe import NearDuplicateIndex, dump_sketch, load_sketch, sketch
 from crawler.stages.stories import StoryIndex, facts
 from storage import repository as repo
@@ -26,9 +26,11 @@ class Assessment:
 
 
 class RecentArticles:
-    def __init__(self, settings: DedupeSettings) -> None:
-        self.copies = NearDuplicateIndex(settings.threshold, settings.retention)
-        self.stories = StoryIndex(settings.story_window)
+    def __init__(self, threshold: float = dedupe.THRESHOLD,
+                 retention: timedelta = dedupe.RETENTION,
+                 story_window: timedelta = stories.WINDOW) -> None:
+        self.copies = NearDuplicateIndex(threshold, retention)
+        self.stories = StoryIndex(story_window)
         self._sketches_seen = self._reports_seen = 0  # highest article id loaded
 
     def sync(self, session: Session, now: datetime) -> None:

@@ -1,0 +1,257 @@
+"""The ingest step: each item a spider yields, handled — the pure stages run (extract,
+normalize, place), the result stored with its topic matches and alerts in one transaction,
+the source's state and the crawl report kept. No Scrapy here: the item pipeline is a thin
+adapter over it, and tests may drive it with items directly."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.match import Document
+from alerts.outbox import AlertPolicy, queue_alerts
+from alerts.topics import TopicSet
+from basis.clock import utcnow
+from basis.languages import language_of
+from basis.text import clip
+from basis.urls import canonical_url
+from crawler.config import Config
+from crawler.engine.report import CrawlReport, SourceReport
+from crawler.engine.shared import Shared
+from crawler.stages.dedupe import material_change
+from crawler.stages.extract import decode_html, extract_article
+from crawler.stages.normalize import preferred_url, text_fingerprint
+from crawler.stages.placement import Assessment, RecentArticles
+from spiders.items import (
+    ArticleSeen,
+    FeedEntry,
+    KnownLink,
+    MoreEntries,
+    PageFailed,
+    PageSnapshot,
+    PollDone,
+    SourceDeferred,
+    SourceFailed,
+    SourcePolled,
+)
+from storage import repository as repo
+from storage.db import engine_of
+from storage.models import Article
+
+log = logging.getLogger(__name__)
+FUTURE_TOLERANCE = timedelta(days=1)
+SUMMARY_CHARS = 280
+
+
+def to_new_article(item: ArticleSeen, language_hint: str | None,
+                   now: datetime) -> repo.NewArticle:
+    """Feed entry + page → the article to store (pure)."""
+    entry, page = item.entry, item.page
+    title, text, published, canonical = entry.title, entry.content or entry.summary, \
+        entry.published, canonical_url(entry.url)
+    language = entry.language
+    if page is not None:
+        extracted = extract_article(decode_html(page.body, page.content_type), page.url)
+        canonical = preferred_url(page.url, extracted.canonical)
+        title = extracted.title or title
+        text = extracted.text or text
+        published = published or extracted.published_at
+        language = extracted.language or language
+    published_at, estimated = settle_date(published, now)
+    return repo.NewArticle(
+        url=entry.url, canonical_url=canonical, seen_url=canonical_url(entry.url),
+        title=title, text=text,
+        summary=entry.summary or clip(" ".join(text.split()), SUMMARY_CHARS),
+        language=language_hint or language or language_of(text or title),
+        published_at=published_at, date_is_estimated=estimated,
+        text_hash=text_fingerprint(text))
+
+
+def settle_date(published: datetime | None, now: datetime) -> tuple[datetime, bool]:
+    """A missing date becomes first-seen time, a future one is clamped: both flagged."""
+    if published is None or published > now + FUTURE_TOLERANCE:
+        return now, True
+    return published, False
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the config says about storing and alerting."""
+
+    language_hints: dict[str, str | None]
+    source_tags: dict[str, tuple[str, ...]]
+    topics: TopicSet
+    policies: dict[str, AlertPolicy]
+    backfill: timedelta
+    recent: RecentArticles
+
+    @classmethod
+    def of(cls, config: Config) -> Rules:
+        dedupe = config.dedupe
+        return cls({s.name: s.language for s in config.sources},
+                   {s.name: s.tags for s in config.sources},
+                   TopicSet.compile(config.topics, config.aliases), config.alert_policies(),
+                   config.crawl.backfill,
+                   RecentArticles(dedupe.threshold, dedupe.retention, dedupe.story_window))
+
+
+class Ingest(Shared):
+    """Where a crawl's items go: articles, sightings and source state stored, topics matched
+    and alerts queued, the crawl report tallied. Scrapy reaches it through a thin item
+    pipeline; tests may call it directly with items."""
+
+    def __init__(self, db: sessionmaker[Session], report: CrawlReport, rules: Rules) -> None:
+        self.db, self.report = db, report
+        self.rules = rules  # the daemon puts in new ones when the config is reloaded
+        self.handlers: dict[type, Callable[[Any, SourceReport], None]] = {
+            SourcePolled: self.polled, SourceFailed: self.failed, SourceDeferred: self.deferred,
+            MoreEntries: self.more, ArticleSeen: self.article, PageSnapshot: self.snapshot,
+            KnownLink: self.known, PageFailed: self.page_failed, PollDone: self.poll_done}
+        self.answers: dict[str, SourcePolled] = {}  # per source, until its poll ends
+
+    def __call__(self, item: Any) -> None:
+        """Store one item. A failure here is never silent: it is logged, counted on its
+        source and fails the crawl, and the item is tried again on the next poll."""
+        tally = self.report.tally(item.source)
+        try:
+            self.handlers[type(item)](item, tally)
+        except Exception as exc:  # noqa: BLE001 — any storage or extraction bug lands here
+            log.debug("could not store %r", item, exc_info=True)
+            log.error("%s: could not store an item: %s: %s", item.source,
+                      type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            tally.errors += 1
+            self.report.unstored += 1
+        self.report.changed()
+
+    def polled(self, item: SourcePolled, tally: SourceReport) -> None:
+        self.answers[item.source] = item  # written with the poll's end (see `poll_done`)
+        tally.http_status, tally.items = item.http_status, item.entries
+        tally.status = "unchanged" if item.http_status == 304 else \
+            "warning" if item.warning else "ok"
+        tally.message = item.warning
+        self.skipped(tally, item.skipped, "beyond the per-poll cap or older than the backfill")
+
+    def more(self, item: MoreEntries, tally: SourceReport) -> None:
+        tally.items += item.entries
+        self.skipped(tally, item.skipped, "beyond the per-poll cap or older than the backfill")
+
+    def skipped(self, tally: SourceReport, count: int, why: str) -> None:
+        if count:
+            tally.skipped += count
+            tally.message = f"{tally.message + '; ' if tally.message else ''}{count} skipped: {why}"
+
+    def failed(self, item: SourceFailed, tally: SourceReport) -> None:
+        with self.db.begin() as session:
+            repo.record_failure(session, item.source, item.message, item.retry_after)
+        tally.status, tally.http_status = "failed", item.http_status
+        tally.error_class, tally.message = item.error_class, item.message
+        if item.retry_after:
+            tally.message += f" (the server asked to wait until {item.retry_after:%H:%M} UTC)"
+        tally.errors += 1
+
+    def deferred(self, item: SourceDeferred, tally: SourceReport) -> None:
+        tally.status = "deferred"
+        tally.message = f"not polled: the server asked to wait until {item.until:%H:%M} UTC " \
+            f"on {item.until:%Y-%m-%d} (Retry-After)"
+
+    def article(self, item: ArticleSeen, tally: SourceReport) -> None:
+        """Store a new article; a copy of a stored one only adds a sighting."""
+        now = utcnow()
+        new = to_new_article(item, self.rules.language_hints.get(item.source), now)
+        self.store(new, item.source, tally, now, item.also_seen)
+        if item.page_error:
+            tally.errors += 1
+            tally.message = f"{item.entry.url}: {item.page_error}"
+
+    def snapshot(self, item: PageSnapshot, tally: SourceReport) -> None:
+        """A watched page: stored the first time, then again (a new version in the same
+        story) only when its text changed materially."""
+        now = utcnow()
+        new = to_new_article(ArticleSeen(item.source, FeedEntry(item.page.url), item.page),
+                             self.rules.language_hints.get(item.source), now)
+        with self.db() as session:
+            versions = repo.page_versions(session, new.canonical_url)
+        if not versions:
+            self.store(new, item.source, tally, now)
+        elif material_change(versions[-1].text, new.text):
+            self.store(replace(new, canonical_url=repo.version_url(new.canonical_url,
+                                                                   len(versions) + 1)),
+                       item.source, tally, now, story_id=versions[-1].story_id)
+        else:
+            tally.known += 1
+
+    def store(self, new: repo.NewArticle, source: str, tally: SourceReport, now: datetime,
+              also_seen: Iterable[tuple[str, str]] = (), story_id: int | None = None) -> None:
+        """Store an article with its topic matches and alerts in one transaction: a
+        near-copy as a duplicate of its original (never matched), a new version of a
+        watched page in that page's story, anything else where dedupe places it."""
+        assessed: list[Assessment] = []
+        with self.db.begin() as session:
+
+            def place() -> repo.Placement:
+                assessment = self.rules.recent.assess(session, new.title, new.text, source,
+                                                       now, story_id)
+                assessed.append(assessment)
+                return assessment.placement
+
+            article, created = repo.add_article(session, new, source, place)
+            if created and article.duplicate_of is None:
+                self.match(session, article, new, source, tally)
+            for other, url in also_seen:
+                repo.sighting_of_url(session, canonical_url(url), other)
+                self.report.tally(other).known += 1
+        if assessed and created:
+            self.rules.recent.remember(article, source, assessed[0])
+        if not created:
+            tally.known += 1
+        elif article.duplicate_of is not None:
+            tally.duplicates += 1
+        else:
+            tally.new += 1
+
+    def match(self, session: Session, article: Article, new: repo.NewArticle, source: str,
+              tally: SourceReport) -> None:
+        """Match an original against the topics and queue its alerts."""
+        matches = self.rules.topics.match(Document(
+            new.title, new.text, new.canonical_url, source,
+            self.rules.source_tags.get(source, ()), new.language))
+        repo.add_matches(session, article, {m.topic: m.as_json() for m in matches})
+        tally.matches += len(matches)
+        tally.alerts += queue_alerts(session, article, [m.topic for m in matches],
+                                     self.rules.policies, utcnow(), self.rules.backfill)
+
+    def page_failed(self, item: PageFailed, tally: SourceReport) -> None:
+        if item.skipped:
+            self.skipped(tally, 1, item.message)
+            return
+        tally.errors += 1
+        tally.message = f"{item.url}: {item.message} (retried next poll)"
+
+    def known(self, item: KnownLink, tally: SourceReport) -> None:
+        with self.db.begin() as session:
+            repo.sighting_of_url(session, canonical_url(item.url), item.source)
+        tally.known += 1
+
+
+    def poll_done(self, item: PollDone, tally: SourceReport) -> None:
+        """One poll of a source ended: the source's state and the crawl-run row, in one
+        transaction (a rolling report starts the source's next poll afresh). New
+        validators are kept only when the poll stored everything it offered; otherwise
+        they are cleared, so that the next poll reads the source again and retries what
+        failed instead of being answered 304."""
+        answer = self.answers.pop(item.source, None)
+        with engine_of(self.db).begin() as session:
+            if answer is not None and tally.status != "failed":
+                validators = None if answer.http_status == 304 else \
+                    (None, None) if tally.errors else (answer.etag, answer.last_modified)
+                repo.record_poll(session, item.source, answer.warning, validators)
+            repo.record_run(session, tally.name, item.started_at, tally.status,
+                            tally.http_status, repo.RunTally(
+                                tally.requests, tally.items, tally.new, tally.known,
+                                tally.errors), tally.error_class, tally.message)
+        tally.started_at = item.started_at
+        self.report.poll_done(tally)
