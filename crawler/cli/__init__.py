@@ -2,8 +2,12 @@
 scripts, exit 0 on success and one readable line on failure (`-v` for details).
 
     context.py   what every command shares; views.py how things look (tables, JSON)
-    crawl.py articles.py stories.py sources.py topics.py alerting.py admin.py run.py demo.py
+    crawl.py articles.py stories.py sources.py topics.py alerting.py admin.py run.py
                  one module per command group
+    demo.py      what `mediawatch demo` does
+
+A command that crawls imports the crawl machinery (Scrapy, the reactor: half a second) when
+it runs, and `run` the daemon, so that every other command starts without them.
 """
 from __future__ import annotations
 
@@ -22,8 +26,7 @@ from crawler.cli.admin import config_group, db_group
 from crawler.cli.alerting import alerts, digest
 from crawler.cli.articles import articles
 from crawler.cli.context import Context
-from crawler.cli.crawl import crawl
-from crawler.cli.demo import demo
+from crawler.cli.crawl import crawl, demo
 from crawler.cli.run import run
 from crawler.cli.sources import sources
 from crawler.cli.stories import stories

@@ -6,6 +6,7 @@ from datetime import timedelta
 import click
 
 from alerts.channels import AlertItem, AlertMessage, build_channels
+from alerts.digest import send_digests
 from basis.clock import utcnow
 from basis.errors import NotFound, Undelivered
 from crawler.cli import views
@@ -123,7 +124,6 @@ def digest() -> None:
 @pass_ctx
 def digest_send(ctx: Context, topic: str | None) -> None:
     """Send the pending digests now."""
-    from alerts.digest import send_digests
 
     if topic is not None:
         known_topic(ctx, topic)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from alerts.backtest import search
 from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import (
@@ -71,7 +72,6 @@ def articles_search(ctx: Context, query: str, since: str | None, limit: int,
                     as_json: bool) -> None:
     """Stored articles that match QUERY (the topic query language, aliases included),
     newest first, with what matched highlighted."""
-    from alerts.backtest import search
 
     rule = topic_rule(ctx, None, query)
     with ctx.db() as session:

@@ -9,22 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.channels import open_channels
+from alerts.dispatcher import Dispatcher, DispatchReport
+from alerts.query import QuerySyntaxError, parse_query
+from alerts.topics import TopicRule
 from basis.errors import NotFound, Undelivered, UsageError
 from basis.secrets import Redactor
 from crawler.cli.views import Text
 from crawler.config import Config, load_config, parse_duration
 from crawler.engine.report import CrawlReport
 from storage import db as database
-
-if TYPE_CHECKING:
-    from alerts.dispatcher import DispatchReport
-    from alerts.topics import TopicRule
 
 
 @dataclass
@@ -83,7 +83,6 @@ def source_tags(ctx: Context) -> dict[str, tuple[str, ...]]:
 
 
 def topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
-    from alerts.query import QuerySyntaxError, parse_query
     from alerts.topics import TopicRule
 
     topic = next((t for t in ctx.config.topics if t.name == name), None)
@@ -116,8 +115,6 @@ def known_topic(ctx: Context, topic: str) -> None:
 
 
 def deliver(ctx: Context, quiet: bool = False) -> DispatchReport:
-    from alerts.channels import open_channels
-    from alerts.dispatcher import Dispatcher
 
     delivered = Dispatcher(ctx.db, open_channels(ctx.config.channels),
                            ctx.config.alert_controls()).deliver_due()

@@ -1,5 +1,5 @@
-"""`mediawatch demo`: the bundled sample news web, served on loopback and run through the
-whole flow into a fresh SQLite database."""
+"""What `mediawatch demo` does: the bundled sample news web, served on loopback and run
+through the whole flow into a fresh SQLite database."""
 from __future__ import annotations
 
 import tempfile
@@ -11,7 +11,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import click
 from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
@@ -22,7 +21,6 @@ from alerts.dispatcher import Dispatcher
 from alerts.query import parse_query
 from alerts.topics import TopicRule
 from crawler.cli import views
-from crawler.cli.context import Context, fail_on_problems, pass_ctx
 from crawler.config import load_config
 from crawler.engine.report import CrawlReport
 from crawler.engine.runner import run_crawl
@@ -112,14 +110,3 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
                   f"{articles[-1].id if articles else 1}  (or: stories list, topics list, "
                   "topics test student-asylum)")
     return report
-
-
-@click.command()
-@click.option("--keep", type=click.Path(path_type=Path),
-              help="Keep the demo database at this path instead of a temporary one.")
-@pass_ctx
-def demo(ctx: Context, keep: Path | None) -> None:
-    """Serve the bundled sample news web on localhost and run the whole flow on it."""
-    from crawler.cli.demo import run_demo
-
-    fail_on_problems(run_demo(ctx.console, keep, ctx.verbose))

@@ -6,6 +6,7 @@ import click
 from basis.errors import RuntimeFailure
 from crawler.cli import views
 from crawler.cli.context import Context, emit_json, pass_ctx
+from crawler.engine.sources import sync_config
 from storage import repository as repo
 
 
@@ -19,7 +20,6 @@ def sources() -> None:
 @pass_ctx
 def sources_list(ctx: Context, as_json: bool) -> None:
     """Health of every configured source."""
-    from crawler.engine.runner import sync_config
 
     sync_config(ctx.config, ctx.db)
     configured = {s.name for s in ctx.config.sources}
@@ -37,7 +37,7 @@ def sources_list(ctx: Context, as_json: bool) -> None:
 @pass_ctx
 def sources_check(ctx: Context, name: str, as_json: bool) -> None:
     """Fetch one source now and show what it would yield, storing nothing."""
-    from crawler.engine.runner import check_source
+    from crawler.engine.runner import check_source  # see crawler.cli: loaded to crawl
 
     result = views.check_json(name, check_source(ctx.config, ctx.db, name, ctx.verbose))
     if as_json:

@@ -5,6 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from alerts.backtest import backtest, document
+from alerts.explain import explain
 from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import (
@@ -57,8 +59,6 @@ def topics_list(ctx: Context, as_json: bool) -> None:
 def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
                 explain_id: int | None, limit: int, as_json: bool) -> None:
     """Backtest a topic (or a draft --query) on stored articles, with highlights."""
-    from alerts.backtest import backtest, document
-    from alerts.explain import explain
 
     rule = topic_rule(ctx, name, draft)
     tags = source_tags(ctx)

@@ -43,9 +43,9 @@ from crawler.engine import reactor
 from crawler.engine.fetchguard import install_resolver
 from crawler.engine.ingest import Ingest, Rules
 from crawler.engine.report import CrawlReport, SourceReport
-from crawler.engine.runner import seen_in, source_specs, spec_for, sync_config
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS, REPORT
+from crawler.engine.sources import seen_in, source_specs, spec_for, sync_config
 from spiders.items import SourceSpec
 from spiders.source import SourceSpider
 from storage import repository as repo

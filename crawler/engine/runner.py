@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from scrapy.crawler import CrawlerRunner
-from sqlalchemy import Row
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 
-from basis.clock import utcnow
-from basis.urls import canonical_url
-from crawler.config import Config, Source
+from crawler.config import Config
 from crawler.engine import reactor
 from crawler.engine.fetchguard import install_resolver
 from crawler.engine.ingest import Ingest, Rules
@@ -22,32 +18,9 @@ from crawler.engine.reactor import run_on_reactor
 from crawler.engine.report import CrawlReport
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS, REPORT, Shared
+from crawler.engine.sources import seen_in, source_specs, sync_config
 from spiders.items import SourceSpec
 from spiders.source import SourceSpider
-from storage import repository as repo
-from storage.models import Source as SourceRow
-
-
-def sync_config(config: Config, db: sessionmaker[Session]) -> None:
-    with db.begin() as session:
-        repo.sync_sources(session, [repo.SourceDef(s.name, s.kind, s.url)
-                                    for s in config.sources])
-
-
-def source_specs(sources: Sequence[Source], db: sessionmaker[Session],
-                 backfill: timedelta) -> list[SourceSpec]:
-    with db() as session:
-        state = {s.name: s for s in repo.list_sources(session, [s.name for s in sources])}
-    return [spec_for(s, state[s.name], backfill) for s in sources]
-
-
-def spec_for(source: Source, state: SourceRow | Row[Any], backfill: timedelta) -> SourceSpec:
-    """What the spider needs of a source; on its first poll, entries dated before the
-    backfill window are not followed."""
-    return SourceSpec(source.name, source.kind, source.url, source.follow, source.language,
-                      state.etag, state.last_modified, source.links, source.next_page,
-                      source.max_pages, not_before=state.not_before,
-                      since=utcnow() - backfill if state.last_success_at is None else None)
 
 
 def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = (),
@@ -95,13 +68,3 @@ class Collected(Shared, list[Any]):
 
     def __call__(self, item: Any) -> None:
         self.append(item)
-
-
-def seen_in(db: sessionmaker[Session]) -> Callable[[str], bool]:
-    """The persistent seen-filter: whether a URL is stored (or was seen) already."""
-
-    def seen(url: str) -> bool:
-        with db() as session:
-            return repo.is_known_url(session, canonical_url(url))
-
-    return seen
