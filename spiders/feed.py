@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Any
-from urllib.parse import urlsplit
 
 import feedparser
 from w3lib.html import remove_tags, replace_entities
 
 from basis.dates import parse_date, zone_for_language
 from basis.errors import FetchError
+from basis.urls import is_web_url
 from spiders.items import FeedEntry
 
 
@@ -92,16 +92,9 @@ def _link(raw: Any) -> str | None:
     `mailto:` or the like: the link becomes the article's URL."""
     alternates = [link.get("href") for link in raw.get("links", [])
                   if link.get("rel", "alternate") == "alternate"]
-    return next((url.strip() for url in (raw.get("link"), *alternates) if url and _web(url)),
+    return next((url.strip() for url in (raw.get("link"), *alternates) if url and is_web_url(url)),
                 None)
 
-
-def _web(url: str) -> bool:
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # a malformed IPv6 host
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _published(raw: Any, zone: tzinfo) -> datetime | None:

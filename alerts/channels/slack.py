@@ -22,6 +22,7 @@ from alerts.channels.base import AlertMessage, DeliveryResult
 from alerts.channels.render import AlertView, ItemView, plural, view
 from basis.secrets import Redactor, mask_url
 from basis.text import clip, one_line
+from basis.urls import is_web_url
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -41,8 +42,7 @@ class SlackChannel:
 
     def __init__(self, webhook: str, *, name: str = "slack", timeout: float = 10.0,
                  session: requests.Session | None = None) -> None:
-        scheme = webhook.split(":", 1)[0].lower()
-        if scheme not in ("http", "https") or "//" not in webhook:
+        if not is_web_url(webhook):
             raise ValueError("slack channel: the webhook must be an http(s) URL")
         self.name = name
         self.timeout = timeout

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from basis.languages import language_code
-from basis.urls import check_url
+from basis.urls import WEB_SCHEMES, check_url
 
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -58,7 +58,7 @@ def _cron(value: Any) -> str:
 
 def _web_url(value: Any) -> str:
     text = str(value).strip()
-    check_url(text, ("http", "https"), "URL scheme must be http or https, not {scheme!r}")
+    check_url(text, WEB_SCHEMES, "URL scheme must be http or https, not {scheme!r}")
     return text
 
 

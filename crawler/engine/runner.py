@@ -14,7 +14,6 @@ from crawler.config import Config
 from crawler.engine import reactor
 from crawler.engine.fetchguard import install_resolver
 from crawler.engine.ingest import Ingest, Rules
-from crawler.engine.reactor import run_on_reactor
 from crawler.engine.report import CrawlReport
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS, REPORT, Shared
@@ -60,7 +59,7 @@ def _crawl(settings: dict[str, Any], specs: list[SourceSpec], db: sessionmaker[S
         return CrawlerRunner(settings).crawl(SourceSpider, sources=specs, seen=seen_in(db),
                                              redact=config.redactor())
 
-    run_on_reactor(crawl)
+    reactor.run_on_reactor(crawl)
 
 
 class Collected(Shared, list[Any]):
