@@ -101,8 +101,9 @@ def _report(exc: Exception, redactor: Redactor, verbose: bool) -> int:
         return exc.exit_code
     if isinstance(exc, click.exceptions.Abort):
         return 130
-    if isinstance(exc, click.UsageError):  # the help is one flag away
-        where = f" ({exc.ctx.command_path} --help)" if exc.ctx else ""
+    if isinstance(exc, click.ClickException):  # a usage error's help is one flag away
+        where = f" ({exc.ctx.command_path} --help)" \
+            if isinstance(exc, click.UsageError) and exc.ctx else ""
         lines = [f"{exc.format_message()}{where}"]
     elif isinstance(exc, ConfigError):
         lines = exc.lines()
@@ -115,4 +116,4 @@ def _report(exc: Exception, redactor: Redactor, verbose: bool) -> int:
         lines = [f"{type(exc).__name__}: {first} (run with -v for details)"]
     for line in lines:
         click.echo(redactor(f"error: {line}"), err=True)
-    return 2 if isinstance(exc, (UsageError, click.UsageError)) else 1
+    return 2 if isinstance(exc, (UsageError, click.UsageError)) else 1  # ClickException: 1
