@@ -3,10 +3,15 @@ channel, never twice, and nothing lost when a channel or the process fails."""
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
+import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -15,12 +20,13 @@ from alerts.channels.email import EmailChannel
 from alerts.channels.settings import AppriseSettings
 from alerts.channels.slack import SlackChannel
 from alerts.digest import send_digests
-from alerts.dispatcher import Backoff, Controls, Dispatcher
+from alerts.dispatcher import Backoff, Dispatcher
 from alerts.outbox import AlertPolicy, queue_alerts
-from crawler.config import parse_config
+from crawler.config import Config, parse_config
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Snooze
+from tests import events
 from tests.conftest import Cli, web_config
 from tests.receivers import SlackReceiver, SmtpServer
 from tests.webserver import FixtureWeb
@@ -119,6 +125,50 @@ def test_crawl_without_alerts_leaves_them_pending_for_alerts_send(
     sent = cli("alerts", "send")
     assert sent.code == 0 and "sent 2" in sent.out
     assert len(smtp_server.messages) == 1 and len(slack_receiver.requests) == 1
+
+
+def alerts_send(cli: Cli) -> subprocess.Popen[str]:
+    """`mediawatch alerts send` as a process of its own."""
+    return subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
+                             "--db", cli.db, "alerts", "send"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli.env,
+                            cwd=cli.config.parent)
+
+
+def running(*processes: subprocess.Popen[str]) -> Callable[[], None]:
+    def check() -> None:
+        for process in processes:
+            assert process.poll() is None, f"alerts send exited early: {process.communicate()}"
+    return check
+
+
+def test_two_dispatchers_never_send_the_same_alert(
+        cli: Cli, live: FixtureWeb, smtp_server: SmtpServer,
+        slack_receiver: SlackReceiver) -> None:
+    """Two `alerts send` processes at once. Each Slack send is held until both processes are
+    sending one, so each goes on through a list of due alerts that the other one claims."""
+    live_feed(live, STATEMENT, COVERAGE)
+    cli.write_config(alerting_config(live, smtp_server, slack_receiver))
+    assert cli("crawl", "--no-alerts").code == 0
+    assert len(cli("alerts", "list", "--status", "pending", "--json").json()) == 5
+    slack_receiver.hang(30)  # until released; a dispatcher waits for its send to end
+    processes = [alerts_send(cli) for _ in range(2)]
+    try:
+        events.wait_for(lambda: len(slack_receiver.requests) == 2,
+                        "a Slack send from each dispatcher", alive=running(*processes))
+    finally:
+        slack_receiver.released.set()
+        outputs = [process.communicate(timeout=60) for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    sent = [int(re.search(r"sent (\d+), retrying 0, failed 0", out)[1]) for out, _ in outputs]
+    assert sum(sent) == 5 and min(sent) >= 1, outputs  # both delivered: they overlapped
+    message_ids = [str(m.message["Message-ID"]) for m in smtp_server.messages]
+    assert len(message_ids) == len(set(message_ids)) == 3
+    posted = [r.body for r in slack_receiver.requests]
+    assert len(posted) == len(set(posted)) == 2
+    listed = cli("alerts", "list", "--json").json()
+    assert [(a["status"], a["attempts"]) for a in listed] == [("sent", 1)] * 5
 
 
 def test_alerts_test_sends_a_sample_and_reports_failure(
@@ -263,13 +313,6 @@ def test_a_claim_left_by_a_crash_is_delivered_after_restart_once(
     assert len(slack_receiver.requests) == 1
 
 
-def test_two_dispatchers_never_send_the_same_alert(outbox, slack_receiver: SlackReceiver) -> None:
-    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
-    first, second = (Dispatcher(outbox, slack(slack_receiver)) for _ in range(2))
-    alert_id = first.due(10)[0]
-    assert first.claim(alert_id) and not second.claim(alert_id)
-
-
 def test_later_articles_of_a_story_become_one_update(outbox, slack_receiver: SlackReceiver) -> None:
     clock = Clock()
     dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock)
@@ -283,21 +326,63 @@ def test_later_articles_of_a_story_become_one_update(outbox, slack_receiver: Sla
     assert "港媒转载 2" in str(update) and "港媒转载 4" in str(update)
 
 
-def test_quiet_hours_snooze_and_min_sources_hold_alerts_without_losing_them(
+def parsed_config(receiver: SlackReceiver, **topic: object) -> Config:
+    """A config whose espionage topic alerts the Slack channel `team`, with `topic`'s settings."""
+    document = {"topics": [{"name": "espionage-warnings", "query": "留学生", "channels": ["team"],
+                            **topic}],
+                "channels": {"team": {"type": "slack", "webhook": receiver.url}}}
+    return parse_config(yaml.safe_dump(document, allow_unicode=True), env={})
+
+
+def alert_state(db, article_id: int) -> tuple[str, datetime, str]:
+    with db() as session:
+        alert = session.scalars(select(Alert).where(Alert.article_id == article_id)).one()
+        return alert.status, alert.next_attempt_at, alert.last_error
+
+
+def test_quiet_hours_of_the_config_hold_alerts_until_their_end_across_midnight(
         outbox, slack_receiver: SlackReceiver) -> None:
-    clock = Clock()  # 12:00 UTC
+    """22:00–07:00 in Shanghai (UTC+8) is 14:00–23:00 UTC: what falls in it, before or after
+    local midnight, waits until 07:00 the next local morning."""
+    config = parsed_config(slack_receiver, quiet_hours={"start": "22:00", "end": "07:00",
+                                                        "timezone": "Asia/Shanghai"})
+    clock = Clock()
+    dispatcher = Dispatcher(outbox, open_channels(config.channels), config.alert_controls(),
+                            clock=clock)
+    clock.now = datetime(2026, 11, 28, 13, 59, tzinfo=timezone.utc)  # 21:59 local
+    store(outbox, "https://mss.example/1", "声明 1", now=clock.now)
+    assert dispatcher.deliver_due().sent == 1
+
+    morning = datetime(2026, 11, 28, 23, 0, tzinfo=timezone.utc)  # 07:00 local, Nov 29
+    held: list[int] = []
+    for hour, local in ((15, "23:30"), (16, "00:30")):  # before and after local midnight
+        clock.now = datetime(2026, 11, 28, hour, 30, tzinfo=timezone.utc)
+        held.append(store(outbox, f"https://mss.example/{local}", f"声明 {local}", now=clock.now))
+        report = dispatcher.deliver_due()
+        assert (report.sent, report.held) == (0, 1), local
+        assert alert_state(outbox, held[-1]) == (
+            "pending", morning, "quiet hours until 2026-11-28 23:00 UTC"), local
+
+    clock.now = morning - timedelta(minutes=1)
+    assert dispatcher.deliver_due().sent == 0
+    clock.now = morning
+    assert dispatcher.deliver_due().sent == 2
+    assert [alert_state(outbox, article)[0] for article in held] == ["sent", "sent"]
+    assert len(slack_receiver.requests) == 3
+
+
+def test_snooze_and_min_sources_hold_alerts_without_losing_them(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()
     store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
-    quiet = Dispatcher(outbox, slack(slack_receiver), {"espionage-warnings": Controls(
-        quiet_until=lambda now: now.replace(hour=14, minute=0))}, clock=clock)
-    assert quiet.deliver_due().held == 1
-    clock.advance(hours=2)
     with outbox.begin() as session:
         session.add(Snooze(topic="espionage-warnings", until=clock.now + timedelta(hours=6)))
     plain = Dispatcher(outbox, slack(slack_receiver), clock=clock)
     assert plain.deliver_due().held == 1
     clock.advance(hours=6, seconds=1)
-    needs_two = Dispatcher(outbox, slack(slack_receiver),
-                           {"espionage-warnings": Controls(min_sources=2)}, clock=clock)
+    config = parsed_config(slack_receiver, min_sources=2)
+    needs_two = Dispatcher(outbox, open_channels(config.channels), config.alert_controls(),
+                           clock=clock)
     assert needs_two.deliver_due().held == 1
     assert slack_receiver.requests == []
     clock.advance(minutes=11)

@@ -205,6 +205,11 @@ def test_email_server_down_is_a_retry(smtp_server: SmtpServer) -> None:
     assert time.monotonic() - start < 5
 
 
+def patience(timeout: float) -> float:
+    """How long a send bounded by `timeout` seconds may take on a loaded 2-core machine."""
+    return 4 * timeout + 5
+
+
 def test_email_silent_server_is_a_retry_after_the_timeout() -> None:
     with socket.socket() as silent:  # accepts connections (backlog) but never greets
         silent.bind(("127.0.0.1", 0))
@@ -212,7 +217,7 @@ def test_email_silent_server_is_a_retry_after_the_timeout() -> None:
         url = f"smtp://127.0.0.1:{silent.getsockname()[1]}"
         start = time.monotonic()
         result = EmailChannel(url, SENDER, [DESK], timeout=0.5, local_hostname="c.test").send(alert())
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < patience(0.5)  # never greeted: it would wait forever
     assert not result.ok and not result.permanent and result.reason == "timed out after 0.5s"
 
 
@@ -397,10 +402,10 @@ def test_slack_4xx_is_refused_with_status_and_body(slack_receiver: SlackReceiver
 
 
 def test_slack_hang_is_a_retry_after_the_timeout(slack_receiver: SlackReceiver) -> None:
-    slack_receiver.hang(10)
+    slack_receiver.hang(60)  # released when the test ends
     start = time.monotonic()
     result = slack(slack_receiver, timeout=0.5).send(alert())
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < patience(0.5) < 60
     assert not result.ok and not result.permanent and result.reason == "timed out after 0.5s"
     assert len(slack_receiver.requests) == 1
 

@@ -170,16 +170,19 @@ def test_feed_without_follow_stores_the_feed_text(cli: Cli, web: FixtureWeb) -> 
     assert len(articles) == 3 and all(a["title"] for a in articles)
 
 
-def test_robots_disallowed_page_is_never_requested(cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
-    feed = web.root / "feeds" / "_private_link.xml"
-    feed.write_text('<rss version="2.0"><channel><title>p</title><item><title>secret</title>'
-                    '<link>/private/secret.html</link></item></channel></rss>')
-    try:
-        cli.write_config(web_config(web, {"name": "p", "kind": "feed", "url": "/feeds/_private_link.xml"}))
-        cli("crawl")
-        assert web.hits("/private/secret.html") == []
-    finally:
-        feed.unlink()
+def test_robots_disallowed_page_is_never_requested(cli: Cli, web: FixtureWeb) -> None:
+    (web.root / "feeds" / "_private_link.xml").write_text(
+        '<rss version="2.0"><channel><title>p</title><item><title>secret</title>'
+        '<link>/private/secret.html</link></item></channel></rss>')
+    cli.write_config(web_config(web, {"name": "p", "kind": "feed", "url": "/feeds/_private_link.xml"}))
+    result = cli("crawl", "--json")
+    assert result.code == 0, result.err  # a link robots.txt disallows is skipped, no failure
+    summary = result.json()["sources"][0]
+    assert (summary["status"], summary["new"], summary["skipped"], summary["errors"]) == \
+        ("ok", 0, 1, 0)
+    assert summary["message"] == \
+        f"1 skipped: {web.url('/private/secret.html')} is disallowed by robots.txt"
+    assert web.hits("/robots.txt") and web.hits("/private/secret.html") == []
 
 
 def test_a_page_that_failed_is_retried_on_the_next_poll(cli: Cli, web: FixtureWeb) -> None:

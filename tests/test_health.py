@@ -1,12 +1,15 @@
-"""The daemon's HTTP side over real HTTP (tests/health_server.py, a process per test):
-/healthz, /metrics and the per-topic Atom and JSON feeds, on SQLite and PostgreSQL."""
+"""The daemon's HTTP side over real HTTP, served in this process on its reactor
+(crawler.engine.reactor) as the daemon serves it: /healthz, /metrics after real polls of the
+fixture web, and the per-topic Atom and JSON feeds, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -14,16 +17,21 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.config import Topic
+from basis.clock import utcnow
+from crawler.config import Config, Topic, parse_config
 from crawler.daemon.metrics import Metrics
-from crawler.daemon.site import atom_feed, parse_address
+from crawler.daemon.site import atom_feed, listen, parse_address, site
+from crawler.engine.reactor import install, run_on_reactor
+from crawler.engine.report import SourceReport
+from crawler.engine.runner import run_crawl
 from storage import repository as repo
-from storage.db import open_database
+from storage.db import engine_of, open_database
 from storage.models import Alert
+from tests.conftest import web_config
+from tests.webserver import FixtureWeb
 
-HELPER = Path(__file__).with_name("health_server.py")
 TOPIC = "espionage-warnings"
 HOSTILE = '<script>alert(1)</script> & "quotes"'
 ORIGINAL = "https://wire.example/2026/11/warning?id=1&lang=en"
@@ -31,6 +39,13 @@ COPY = "https://mirror.example/copy-of-warning"
 SNIPPET = "… the <b>state security</b> ministry & students …"
 CONFIG = {"topics": [{"name": TOPIC, "query": '"state security" AND student*'},
                      {"name": "quiet", "query": "nothing"}]}
+
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]  # a metric's name and sorted labels
+
+
+def fixture_feed(name: str, file: str) -> dict[str, str]:
+    return {"name": name, "kind": "feed", "url": f"/feeds/{file}"}
 
 
 def item(url: str, title: str, body: str) -> repo.NewArticle:
@@ -44,10 +59,9 @@ def alert(key: str, article_id: int, story_id: int | None, channel: str, status:
                  article_id=article_id, status=status)
 
 
-def fill(db_url: str) -> dict[str, int]:
+def fill(db: sessionmaker[Session]) -> dict[str, int]:
     """A matched original with a hostile title and a near-copy seen elsewhere, a later match
     whose title XML cannot hold, alerts in two channels, a source that keeps failing."""
-    db = open_database(db_url)
     evidence = {TOPIC: {"snippet": SNIPPET, "spans": [["text", 6, 20, "state security"]]}}
     with db.begin() as session:
         repo.sync_sources(session, [repo.SourceDef("wire", "feed", "https://wire.example/f"),
@@ -67,57 +81,63 @@ def fill(db_url: str) -> dict[str, int]:
         repo.record_poll(session, "wire", None, (None, None))
         for _ in range(2):
             repo.record_failure(session, "mirror", "HTTP 503")
-        ids = {"original": original.id, "later": later.id, "story": original.story_id}
-    db.kw["bind"].dispose()
-    return ids
+        return {"original": original.id, "later": later.id, "story": original.story_id}
 
 
-class Server:
-    def __init__(self, db_url: str, config: Path, log: Path, *flags: str) -> None:
-        self.log = log.open("w")
-        self.proc = subprocess.Popen([sys.executable, str(HELPER), "--db", db_url,
-                                      "--config", str(config), *flags],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-        port = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
-        if not port:
-            self.stop()
-            pytest.fail(f"the health server did not start:\n{log.read_text()}")
-        self.base = f"http://127.0.0.1:{port}"
+@dataclass
+class Served:
+    base: str
 
     def get(self, path: str) -> requests.Response:
         return requests.get(self.base + path, timeout=10)
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()  # type: ignore[union-attr]
-        self.log.close()
+
+@contextmanager
+def serving(db: sessionmaker[Session], config: Config, metrics: Metrics,
+            scheduler_alive: Callable[[], bool] = lambda: True) -> Iterator[Served]:
+    """The daemon's site on a free loopback port of this process's reactor."""
+    port = run_on_reactor(lambda: listen(install(), site(db, config, metrics, scheduler_alive),
+                                         "127.0.0.1:0"))
+    try:
+        yield Served(f"http://127.0.0.1:{port.getHost().port}")
+    finally:
+        run_on_reactor(port.stopListening)
+
+
+@dataclass
+class Filled:
+    db: sessionmaker[Session]
+    ids: dict[str, int]
 
 
 @pytest.fixture
-def filled(db_url: str, tmp_path: Path) -> tuple[str, Path, dict[str, int]]:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
-    return db_url, config, fill(db_url)
+def filled(db_url: str) -> Iterator[Filled]:
+    db = open_database(db_url)
+    yield Filled(db, fill(db))
+    engine_of(db).dispose()
 
 
 @pytest.fixture
-def serve(filled: tuple[str, Path, dict[str, int]], tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
+def serve(filled: Filled) -> Iterator[Callable[..., Served]]:
+    """Serves the filled database with CONFIG's topics (`metrics`: fed by the test)."""
+    config = parse_config(yaml.safe_dump(CONFIG), env={})
+    with ExitStack() as servers:
 
-    def start(*flags: str) -> Server:
-        servers.append(Server(filled[0], filled[1], tmp_path / f"server{len(servers)}.log",
-                              *flags))
-        return servers[-1]
+        def start(metrics: Metrics | None = None,
+                  scheduler_alive: Callable[[], bool] = lambda: True) -> Served:
+            return servers.enter_context(serving(filled.db, config, metrics or Metrics(filled.db),
+                                                 scheduler_alive))
 
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def samples(text: str) -> dict[Sample, float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(name: str, **labels: str) -> Sample:
+    return name, tuple(sorted(labels.items()))
 
 
 def test_healthz_is_ok_while_the_scheduler_runs(serve) -> None:
@@ -128,45 +148,89 @@ def test_healthz_is_ok_while_the_scheduler_runs(serve) -> None:
 
 
 def test_healthz_is_503_when_the_scheduler_is_dead(serve) -> None:
-    response = serve("--scheduler-dead").get("/healthz")
+    response = serve(scheduler_alive=lambda: False).get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"status": "failing", "scheduler": False, "database": True,
                                "failing": ["scheduler"]}
 
 
-def test_metrics_count_polls_and_read_the_outbox_and_sources(serve) -> None:
-    response = serve().get("/metrics")
+def test_healthz_is_503_naming_the_database_when_it_is_unreachable() -> None:
+    unreachable = sessionmaker(create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test"))
+    with serving(unreachable, Config(), Metrics(unreachable)) as server:
+        response = server.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "failing", "scheduler": True, "database": False,
+                               "failing": ["database"]}
+
+
+def polls(config: dict[str, Any], db: sessionmaker[Session], metrics: Metrics) -> list[SourceReport]:
+    """One crawl, each source's poll counted as the daemon counts it when the poll ends."""
+    parsed = parse_config(yaml.safe_dump(config | CONFIG), env={})
+    tallies = list(run_crawl(parsed, db).sources.values())
+    for tally in tallies:
+        metrics.observe_poll(tally, (utcnow() - tally.started_at).total_seconds())
+    return tallies
+
+
+def test_metrics_count_real_polls_and_read_the_outbox_and_sources(
+        serve, filled: Filled, web: FixtureWeb) -> None:
+    flight = {"statements": 1}
+    metrics = Metrics(filled.db, in_flight=lambda: flight)
+    first = web_config(web, fixture_feed("statements", "statements.xml"),
+                       fixture_feed("coverage", "coverage.atom"),
+                       fixture_feed("gone", "missing.xml"))
+    again = web_config(web, fixture_feed("statements", "statements.xml"),
+                       fixture_feed("reprints", "reprints.xml"),
+                       fixture_feed("syndication", "syndication.xml"),
+                       {"name": "down", "kind": "feed", "url": "/status/503"})
+    done = polls(first, filled.db, metrics) + polls(again, filled.db, metrics)
+    assert sorted((t.name, t.status, t.http_status) for t in done) == [
+        ("coverage", "ok", 200), ("down", "failed", 503), ("gone", "failed", 404),
+        ("reprints", "ok", 200), ("statements", "ok", 200), ("statements", "unchanged", 304),
+        ("syndication", "ok", 200)]
+    assert all(sum(getattr(t, figure) for t in done) > 0
+               for figure in ("new", "known", "duplicates", "matches"))
+
+    server = serve(metrics)
+    response = server.get("/metrics")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     found = samples(response.text)
+    expected: Counter[Sample] = Counter()
+    for t in done:
+        expected[sample("mediawatch_polls_total", source=t.name, status=t.status)] += 1
+        expected[sample("mediawatch_http_responses_total", source=t.name,
+                        **{"class": f"{t.http_status // 100}xx"})] += 1
+        for outcome, count in (("new", t.new), ("known", t.known), ("duplicate", t.duplicates)):
+            expected[sample("mediawatch_articles_total", source=t.name, outcome=outcome)] += count
+        expected[sample("mediawatch_matches_total", source=t.name)] += t.matches
+        expected[sample("mediawatch_poll_seconds_count", source=t.name)] += 1
+    counted = {key: value for key, value in found.items()
+               if key[0] in {name for name, _ in expected}}
+    assert counted == expected
+    assert all(found[sample("mediawatch_poll_seconds_sum", source=t.name)] > 0 for t in done)
 
-    def value(name: str, **labels: str) -> float:
-        return found[name, tuple(sorted(labels.items()))]
-
-    assert value("mediawatch_alerts", channel="desk", status="pending") == 2
-    assert value("mediawatch_alerts", channel="desk", status="sent") == 1
-    assert value("mediawatch_alerts", channel="slack", status="failed") == 1
-    assert value("mediawatch_alerts", channel="slack", status="pending") == 0
-    assert value("mediawatch_polls_total", source="wire", status="ok") == 1
-    assert value("mediawatch_http_responses_total", source="wire", **{"class": "2xx"}) == 1
-    assert value("mediawatch_articles_total", source="wire", outcome="new") == 1
-    assert value("mediawatch_articles_total", source="wire", outcome="known") == 3
-    assert value("mediawatch_articles_total", source="wire", outcome="duplicate") == 1
-    assert value("mediawatch_matches_total", source="wire") == 1
-    assert value("mediawatch_poll_seconds_bucket", source="wire", le="0.5") == 1
-    assert value("mediawatch_poll_seconds_bucket", source="wire", le="0.25") == 0
-    assert value("mediawatch_source_in_flight", source="wire") == 2
-    assert value("mediawatch_source_consecutive_failures", source="mirror") == 2
-    assert value("mediawatch_source_consecutive_failures", source="wire") == 0
-    assert value("mediawatch_source_last_success_timestamp_seconds", source="wire") > 0
-    assert ("mediawatch_source_last_success_timestamp_seconds", (("source", "mirror"),)) \
+    assert found[sample("mediawatch_alerts", channel="desk", status="pending")] == 2
+    assert found[sample("mediawatch_alerts", channel="desk", status="sent")] == 1
+    assert found[sample("mediawatch_alerts", channel="slack", status="failed")] == 1
+    assert found[sample("mediawatch_alerts", channel="slack", status="pending")] == 0
+    assert found[sample("mediawatch_source_in_flight", source="statements")] == 1
+    for source, failures in (("mirror", 2), ("gone", 1), ("down", 1), ("wire", 0),
+                             ("statements", 0)):
+        assert found[sample("mediawatch_source_consecutive_failures", source=source)] == failures
+    assert found[sample("mediawatch_source_last_success_timestamp_seconds", source="wire")] > 0
+    assert sample("mediawatch_source_last_success_timestamp_seconds", source="mirror") \
         not in found
-    assert value("mediawatch_database_up") == 1
+    assert found[sample("mediawatch_database_up")] == 1
     assert 'mediawatch_alerts{channel="desk",status="pending"} 2.0' in response.text
+
+    flight.clear()  # the poll ended: sampled again at the next scrape
+    after = samples(server.get("/metrics").text)
+    assert after[sample("mediawatch_source_in_flight", source="statements")] == 0
 
 
 def test_atom_feed_escapes_hostile_text_and_parses(serve, filled) -> None:
-    ids = filled[2]
+    ids = filled.ids
     response = serve().get(f"/topics/{TOPIC}.atom")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/atom+xml")
@@ -200,7 +264,7 @@ def test_atom_entries_link_only_to_http_urls() -> None:
 
 
 def test_json_feed_has_stories_sightings_and_first_seen_times(serve, filled) -> None:
-    ids = filled[2]
+    ids = filled.ids
     response = serve().get(f"/topics/{TOPIC}.json")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"

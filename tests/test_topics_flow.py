@@ -3,6 +3,7 @@ a stored or draft query and explains one article."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
@@ -75,13 +76,36 @@ def test_backtest_a_stored_and_a_draft_query(cli: Cli, web: FixtureWeb) -> None:
     assert clauses[0]["label"] == "AND" and clauses[0]["matched"] is False
     assert any(c["label"] == "term spy*" and c["matched"] for c in clauses)
 
-    listed = {t["name"]: t for t in cli("topics", "list", "--json").json()}
-    assert set(listed) == {"espionage-warnings", "student-asylum", "official-only"}
-    matched = cli("articles", "list", "--topic", "espionage-warnings", "--json").json()
+
+def dated_feed(web: FixtureWeb, *items: tuple[str, timedelta]) -> str:
+    """A scratch feed of fixture pages, each published that long before now (→ its path)."""
     now = datetime.now(timezone.utc)
-    for window, key in ((timedelta(days=1), "hits_last_day"), (timedelta(days=7), "hits_last_week")):
-        expected = sum(now - datetime.fromisoformat(a["published_at"]) <= window for a in matched)
-        assert listed["espionage-warnings"][key] == expected  # counted by publication date
+    entries = "".join(f"<item><title>{link}</title><link>{link}</link>"
+                      f"<pubDate>{format_datetime(now - age, usegmt=True)}</pubDate></item>"
+                      for link, age in items)
+    (web.root / "feeds" / "_dated.xml").write_text(
+        f'<rss version="2.0"><channel><title>dated</title>{entries}</channel></rss>')
+    return "/feeds/_dated.xml"
+
+
+def test_topics_list_counts_hits_of_the_last_day_and_week_by_publication_date(
+        cli: Cli, web: FixtureWeb) -> None:
+    feed = dated_feed(web, ("/statements/warning-students.html", timedelta(hours=3)),
+                      ("/coverage/2026/11/spy-film.html", timedelta(hours=1)),  # not a hit
+                      ("/coverage/2026/11/students-subverted.html", timedelta(days=3)),
+                      ("/charset/gbk-header.html", timedelta(days=10)))
+    config = mission_config(web)
+    config["sources"] = web_config(web, {"name": "dated", "kind": "feed", "url": feed,
+                                         "tags": ["official"]})["sources"]
+    cli.write_config(config)
+    assert cli("crawl").code == 0
+    assert len(cli("articles", "list", "--topic", "espionage-warnings", "--json").json()) == 3
+
+    listed = {t["name"]: (t["hits_last_day"], t["hits_last_week"])
+              for t in cli("topics", "list", "--json").json()}
+    assert listed == {"espionage-warnings": (1, 2),  # 3 hours and 3 days old; not 10 days
+                      "official-only": (1, 1),  # 留学生: the statement; the 10-day-old page is older
+                      "student-asylum": (0, 1)}  # the 3-day-old coverage cites asylum figures
 
 
 def test_bad_queries_point_at_the_column(cli: Cli, web: FixtureWeb) -> None:
