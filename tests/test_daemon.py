@@ -2,7 +2,9 @@
 process against the fixture web, a real SMTP server and its own HTTP endpoints."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -184,6 +186,23 @@ def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
         reader.join(timeout=10)
 
 
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports a process listens on (its sockets in /proc/net/tcp{,6} in LISTEN)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def source_state(cli: Cli, name: str) -> dict:
     return next(s for s in cli("sources", "list", "--json").json() if s["name"] == name)
 
@@ -246,6 +265,7 @@ def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
         assert {e.link for e in atom.entries} <= {a["canonical_url"] for a in
                                                   cli("articles", "list", "--json").json()}
         assert requests.get(f"{base}/topics/nope.atom", timeout=5).status_code == 404
+        assert listening_ports(running.process.pid) == {port}  # no RemoteControl, no telnet
         assert running.stop() == 0
     assert running.logged("info", "statements: ok")
 

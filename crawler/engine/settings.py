@@ -54,6 +54,9 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "COOKIES_ENABLED": False,  # sessions are never carried between sources or origins
         "HTTPCACHE_ENABLED": False,  # conditional GET uses validators kept in the database
         "TELNETCONSOLE_ENABLED": False,
+        # Scrapy's RemoteControl runs Python sent to a loopback HTTP port, and writes its
+        # token under ~/.local/state: no crawler of ours opens a way in
+        "REMOTE_CONTROL_ENABLED": False,
         "LOG_LEVEL": "INFO" if verbose else "ERROR",
         "LOG_INSTALL_ROOT_HANDLER": False,  # the CLI owns logging (see crawler.cli)
         "ITEM_PIPELINES": ITEM_PIPELINES,
