@@ -305,8 +305,7 @@ def describe_failure(failure: Failure) -> tuple[str, str, int | None]:
         return "HTTPError", f"HTTP {status} from {exc.response.url}", status
     host = urlsplit(failure.request.url).netloc if failure.request else "?"
     if isinstance(exc, (DNSLookupError, CannotResolveHostError)):
-        return "DNSLookupError", (f"DNS lookup found no public address for {host} "
-                                  "(private ones need crawl.allow_private)"), None
+        return "DNSLookupError", str(exc) or f"DNS lookup of {host} failed", None
     if isinstance(exc, (TwistedTimeout, TCPTimedOutError, TimeoutError, DownloadTimeoutError)):
         limit = failure.request.meta.get("download_timeout") if failure.request else None
         cut_off = f" (cut off after {limit:g}s)" if limit else ""

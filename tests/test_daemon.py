@@ -379,7 +379,7 @@ def test_the_daemon_refuses_a_host_name_that_resolves_to_loopback(cli: Cli, web:
         running.wait_for(lambda: source_state(cli, "local")["consecutive_failures"],
                          "the refused poll")
         assert running.stop() == 0
-    assert "no public address for localhost" in source_state(cli, "local")["last_error"]
+    assert "localhost: it resolves to 127.0.0.1, not a public address" in source_state(cli, "local")["last_error"]
     assert web.log == [], "a destination on loopback was contacted"
 
 

@@ -94,7 +94,21 @@ def test_private_destinations_are_refused_by_default(cli: Cli, web: FixtureWeb, 
     result = cli("crawl", "--json")
     assert result.code == 1
     assert result.json()["sources"][0]["status"] == "failed"
+    assert "(set crawl.allow_private to fetch it)" in result.json()["sources"][0]["message"]
     assert web.log == [], "a refused destination was contacted"
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_host_name_that_does_not_resolve_is_a_dns_failure(cli: Cli, web: FixtureWeb,
+                                                            allow_private: bool) -> None:
+    """The resolver's error, whatever allow_private is: a DNS failure never suggests
+    lowering the guard (that is for a host that resolves to private addresses only)."""
+    report, _ = crawl(cli, web_config(web, {"name": "nowhere", "kind": "feed",
+                                            "url": "http://nowhere.invalid/feed.xml"},
+                                      allow_private=allow_private))
+    message = report["nowhere"]["message"]
+    assert message.startswith("DNS lookup of nowhere.invalid failed: "), message
+    assert "allow_private" not in message and "public" not in message
 
 
 def test_other_schemes_are_refused_even_when_private_is_allowed(cli: Cli, web: FixtureWeb,

@@ -15,6 +15,10 @@ each crawl (and for the daemon). All three see every redirect hop, since each ho
 new request through the same downloader; `crawler.engine.settings` also removes the download
 handlers of every other scheme.
 
+A host name that does not resolve is reported with the resolver's own error
+(`PrivateAddressMiddleware.process_exception`); `crawl.allow_private` is named only when the
+host resolved to non-public addresses alone: a DNS failure never asks to lower the guard.
+
 The rest of the contract is Scrapy's own behaviour under `crawler.engine.settings`, each point
 proved against the fixture web by tests/test_fetchguard.py: DOWNLOAD_TIMEOUT is a deadline
 for the whole response (a server dripping bytes is cut off), DOWNLOAD_MAXSIZE bounds the
@@ -33,7 +37,7 @@ from urllib.request import getproxies
 
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import CannotResolveHostError, IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.resolver import CachingHostnameResolver
 from scrapy.settings import Settings
@@ -81,6 +85,29 @@ def literal_address(host: str) -> str | None:
         return None
 
 
+class LookupFailed(CannotResolveHostError):
+    """A host name that does not resolve, with the resolver's error."""
+
+    def __init__(self, host: str, error: str) -> None:
+        super().__init__(f"DNS lookup of {host} failed: {error}")
+
+
+async def lookup(host: str) -> list[str] | str:
+    """The addresses `host` resolves to, non-public ones first; or the resolver's error."""
+    try:
+        found = await maybe_deferred_to_future(deferToThread(
+            socket.getaddrinfo, host, None, type=socket.SOCK_STREAM))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    addresses = {str(info[4][0]) for info in found}
+    return sorted(addresses, key=lambda address: (is_public(address), address)) or "no address"
+
+
+def not_public(host: str, address: str) -> str:
+    return f"{host}: it resolves to {address}, not a public address " \
+           "(set crawl.allow_private to fetch it)"
+
+
 def refused(request: Request, reason: str) -> RefusedDestination:
     """The refusal of a request, naming its destination; a redirect hop says it is one."""
     hop = "a redirect to " if request.meta.get("redirect_urls") else ""
@@ -108,6 +135,22 @@ class PrivateAddressMiddleware:
         if address and not self.allow_private and not is_public(address):
             raise refused(request, f"{parts.hostname}: not a public address "
                                    "(set crawl.allow_private to fetch it)")
+
+    async def process_exception(self, request: Request, exception: Exception,
+                                spider: Spider | None = None) -> None:
+        """A host name that did not resolve (the connection's, the proxy's when proxied) is
+        looked up again for the reason: the resolver's error, or only non-public addresses
+        (which `PublicOnlyResolver` hid)."""
+        if not isinstance(exception, CannotResolveHostError) or \
+                isinstance(exception, LookupFailed):
+            return
+        proxy = request.meta.get("proxy")
+        host = urlsplit(proxy or request.url).hostname or ""
+        found = await lookup(host)
+        if isinstance(found, str):
+            raise LookupFailed(host, found) from exception
+        if not proxy and not self.allow_private and not is_public(found[0]):
+            raise refused(request, not_public(host, found[0])) from exception
 
     def process_response(self, request: Request, response: Response,
                          spider: Spider | None = None) -> Response:
@@ -140,17 +183,11 @@ class ProxiedHostMiddleware:
         host = parts.hostname or ""
         if not request.meta.get("proxy") or literal_address(host):
             return  # not proxied (PublicOnlyResolver), or an IP (PrivateAddressMiddleware)
-        try:
-            found = await maybe_deferred_to_future(deferToThread(
-                socket.getaddrinfo, host, None, type=socket.SOCK_STREAM))
-        except OSError:
-            found = []
-        addresses = sorted({str(info[4][0]) for info in found}, key=is_public)
-        if not addresses:
-            raise refused(request, f"{host}: DNS lookup found no address for it")
-        if not is_public(addresses[0]):  # a non-public address sorts first
-            raise refused(request, f"{host}: it resolves to {addresses[0]}, not a public "
-                                   "address (set crawl.allow_private to fetch it)")
+        found = await lookup(host)
+        if isinstance(found, str):
+            raise LookupFailed(host, found)
+        if not is_public(found[0]):  # a non-public address sorts first
+            raise refused(request, not_public(host, found[0]))
 
 
 @implementer(IResolutionReceiver)
