@@ -13,8 +13,11 @@ written for the user. The CLI maps the two branches to exit codes in one place
           ├── FetchError             what a source answered is unusable
           │    ├── NotAFeed          (spiders.feed)
           │    ├── NotASitemap       (spiders.sitemap)
-          │    └── RefusedDestination   a URL the crawler will not fetch
-          │                             (crawler.engine.fetchguard; also Scrapy's IgnoreRequest)
+          │    ├── RefusedDestination   a URL the crawler will not fetch
+          │    │                        (crawler.engine.fetchguard; also Scrapy's IgnoreRequest)
+          │    ├── LookupFailed         a host name that does not resolve (fetchguard)
+          │    └── CertificateRejected  a TLS certificate that fails verification
+          │                             (crawler.engine.tls)
           └── Undelivered            a crawl or delivery left work undone (failed sources,
                                      items not stored, alerts not sent)
 """

@@ -21,6 +21,7 @@ class SourceSpec:
     max_pages: int = 1
     since: datetime | None = None  # first poll: entries dated before this are not followed
     not_before: datetime | None = None  # the server asked us to wait (Retry-After)
+    verify_tls: bool = True  # false: the TLS certificate of its host is not checked
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ A request target in absolute form (`GET http://news.example/feeds/x.xml`) is ans
 its path, as a forward proxy would: with `http_proxy` pointed at this server, any host name
 or public address serves the fixture web (the log keeps the absolute target).
 
-Every request is logged (method, path, headers) so tests can count fetches.
+Every request is logged (method, path, headers) so tests can count fetches. `start(tls=…)`
+serves it over https (certificates made by tests/certificates.py).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import functools
 import gzip
 import hashlib
 import mimetypes
+import ssl
 import sys
 import threading
 import time
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests import events
@@ -186,9 +189,28 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def start(root: Path = ROOT) -> tuple[FixtureWeb, ThreadingHTTPServer]:
-    server = Server(("127.0.0.1", 0), Handler)
-    web = FixtureWeb(f"http://127.0.0.1:{server.server_address[1]}", root)
+class TLSServer(Server):
+    """The fixture web over https: the TLS handshake in the request's own thread."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except OSError:  # the client rejected the certificate
+            return
+        with request:
+            super().finish_request(request, client_address)
+
+
+def start(root: Path = ROOT, tls: ssl.SSLContext | None = None
+          ) -> tuple[FixtureWeb, ThreadingHTTPServer]:
+    """The fixture web on a free loopback port; over https with `tls` (a server context)."""
+    server = TLSServer(tls) if tls else Server(("127.0.0.1", 0), Handler)
+    scheme = "https" if tls else "http"
+    web = FixtureWeb(f"{scheme}://127.0.0.1:{server.server_address[1]}", root)
     server.web = web  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return web, server

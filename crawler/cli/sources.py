@@ -1,11 +1,14 @@
 """`mediawatch sources …`: the sources and their health."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 
 from basis.errors import RuntimeFailure
 from crawler.cli import views
 from crawler.cli.context import Context, emit_json, pass_ctx
+from crawler.cli.views import Text
 from crawler.engine.sources import sync_config
 from storage import repository as repo
 
@@ -22,13 +25,19 @@ def sources_list(ctx: Context, as_json: bool) -> None:
     """Health of every configured source."""
 
     sync_config(ctx.config, ctx.db)
-    configured = {s.name for s in ctx.config.sources}
+    configured = {s.name: s for s in ctx.config.sources}
     with ctx.db() as session:
         rows = [s for s in repo.list_sources(session) if s.name in configured]
+    verified = {s.name: ctx.config.verifies_tls(configured[s.name]) for s in rows}
     if as_json:
-        emit_json([views.source_json(s) for s in rows])
-    else:
-        ctx.console.print(views.sources_table(rows, ctx.redactor))
+        emit_json([views.source_json(s, verified[s.name]) for s in rows])
+        return
+    ctx.console.print(views.sources_table(rows, ctx.redactor))
+    for s in rows:
+        if not verified[s.name]:
+            ctx.console.print(Text(f"warning: {s.name}: verify_tls is false: the TLS "
+                                   f"certificate of {urlsplit(s.url).hostname} is not checked",
+                                   style="yellow"))
 
 
 @sources.command("check")

@@ -177,8 +177,9 @@ def health(source: Source) -> str:
     return "warning" if source.last_warning else "ok"
 
 
-def source_json(source: Source) -> dict[str, Any]:
+def source_json(source: Source, verify_tls: bool) -> dict[str, Any]:
     return {"name": source.name, "kind": source.kind, "url": source.url,
+            "verify_tls": verify_tls,
             "last_polled_at": iso(source.last_polled_at),
             "last_success_at": iso(source.last_success_at),
             "consecutive_failures": source.consecutive_failures,

@@ -5,6 +5,7 @@ import typing
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -53,6 +54,7 @@ class CrawlSettings(Model):
     per_domain: PositiveInt = 2
     backfill: Duration = timedelta(days=2)
     allow_private: bool = False
+    verify_tls: bool = True  # TLS certificates checked against the system's CA store
     poll_deadline: Duration = timedelta(minutes=5)  # run: a poll still going is given up
 
 
@@ -82,6 +84,7 @@ class Source(Model):
     max_pages: PositiveInt = 5
     tags: Names = ()
     expect_every: Duration | None = None  # silent longer than this: tell the operator
+    verify_tls: bool = True  # false: its host's certificate is not checked (warned)
 
 
 
@@ -149,6 +152,18 @@ class Config(Model):
         """Legal but worth a second look: an unusual Slack host, a password sent in clear."""
         return [f"channels.{name}.{warning}" for name, channel in self.channels.items()
                 for warning in channel.warnings()]
+
+    def verifies_tls(self, source: Source) -> bool:
+        return self.crawl.verify_tls and source.verify_tls
+
+    def tls_warnings(self) -> list[str]:
+        """Where TLS certificates go unchecked: legal, and worth a warning each time."""
+        forged = "anyone on the path could forge what it serves"
+        if not self.crawl.verify_tls:
+            return [f"crawl.verify_tls: false: no TLS certificate is checked; {forged}"]
+        return [f"sources[{i}].verify_tls: false: the TLS certificate of "
+                f"{urlsplit(s.url).hostname} is not checked; {forged}"
+                for i, s in enumerate(self.sources) if not s.verify_tls]
 
     def alert_policies(self) -> dict[str, AlertPolicy]:
         """How each topic alerts: its channels, mode and update window."""

@@ -85,7 +85,7 @@ def literal_address(host: str) -> str | None:
         return None
 
 
-class LookupFailed(CannotResolveHostError):
+class LookupFailed(FetchError, CannotResolveHostError):
     """A host name that does not resolve, with the resolver's error."""
 
     def __init__(self, host: str, error: str) -> None:

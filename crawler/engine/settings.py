@@ -18,6 +18,7 @@ ITEM_PIPELINES = {
 DOWNLOADER_MIDDLEWARES = {
     "crawler.engine.fetchguard.PrivateAddressMiddleware": 50,  # before robots.txt is fetched
     "crawler.engine.fetchguard.ProxiedHostMiddleware": 760,  # after HttpProxyMiddleware (750)
+    "crawler.engine.tls.RejectedCertificateMiddleware": 900,  # before RetryMiddleware (550)
 }
 
 EXTENSIONS = {
@@ -26,8 +27,12 @@ EXTENSIONS = {
     "crawler.engine.extensions.RequestCounter": 0,  # requests per source, into the report
 }
 
-# http and https only, also below the guard: no handler for file:, data:, ftp:, s3:
-DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None}
+# http and https only, also below the guard: no handler for file:, data:, ftp:, s3:;
+# https verifies certificates (crawler.engine.tls)
+DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None,
+                     "https": "crawler.engine.tls.HTTPSDownloadHandler"}
+
+VERIFY_TLS_SETTING = "MEDIAWATCH_VERIFY_TLS"  # crawl.verify_tls (crawler.engine.tls)
 
 # newer Scrapy renamed DNS_RESOLVER (the old name still works there, with a warning)
 RESOLVER_SETTING = ("TWISTED_DNS_RESOLVER" if hasattr(default_settings, "TWISTED_DNS_RESOLVER")
@@ -70,6 +75,9 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "CONCURRENT_ITEMS": 1,  # the pipeline is synchronous: one item at a time, in order
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
         "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,
+        # Scrapy's factory makes verifying connections; crawler.engine.tls decides per host
+        "DOWNLOAD_VERIFY_CERTIFICATES": True,
+        VERIFY_TLS_SETTING: crawl.verify_tls,
         "MEDIAWATCH_ALLOW_PRIVATE": crawl.allow_private,
         # host names resolve to public addresses only (see crawler.engine.fetchguard)
         RESOLVER_SETTING: "scrapy.resolver.CachingHostnameResolver" if crawl.allow_private

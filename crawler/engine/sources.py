@@ -37,6 +37,7 @@ def spec_for(source: Source, state: SourceRow | Row[Any], backfill: timedelta) -
     return SourceSpec(source.name, source.kind, source.url, source.follow, source.language,
                       state.etag, state.last_modified, source.links, source.next_page,
                       source.max_pages, not_before=state.not_before,
+                      verify_tls=source.verify_tls,
                       since=utcnow() - backfill if state.last_success_at is None else None)
 
 
