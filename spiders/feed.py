@@ -76,13 +76,17 @@ def _entry(raw: Any, language: str | None, zone: tzinfo) -> FeedEntry | None:
     if url is None:
         return None
     content = raw.get("content") or []
+    outlet = raw.get("source") or {}
+    name, home = plain_text(outlet.get("title", "")), outlet.get("href")
     return FeedEntry(
         url=url,
-        title=plain_text(raw.get("title", "")),
+        # a news search titles its items "Headline - Outlet"
+        title=plain_text(raw.get("title", "")).removesuffix(f" - {name}" if name else ""),
         summary=plain_text(raw.get("summary", "")),
         content=plain_text(content[0].get("value", "")) if content else "",
         published=_published(raw, zone),
         language=_lang(raw.get("language")) or language,
+        outlet=(home if home and is_web_url(home) else name) or None,
     )
 
 

@@ -166,7 +166,7 @@ def store(db, recent: RecentArticles, article: dict, now: datetime | None = None
     with db.begin() as session:
 
         def place() -> repo.Placement:
-            assessed.append(recent.assess(session, new.title, new.text, article["source"], now))
+            assessed.append(recent.assess(session, new, article["source"], now))
             return assessed[0].placement
 
         stored, created = repo.add_article(session, new, article["source"], place)

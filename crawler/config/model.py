@@ -82,6 +82,7 @@ class Source(Model):
     max_pages: PositiveInt = 5
     tags: Names = ()
     expect_every: Duration | None = None  # silent longer than this: tell the operator
+    official: bool = False  # its version of a story is the original (see README)
 
 
 
