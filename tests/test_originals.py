@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from crawler.config import parse_config
@@ -19,7 +20,7 @@ from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Story
 from tests.conftest import Cli, web_config
-from tests.test_crawl import STATEMENTS, by_path
+from tests.test_crawl import COVERAGE, STATEMENTS, by_path
 from tests.test_dedupe import REPRINTS
 from tests.webserver import FixtureWeb
 
@@ -139,3 +140,36 @@ def test_an_exact_reprint_stored_first_gives_way_to_the_official_text(db_url: st
         (original,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None)))
         assert original.source.name == "statements" and len(original.copies) == 1
         assert repo.sightings_count(original) == 2
+
+
+SEARCH = {"name": "search", "kind": "feed", "url": "/feeds/search.xml", "follow": False}
+SUBVERTED = "Chinese Communist Party prevents students studying abroad from being subverted, " \
+    "experts say"
+
+
+@pytest.mark.parametrize("first", ["search", "coverage"])
+def test_a_news_search_item_is_a_sighting_of_the_outlets_article(
+        cli: Cli, web: FixtureWeb, first: str) -> None:
+    config = web_config(web, SEARCH, COVERAGE, backfill="36500d")
+    config |= {"topics": [{"name": "subverted", "query": "student* AND subvert*",
+                           "channels": ["desk"]}],
+               "channels": {"desk": {"type": "jsonl", "path": "alerts.jsonl"}}}
+    cli.write_config(config)
+    for source in (first, *({"search", "coverage"} - {first})):
+        assert cli("crawl", source, "--no-alerts").code == 0
+
+    originals = by_path(cli("articles", "list", "--json").json())
+    outlet = originals["coverage/2026/11/students-subverted.html"]
+    assert (outlet["title"], outlet["topics"]) == (SUBVERTED, ["subverted"])
+    searched = [a for path, a in originals.items() if path.startswith("redirect-to")]
+    assert [a["title"] for a in searched] == [  # another outlet's: not this site's article
+        "Spy thriller ‘The Quiet Exchange’ opens Harbour City Film Festival"]
+    shown = cli("articles", "show", str(outlet["id"]), "--json").json()
+    assert {s["source"] for s in shown["seen_at"]} == {"coverage", "search"}
+    story = cli("stories", "show", str(outlet["story_id"]), "--json").json()
+    assert (story["headline"], story["article_count"], story["source_count"]) == \
+        (SUBVERTED, 1, 2)
+
+    assert cli("alerts", "send").code == 0
+    (alert,) = alerted(cli)  # the story alerts once, crediting the outlet
+    assert [i["url"] for i in alert["items"]] == [outlet["url"]]
