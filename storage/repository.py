@@ -258,9 +258,8 @@ _UNSENT = ("pending", "failed")
 
 def take_over(session: Session, article: Article, former: Article) -> None:
     """`article` becomes the original in place of `former`: `former` and its copies become
-    its copies, their sightings and unsent alerts move to it, the story takes its headline.
-    `former`'s topic matches are dropped (a copy is never matched; the caller matches
-    `article`)."""
+    its copies; their sightings, topic matches (until `article`'s own replace them) and
+    unsent alerts move to it; the story takes its headline."""
     article.duplicate_of = None
     session.flush()
     session.execute(update(Article).where(or_(Article.id == former.id,
@@ -275,8 +274,8 @@ def take_over(session: Session, article: Article, former: Article) -> None:
     session.execute(update(AlertArticle).where(AlertArticle.article_id == former.id,
                                                AlertArticle.alert_id.in_(unsent))
                     .values(article_id=article.id).execution_options(synchronize_session=False))
-    session.execute(delete(TopicMatch).where(TopicMatch.article_id == former.id)
-                    .execution_options(synchronize_session=False))
+    session.execute(update(TopicMatch).where(TopicMatch.article_id == former.id)
+                    .values(article_id=article.id).execution_options(synchronize_session=False))
     session.expire(former)
     if article.story is not None:
         article.story.headline = article.title or article.canonical_url
@@ -330,7 +329,12 @@ def add_sighting(session: Session, article: Article, source: Source, url: str) -
 
 
 def add_matches(session: Session, article: Article, highlights: dict[str, Any]) -> None:
-    """Record which topics an article matched, with the evidence (highlights) of each."""
+    """Record which topics an article matched, with the evidence (highlights) of each (in
+    place of the evidence of a copy whose place it took)."""
+    if highlights:
+        session.execute(delete(TopicMatch).where(TopicMatch.article_id == article.id,
+                                                 TopicMatch.topic.in_(highlights))
+                        .execution_options(synchronize_session=False))
     for topic, evidence in highlights.items():
         session.add(TopicMatch(article_id=article.id, topic=topic, highlights=evidence,
                                matched_at=utcnow()))
