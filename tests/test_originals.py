@@ -173,3 +173,4 @@ def test_a_news_search_item_is_a_sighting_of_the_outlets_article(
     assert cli("alerts", "send").code == 0
     (alert,) = alerted(cli)  # the story alerts once, crediting the outlet
     assert [i["url"] for i in alert["items"]] == [outlet["url"]]
+
