@@ -24,6 +24,7 @@ from tests.test_crawl import COVERAGE, STATEMENTS, by_path
 from tests.test_dedupe import REPRINTS
 from tests.webserver import FixtureWeb
 
+WEB = Path(__file__).parent / "fixtures" / "web"
 WARNINGS = {"name": "warnings", "query": "国家安全部 AND 留学生", "channels": ["desk"]}
 
 
@@ -72,8 +73,6 @@ def test_the_official_statement_takes_over_from_a_reprint_polled_before_it(
     assert [a["story_id"] for a in listed] == [statement["story_id"]]
 
 
-
-WEB = Path(__file__).parent / "fixtures" / "web"
 CONFIG = """
 crawl: {backfill: 36500d}
 sources:
