@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 from w3lib.html import remove_tags, replace_entities
@@ -49,7 +50,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
         raise NotAFeed(f"not an RSS or Atom feed: {problem or 'no channel and no entries'}")
     language = _lang(parsed.feed.get("language"))
     zone = zone_for_language(language_hint or language)
-    entries = [e for e in (_entry(raw, language, zone) for raw in parsed.entries) if e]
+    entries = [e for e in (_entry(raw, language, zone, url) for raw in parsed.entries) if e]
     skipped = len(parsed.entries) - len(entries)
     warnings = [f"feed is malformed but readable: {problem}" if problem else None,
                 _skipped(parsed.entries, skipped)]
@@ -71,19 +72,30 @@ def _skipped(raws: list[Any], count: int) -> str | None:
     return f"{count} of {len(raws)} items skipped: no http(s) link (first: {what[:80]!r})"
 
 
-def _entry(raw: Any, language: str | None, zone: tzinfo) -> FeedEntry | None:
+def _entry(raw: Any, language: str | None, zone: tzinfo, base: str) -> FeedEntry | None:
     url = _link(raw)
     if url is None:
         return None
     content = raw.get("content") or []
+    name, outlet = _outlet(raw.get("source") or {}, base)
+    title = plain_text(raw.get("title", ""))
     return FeedEntry(
         url=url,
-        title=plain_text(raw.get("title", "")),
+        title=title.removesuffix(f" - {name}") if name else title,  # a news search's form
         summary=plain_text(raw.get("summary", "")),
         content=plain_text(content[0].get("value", "")) if content else "",
         published=_published(raw, zone),
         language=_lang(raw.get("language")) or language,
+        outlet=outlet,
     )
+
+
+def _outlet(source: Mapping[str, str], base: str) -> tuple[str, str | None]:
+    """A news search's `<source url="…">Outlet</source>`: the outlet's name, and what pairs
+    the item with the outlet's own article — its URL (resolved), else its name."""
+    name = plain_text(source.get("title", ""))
+    home = urljoin(base, source["href"]) if source.get("href") else ""
+    return name, (home if is_web_url(home) else name) or None
 
 
 def _link(raw: Any) -> str | None:

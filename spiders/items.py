@@ -44,6 +44,7 @@ class FeedEntry:
     content: str = ""
     published: datetime | None = None
     language: str | None = None
+    outlet: str | None = None  # `<source>` (its URL, else its name): a news search's item
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -71,6 +72,7 @@ class Source(Base):
     last_warning: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # Retry-After
     reported_health: Mapped[str | None] = mapped_column(String(16))  # told the operator
+    official: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Story(Base):
@@ -100,6 +102,8 @@ class Article(Base):
     sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # MinHash state, for dedupe
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
+    title_key: Mapped[str | None] = mapped_column(String(200), index=True)  # folded headline
+    outlet: Mapped[str | None] = mapped_column(String(200))  # a news-search item's <source>
 
     source: Mapped[Source] = relationship()
     story: Mapped[Story | None] = relationship()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from basis.clock import utcnow
 from storage.models import (
     Alert,
+    AlertArticle,
     Article,
     CrawlRun,
     Sighting,
@@ -39,6 +40,7 @@ class SourceDef:
     name: str
     kind: str
     url: str
+    official: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class NewArticle:
     published_at: datetime | None
     date_is_estimated: bool
     text_hash: str
+    title_key: str | None = None  # the headline's comparison form
+    outlet: str | None = None  # a news search's item: the outlet it points to
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,11 @@ def sync_sources(session: Session, sources: Iterable[SourceDef]) -> None:
         row = stored.get(source.name)
         if row is None:
             session.add(Source(name=source.name, kind=source.kind, url=source.url,
-                               consecutive_failures=0))
-        elif (row.kind, row.url) != (source.kind, source.url):
+                               official=source.official, consecutive_failures=0))
+            continue
+        if (row.kind, row.url) != (source.kind, source.url):
             row.kind, row.url, row.etag, row.last_modified = source.kind, source.url, None, None
+        row.official = source.official
 
 
 def source_by_name(session: Session, name: str) -> Source:
@@ -163,11 +169,16 @@ def find_article(session: Session, canonical: str, text_hash: str | None = None)
     found = session.scalar(select(Article).where(Article.canonical_url == canonical)) \
         or session.scalar(select(Article).join(Sighting).where(Sighting.url == canonical).limit(1))
     if found is None and text_hash is not None:
-        found = session.scalar(select(Article).where(Article.text_hash == text_hash)
-                               .order_by(Article.id).limit(1))
+        return same_text(session, text_hash)
     if found is not None and found.duplicate_of is not None:
         return session.get(Article, found.duplicate_of)
     return found
+
+
+def same_text(session: Session, text_hash: str) -> Article | None:
+    """The stored original with this text (an exact reprint's original)."""
+    return original_of(session, session.scalar(select(Article.id).where(
+        Article.text_hash == text_hash).order_by(Article.id).limit(1)))
 
 
 @dataclass(frozen=True)
@@ -184,15 +195,21 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                 place: Callable[[], Placement] = Placement) -> tuple[Article, bool]:
     """Store an article, or record a sighting when it is already stored (same canonical URL
     or text). A new article goes where `place()` says; a near-copy is stored as a duplicate
-    and its URL recorded as a sighting of the original. → (article, is_new)"""
+    and its URL recorded as a sighting of the original — unless it ranks before that
+    original (see `rank`), exact reprint or near-copy, and takes its place.
+    → (article, is_new)"""
     source = source_by_name(session, source_name)
-    existing = find_article(session, item.canonical_url,
-                            item.text_hash if item.text.strip() else None)
+    existing = find_article(session, item.canonical_url)
+    twin = same_text(session, item.text_hash) if existing is None and item.text.strip() \
+        else None  # an exact reprint: a sighting, unless it is the better original
+    if twin is not None and \
+            rank(item.outlet, source.official, item.published_at or utcnow()) >= _rank(twin):
+        existing = twin
     if existing is not None:
         add_sighting(session, existing, source, item.seen_url)
         return existing, False
     placement, now = place(), utcnow()
-    original = session.get(Article, placement.duplicate_of) if placement.duplicate_of else None
+    original = twin or original_of(session, placement.duplicate_of)
     story_id = original.story_id if original is not None else placement.story_id
     story = session.get(Story, story_id) if story_id else None
     if story is None:
@@ -203,11 +220,85 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                       language=item.language, published_at=item.published_at,
                       date_is_estimated=item.date_is_estimated, first_seen_at=now,
                       text_hash=item.text_hash, sketch=placement.sketch, story=story,
-                      duplicate_of=placement.duplicate_of)
+                      title_key=item.title_key, outlet=item.outlet,
+                      duplicate_of=original.id if original is not None else None)
     session.add(article)
     session.flush()
+    if original is not None and _rank(article) < _rank(original):
+        take_over(session, article, original)
+        original = None
     add_sighting(session, original or article, source, item.seen_url)
     return article, True
+
+
+def original_of(session: Session, article_id: int | None) -> Article | None:
+    """The original an article is (or was copied from): copies of a copy that lost its
+    place to a better original resolve to that one."""
+    article = session.get(Article, article_id) if article_id else None
+    while article is not None and article.duplicate_of is not None:
+        article = session.get(Article, article.duplicate_of)
+    return article
+
+
+def rank(outlet: str | None, official: bool, published: datetime
+         ) -> tuple[bool, bool, datetime]:
+    """Which of a story's copies is its original, the lowest rank: the outlet's own
+    article over a news search's pointer to it (`outlet`), then an official source's
+    version, then the earliest publication."""
+    return outlet is not None, not official, published
+
+
+def _rank(article: Article) -> tuple[bool, bool, datetime]:
+    return rank(article.outlet, article.source.official,
+                article.published_at or article.first_seen_at)
+
+
+_UNSENT = ("pending", "failed")
+
+
+def take_over(session: Session, article: Article, former: Article) -> None:
+    """`article` becomes the original in place of `former`: `former` and its copies become
+    its copies; their sightings, topic matches (until `article`'s own replace them) and
+    unsent alerts move to it; the story takes its headline."""
+    article.duplicate_of = None
+    session.flush()
+    session.execute(update(Article).where(or_(Article.id == former.id,
+                                              Article.duplicate_of == former.id))
+                    .values(duplicate_of=article.id).execution_options(synchronize_session=False))
+    session.execute(update(Sighting).where(Sighting.article_id == former.id)
+                    .values(article_id=article.id).execution_options(synchronize_session=False))
+    session.execute(update(Alert).where(Alert.article_id == former.id,
+                                        Alert.status.in_(_UNSENT))
+                    .values(article_id=article.id).execution_options(synchronize_session=False))
+    unsent = select(Alert.id).where(Alert.status.in_(_UNSENT))
+    session.execute(update(AlertArticle).where(AlertArticle.article_id == former.id,
+                                               AlertArticle.alert_id.in_(unsent))
+                    .values(article_id=article.id).execution_options(synchronize_session=False))
+    session.execute(update(TopicMatch).where(TopicMatch.article_id == former.id)
+                    .values(article_id=article.id).execution_options(synchronize_session=False))
+    session.expire(former)
+    if article.story is not None:
+        article.story.headline = article.title or article.canonical_url
+
+
+def alerted_topics(session: Session, article: Article) -> set[str]:
+    """Topics already alerted (queued or sent) for an article or for one of its copies —
+    an original that took a copy's place alerts none of them again."""
+    ids = select(Article.id).where(or_(Article.id == article.id,
+                                       Article.duplicate_of == article.id))
+    direct = select(Alert.topic).where(Alert.article_id.in_(ids))
+    batched = select(Alert.topic).join(AlertArticle).where(AlertArticle.article_id.in_(ids))
+    return set(session.scalars(direct.union(batched)))
+
+
+def headline_twins(session: Session, title_key: str, since: datetime
+                   ) -> list[tuple[int, str, str | None]]:
+    """Originals first seen since `since` under this headline key, oldest first:
+    (id, canonical URL, outlet)."""
+    rows = session.execute(select(Article.id, Article.canonical_url, Article.outlet)
+                           .where(Article.title_key == title_key, Article.first_seen_at >= since,
+                                  Article.duplicate_of.is_(None)).order_by(Article.id))
+    return [(row.id, row.canonical_url, row.outlet) for row in rows]
 
 
 def page_versions(session: Session, canonical: str) -> Sequence[Article]:
@@ -238,7 +329,12 @@ def add_sighting(session: Session, article: Article, source: Source, url: str) -
 
 
 def add_matches(session: Session, article: Article, highlights: dict[str, Any]) -> None:
-    """Record which topics an article matched, with the evidence (highlights) of each."""
+    """Record which topics an article matched, with the evidence (highlights) of each (in
+    place of the evidence of a copy whose place it took)."""
+    if highlights:
+        session.execute(delete(TopicMatch).where(TopicMatch.article_id == article.id,
+                                                 TopicMatch.topic.in_(highlights))
+                        .execution_options(synchronize_session=False))
     for topic, evidence in highlights.items():
         session.add(TopicMatch(article_id=article.id, topic=topic, highlights=evidence,
                                matched_at=utcnow()))

@@ -85,6 +85,7 @@ class Source(Model):
     tags: Names = ()
     expect_every: Duration | None = None  # silent longer than this: tell the operator
     verify_tls: bool = True  # false: its host's certificate is not checked (warned)
+    official: bool = False  # its version of a story is the original (see README)
 
 
 

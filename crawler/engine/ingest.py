@@ -24,7 +24,7 @@ from crawler.engine.report import CrawlReport, SourceReport
 from crawler.engine.shared import Shared
 from crawler.stages.dedupe import material_change
 from crawler.stages.extract import decode_html, extract_article
-from crawler.stages.normalize import preferred_url, text_fingerprint
+from crawler.stages.normalize import preferred_url, text_fingerprint, title_key
 from crawler.stages.placement import Assessment, RecentArticles
 from spiders.items import (
     ArticleSeen,
@@ -68,7 +68,8 @@ def to_new_article(item: ArticleSeen, language_hint: str | None,
         summary=entry.summary or clip(" ".join(text.split()), SUMMARY_CHARS),
         language=language_hint or language or language_of(text or title),
         published_at=published_at, date_is_estimated=estimated,
-        text_hash=text_fingerprint(text))
+        text_hash=text_fingerprint(text), title_key=title_key(title),
+        outlet=entry.outlet if page is None else None)
 
 
 def settle_date(published: datetime | None, now: datetime) -> tuple[datetime, bool]:
@@ -193,8 +194,7 @@ class Ingest(Shared):
         with self.db.begin() as session:
 
             def place() -> repo.Placement:
-                assessment = self.rules.recent.assess(session, new.title, new.text, source,
-                                                       now, story_id)
+                assessment = self.rules.recent.assess(session, new, source, now, story_id)
                 assessed.append(assessment)
                 return assessment.placement
 
@@ -215,13 +215,16 @@ class Ingest(Shared):
 
     def match(self, session: Session, article: Article, new: repo.NewArticle, source: str,
               tally: SourceReport) -> None:
-        """Match an original against the topics and queue its alerts."""
+        """Match an original against the topics and queue its alerts (none for a topic
+        already alerted for a copy whose place it took)."""
         matches = self.rules.topics.match(Document(
             new.title, new.text, new.canonical_url, source,
             self.rules.source_tags.get(source, ()), new.language))
         repo.add_matches(session, article, {m.topic: m.as_json() for m in matches})
         tally.matches += len(matches)
-        tally.alerts += queue_alerts(session, article, [m.topic for m in matches],
+        alerted = repo.alerted_topics(session, article) if matches else set()
+        tally.alerts += queue_alerts(session, article,
+                                     [m.topic for m in matches if m.topic not in alerted],
                                      self.rules.policies, utcnow(), self.rules.backfill)
 
     def page_failed(self, item: PageFailed, tally: SourceReport) -> None:

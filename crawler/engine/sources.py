@@ -20,7 +20,7 @@ from storage.models import Source as SourceRow
 
 def sync_config(config: Config, db: sessionmaker[Session]) -> None:
     with db.begin() as session:
-        repo.sync_sources(session, [repo.SourceDef(s.name, s.kind, s.url)
+        repo.sync_sources(session, [repo.SourceDef(s.name, s.kind, s.url, s.official)
                                     for s in config.sources])
 
 

@@ -138,6 +138,12 @@ class NearDuplicateIndex:
             minhash, article_id if original_id is None else original_id, seen_at)
         self._arrivals.append((seen_at, article_id))
 
+    def reassign(self, former: int, original: int) -> None:
+        """`original` took the place of `former`: copies of `former` resolve to it."""
+        for entry in self._entries.values():
+            if entry.original_id == former:
+                entry.original_id = original
+
     def expire(self, now: datetime) -> int:
         """Forget articles seen before the retention window. → how many were dropped"""
         dropped = 0

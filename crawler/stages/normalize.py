@@ -8,6 +8,7 @@ from basis.folding import fold
 from basis.urls import canonical_url, is_web_url, site_of
 
 _WORD = re.compile(r"[^\W_]+")
+TITLE_KEY_CHARS = 200  # the column's size
 
 
 def preferred_url(page_url: str, declared: str | None) -> str:
@@ -28,3 +29,9 @@ def comparison_text(text: str) -> str:
 def text_fingerprint(text: str) -> str:
     """Hash of the comparison text: equal for exact reprints in any script or width."""
     return hashlib.sha256(comparison_text(text).encode("utf-8")).hexdigest()
+
+
+def title_key(title: str) -> str | None:
+    """A headline's comparison text, clipped: how a news-search item finds the outlet's own
+    article (and the reverse) whatever the script, width or punctuation."""
+    return comparison_text(title)[:TITLE_KEY_CHARS] or None

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from rensa import RMinHash
 from sqlalchemy.orm import Session
 
+from basis.urls import is_web_url, site_of
 from crawler.stages import dedupe, stories
 from crawler.stages.dedupe import NearDuplicateIndex, dump_sketch, load_sketch, sketch
 from crawler.stages.stories import StoryIndex, facts
@@ -49,28 +50,55 @@ class RecentArticles:
         self.copies.expire(now)
         self.stories.expire(now)
 
-    def assess(self, session: Session, title: str, text: str, source: str,
+    def assess(self, session: Session, new: repo.NewArticle, source: str,
                now: datetime, story_id: int | None = None) -> Assessment:
-        """A near-copy goes under its original; anything else into `story_id` when given
-        (a new version of a watched page), the story of another outlet's report of the
-        same facts, or a story of its own."""
+        """A near-copy goes under its original, as does a news search's item and the
+        outlet's own article of the same headline (see `headline_twin`); anything else
+        into `story_id` when given (a new version of a watched page), the story of another
+        outlet's report of the same facts, or a story of its own."""
         self.sync(session, now)
-        minhash, found = sketch(text), facts(title, text)
+        minhash, found = sketch(new.text), facts(new.title, new.text)
         state = dump_sketch(minhash) if minhash is not None else None
         if story_id is not None:
             return Assessment(repo.Placement(state, story_id=story_id), minhash, found)
         copied = self.copies.closest(minhash) if minhash is not None else None
-        if copied is not None:
-            return Assessment(repo.Placement(state, duplicate_of=copied.original_id), minhash,
-                              found)
+        original = copied.original_id if copied is not None else \
+            self.headline_twin(session, new, now)
+        if original is not None:
+            return Assessment(repo.Placement(state, duplicate_of=original), minhash, found)
         return Assessment(repo.Placement(state, story_id=self.stories.story_for(source, found)),
                           minhash, found)
 
+    def headline_twin(self, session: Session, new: repo.NewArticle,
+                      now: datetime) -> int | None:
+        """The article a news search's item points to, or the item pointing to this one:
+        the same headline within the story window, one of the two from a news search
+        (`outlet`), both of one site when the search names the outlet's URL."""
+        if new.title_key is None:
+            return None
+        site = _site(new.outlet or new.canonical_url)
+        for article_id, url, outlet in repo.headline_twins(session, new.title_key,
+                                                           now - self.stories.window):
+            other = _site(outlet or url)
+            if (new.outlet or outlet) and (site is None or other is None or site == other):
+                return article_id
+        return None
+
     def remember(self, article: Article, source: str, assessment: Assessment) -> None:
-        """Index a stored article (after its transaction committed)."""
+        """Index a stored article (after its transaction committed); one that took its
+        original's place (see `repo.rank`) takes it here too."""
+        former = assessment.placement.duplicate_of
+        if former is not None and article.duplicate_of is None:
+            self.copies.reassign(former, article.id)
+            self.stories.discard(former)
         if assessment.minhash is not None:
             self.copies.add(article.id, assessment.minhash, article.duplicate_of,
                             article.first_seen_at)
         if article.duplicate_of is None and article.story_id is not None:
             self.stories.add(article.id, article.story_id, source, assessment.facts,
                              article.first_seen_at)
+
+
+def _site(outlet_or_url: str) -> str | None:
+    """The site an outlet's URL names (None: a bare name)."""
+    return site_of(outlet_or_url) if is_web_url(outlet_or_url) else None

@@ -77,12 +77,18 @@ class StoryIndex:
         for article_id, report in list(self._reports.items()):
             if report.seen_at >= now - self.window:
                 break
-            del self._reports[article_id]
-            self._by_source[report.source].subtract(report.facts)
-            for fact in report.facts:
-                self._by_fact[fact].discard(article_id)
-                if not self._by_fact[fact]:
-                    del self._by_fact[fact]
+            self.discard(article_id)
+
+    def discard(self, article_id: int) -> None:
+        """Forget a report (expired, or now a copy of a better original)."""
+        report = self._reports.pop(article_id, None)
+        if report is None:
+            return
+        self._by_source[report.source].subtract(report.facts)
+        for fact in report.facts:
+            self._by_fact[fact].discard(article_id)
+            if not self._by_fact[fact]:
+                del self._by_fact[fact]
 
     def _distinctive(self, source: str, found: frozenset[str],
                      own_count: int = 0) -> frozenset[str]:

@@ -1,0 +1,175 @@
+"""Which copy of a story is its original, whatever the order the polls bring them in: an
+official source's version, else the earliest publication (issue 15, item 6); the outlet's
+own article, never a news search's pointer to it (item 7)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from crawler.config import parse_config
+from crawler.engine.ingest import Ingest, Rules
+from crawler.engine.report import CrawlReport
+from crawler.engine.sources import sync_config
+from crawler.stages.normalize import text_fingerprint
+from spiders.items import ArticleSeen, FeedEntry, Page
+from storage import repository as repo
+from storage.db import open_database
+from storage.models import Alert, Article, Story
+from tests.conftest import Cli, web_config
+from tests.test_crawl import COVERAGE, STATEMENTS, by_path
+from tests.test_dedupe import REPRINTS
+from tests.webserver import FixtureWeb
+
+WEB = Path(__file__).parent / "fixtures" / "web"
+WARNINGS = {"name": "warnings", "query": "国家安全部 AND 留学生", "channels": ["desk"]}
+
+
+def alerted(cli: Cli) -> list[dict]:
+    path = cli.config.parent / "alerts.jsonl"
+    lines = path.read_text("utf-8").splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines]
+
+
+def test_the_official_statement_takes_over_from_a_reprint_polled_before_it(
+        cli: Cli, web: FixtureWeb) -> None:
+    config = web_config(web, REPRINTS, backfill="36500d")
+    config |= {"topics": [WARNINGS], "channels": {"desk": {"type": "jsonl",
+                                                           "path": "alerts.jsonl"}}}
+    cli.write_config(config)
+    assert cli("crawl", "--no-alerts").code == 0  # the Traditional reprint: the original so far
+
+    config["sources"].append(web_config(web, dict(STATEMENTS, official=True))["sources"][0])
+    cli.write_config(config)
+    crawl = cli("crawl", "--json")
+    assert crawl.code == 0, crawl.err
+    statements = next(s for s in crawl.json()["sources"] if s["source"] == "statements")
+    assert (statements["new"], statements["alerts"]) == (3, 0)
+
+    originals = by_path(cli("articles", "list", "--json").json())
+    assert not [path for path in originals if path.startswith("reprints/warning")]
+    statement = originals["statements/warning-students.html"]
+    assert statement["topics"] == ["warnings"]
+    copies = by_path(cli("articles", "list", "--all", "--json").json())
+    assert {p: a["duplicate_of"] for p, a in copies.items() if p.startswith("reprints/warn")} \
+        == {"reprints/warning-students-hk.html": statement["id"],
+            "reprints/warning-students-farm.html": statement["id"]}
+    assert all(copies[p]["topics"] == [] for p in copies if p.startswith("reprints/"))
+    shown = cli("articles", "show", str(statement["id"]), "--json").json()
+    assert {(s["source"], s["url"].split("/", 3)[3]) for s in shown["seen_at"]} == {
+        ("statements", "statements/warning-students.html"),
+        ("reprints", "reprints/warning-students-hk.html"),
+        ("reprints", "reprints/warning-students-farm.html")}
+    story = cli("stories", "show", str(statement["story_id"]), "--json").json()
+    assert story["headline"] == statement["title"] == "国家安全部提醒：警惕境外间谍情报机关对留学生拉拢策反"
+
+    (alert,) = alerted(cli)  # the reprint's alert waited: it names the official statement
+    (item,) = alert["items"]
+    assert (item["title"], item["source"]) == (statement["title"], "statements")
+    listed = cli("alerts", "list", "--json").json()
+    assert [a["story_id"] for a in listed] == [statement["story_id"]]
+
+
+CONFIG = """
+crawl: {backfill: 36500d}
+sources:
+  - {name: reprints, kind: feed, url: 'https://hk.example/feed.xml'}
+  - {name: statements, kind: feed, url: 'https://mss.example/feed.xml', official: true}
+topics:
+  - {name: warnings, query: '国家安全部 AND 留学生', channels: [desk]}
+channels:
+  desk: {type: jsonl, path: alerts.jsonl}
+"""
+
+
+def seen(source: str, path: str, hour: int) -> ArticleSeen:
+    """A fixture page as a poll of `source` brings it, published on 27 Nov at `hour` UTC."""
+    url = f"https://{source}.example/{path}"
+    return ArticleSeen(source, FeedEntry(url, published=datetime(2026, 11, 27, hour,
+                                                                   tzinfo=timezone.utc)),
+                       Page(url, (WEB / path).read_bytes(), "text/html", 200))
+
+
+def test_an_official_version_outranks_an_earlier_copy_and_alerts_no_one_again(
+        db_url: str) -> None:
+    config = parse_config(CONFIG, env={})
+    db = open_database(db_url)
+    sync_config(config, db)
+    report = CrawlReport.for_sources(["reprints", "statements"])
+    ingest = Ingest(db, report, Rules.of(config))
+
+    ingest(seen("reprints", "reprints/warning-students-farm.html", 10))
+    ingest(seen("reprints", "reprints/warning-students-hk.html", 7))  # earlier: takes over
+    with db.begin() as session:
+        (hk,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None))).all()
+        assert hk.url.endswith("-hk.html") and len(hk.copies) == 1
+        session.execute(update(Alert).values(status="sent"))  # the story is alerted
+    ingest(seen("statements", "statements/warning-students.html", 9))  # later, but official
+
+    tally = report.sources["statements"]
+    assert (tally.new, tally.matches, tally.alerts) == (1, 1, 0)
+    with db() as session:
+        statement = session.scalars(select(Article).where(Article.url.contains("statements/")
+                                                          )).one()
+        assert statement.duplicate_of is None and statement.story_id == hk.story_id
+        assert {a.url.rsplit("/", 1)[1] for a in statement.copies} == {
+            "warning-students-hk.html", "warning-students-farm.html"}
+        assert session.get(Story, hk.story_id).headline == statement.title
+        assert [m.topic for m in statement.matches] == ["warnings"]
+        assert session.scalars(select(Alert.article_id)).all() == [hk.id]  # sent, not again
+
+
+def test_an_exact_reprint_stored_first_gives_way_to_the_official_text(db_url: str) -> None:
+    db = open_database(db_url)
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("reprints", "feed", "https://r.example/f"),
+                                    repo.SourceDef("statements", "feed", "https://s.example/f",
+                                                   official=True)])
+    text = (WEB / "statements/warning-students.html").read_text("utf-8")
+    for source in ("reprints", "statements"):
+        url = f"https://{source}.example/warning.html"
+        with db.begin() as session:
+            repo.add_article(session, repo.NewArticle(
+                url, url, url, "提醒", text, "", "zh", datetime(2026, 11, 27, tzinfo=timezone.utc),
+                False, text_fingerprint(text)), source)
+    with db() as session:
+        (original,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None)))
+        assert original.source.name == "statements" and len(original.copies) == 1
+        assert repo.sightings_count(original) == 2
+
+
+SEARCH = {"name": "search", "kind": "feed", "url": "/feeds/search.xml", "follow": False}
+SUBVERTED = "Chinese Communist Party prevents students studying abroad from being subverted, " \
+    "experts say"
+
+
+@pytest.mark.parametrize("first", ["search", "coverage"])
+def test_a_news_search_item_is_a_sighting_of_the_outlets_article(
+        cli: Cli, web: FixtureWeb, first: str) -> None:
+    config = web_config(web, SEARCH, COVERAGE, backfill="36500d")
+    config |= {"topics": [{"name": "subverted", "query": "student* AND subvert*",
+                           "channels": ["desk"]}],
+               "channels": {"desk": {"type": "jsonl", "path": "alerts.jsonl"}}}
+    cli.write_config(config)
+    for source in (first, *({"search", "coverage"} - {first})):
+        assert cli("crawl", source, "--no-alerts").code == 0
+
+    originals = by_path(cli("articles", "list", "--json").json())
+    outlet = originals["coverage/2026/11/students-subverted.html"]
+    assert (outlet["title"], outlet["topics"]) == (SUBVERTED, ["subverted"])
+    searched = [a for path, a in originals.items() if path.startswith("redirect-to")]
+    assert [a["title"] for a in searched] == [  # another outlet's: not this site's article
+        "Spy thriller ‘The Quiet Exchange’ opens Harbour City Film Festival"]
+    shown = cli("articles", "show", str(outlet["id"]), "--json").json()
+    assert {s["source"] for s in shown["seen_at"]} == {"coverage", "search"}
+    story = cli("stories", "show", str(outlet["story_id"]), "--json").json()
+    assert (story["headline"], story["article_count"], story["source_count"]) == \
+        (SUBVERTED, 1, 2)
+
+    assert cli("alerts", "send").code == 0
+    (alert,) = alerted(cli)  # the story alerts once, crediting the outlet
+    assert [i["url"] for i in alert["items"]] == [outlet["url"]]
+
