@@ -164,7 +164,8 @@ class SourceSpider(scrapy.Spider):
         yield from (i for i in items if not isinstance(i, SourcePolled))
 
     def parse_feed(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
-        feed = parse_feed(response.body, response.url, _headers(response), spec.language)
+        feed = parse_feed(response.body, response.url, _headers(response), spec.language,
+                          self.settings.getint("DOWNLOAD_MAXSIZE"))
         yield SourcePolled(spec.name, 200, entries=len(feed.entries), warning=feed.warning,
                            skipped=feed.skipped)
         for entry in feed.entries:
