@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timezone
+import random
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
+from scrapy import Request
+from scrapy.http import XmlResponse
+from scrapy.utils.test import get_crawler
 
+from basis.clock import utcnow
+from crawler.cli.views import report_json
+from crawler.config import parse_config
+from crawler.engine.ingest import Ingest, Rules
+from crawler.engine.report import CrawlReport
+from crawler.engine.sources import sync_config
 from spiders.feed import NotAFeed, parse_feed
+from spiders.items import PollDone, SourcePolled, SourceSpec
+from spiders.source import SourceSpider
+from storage import repository as repo
+from storage.db import open_database
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
 
@@ -105,3 +120,51 @@ def test_html_at_a_feed_url_names_its_feeds_and_json_feed_is_crawled(
         in homepage["message"]
     assert (source_row(result, "json")["items"], source_row(result, "json")["skipped"]) == (2, 1)
     assert {a["title"] for a in cli("articles", "list", "--json").json()} == {"提醒", "Report"}
+
+
+
+def feed_poll(body: bytes, known: set[str]) -> list[object]:
+    """One poll of a feed through the spider, with `known` URLs already stored."""
+    spec = SourceSpec("many", "feed", "http://news.example/feed.xml")
+    spider = SourceSpider.from_crawler(get_crawler(SourceSpider), [spec],
+                                       seen=known.__contains__)
+    request = spider.poll(spec)
+    return list(spider.parse_source(XmlResponse(spec.url, body=body, request=request)))
+
+
+def test_a_feed_poll_follows_at_most_1000_new_links_newest_first() -> None:
+    dates = [datetime(2026, 11, 1, tzinfo=timezone.utc) + timedelta(minutes=i)
+             for i in range(1010)]
+    items = [f"<link>http://news.example/{i}</link><pubDate>{format_datetime(d)}</pubDate>"
+             for i, d in enumerate(dates)]
+    random.Random(15).shuffle(items)  # newest first, whatever the feed's order
+    body = rss(*items)
+    first = feed_poll(body, set())
+    fetched = {r.url for r in first if isinstance(r, Request)}
+    assert fetched == {f"http://news.example/{i}" for i in range(10, 1010)}
+    assert next(i for i in first if isinstance(i, SourcePolled)).waited == 10
+
+    later = feed_poll(body, fetched)  # the ten that waited come next
+    assert {r.url for r in later if isinstance(r, Request)} == \
+        {f"http://news.example/{i}" for i in range(10)}
+    assert next(i for i in later if isinstance(i, SourcePolled)).waited == 0
+
+
+def test_links_that_waited_keep_the_feed_from_answering_304_and_are_counted(
+        db_url: str) -> None:
+    """The feed's validators are not kept when links waited: they would be lost on a 304."""
+    config = parse_config("sources: [{name: many, kind: feed, url: 'http://news.example/f'}]",
+                          env={})
+    db = open_database(db_url)
+    sync_config(config, db)
+    report = CrawlReport.for_sources(["many"])
+    ingest = Ingest(db, report, Rules.of(config))
+    ingest(SourcePolled("many", 200, etag='"v1"', last_modified="Tue, 01 Dec 2026 10:00:00 GMT",
+                        entries=1010, waited=10))
+    ingest(PollDone("many", utcnow()))
+    with db() as session:
+        row = repo.source_by_name(session, "many")
+        assert (row.etag, row.last_modified) == (None, None)
+    assert report.totals()["waited"] == 10
+    assert report_json(report)["sources"][0]["waited"] == 10
+    assert "10 new links wait for the next poll" in (report.sources["many"].message or "")
