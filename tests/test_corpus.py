@@ -177,14 +177,6 @@ PAGE_EXCLUDED = {  # (file, check): why our semantics differ
                                               "boilerplate we drop",
     ("newspaper/upworthy.com2.html", "text"): "a video transcript: trafilatura takes the "
                                               "site's fact-check blurb (a known miss)",
-    ("goose3/opengraph/test_opengraph_type.html", "date"): "trafilatura reads 'Sun Nov 23 "
-                                                           "16:00:00 EDT 2014' as 2014-01-01",
-    ("goose3/opengraph/test_opengraph_types_mult.html", "date"): "the same misreading",
-    ("goose3/publishdate/test_publish_date_schema.html", "date"): "trafilatura keeps the day "
-                                                                  "of datePublished, not the time",
-    ("goose3/publishdate/test_publish_date_unix_milliseconds.html", "date"): "trafilatura "
-                                                                            "reads no Unix time",
-    ("goose3/publishdate/test_publish_date_unix_seconds.html", "date"): "the same",
 }
 MIN_GOLD_WORDS = 50  # newspaper's shorter outputs are stubs (a caption, a byline), not text
 

@@ -168,3 +168,28 @@ def test_links_that_waited_keep_the_feed_from_answering_304_and_are_counted(
     assert report.totals()["waited"] == 10
     assert report_json(report)["sources"][0]["waited"] == 10
     assert "10 new links wait for the next poll" in (report.sources["many"].message or "")
+
+
+def test_a_page_misdated_by_its_url_keeps_its_stated_time_and_alerts(
+        cli: Cli, web: FixtureWeb) -> None:
+    """The URL says eight days ago (behind the backfill window); the page says an hour ago."""
+    stated = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    path = f"/coverage/{stated - timedelta(days=8):%Y/%m/%d}/warning.html"
+    (web.root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+    (web.root / path.lstrip("/")).write_text(
+        "<html lang='en'><head><title>Ministry warns students</title><meta property="
+        f"'article:published_time' content='{stated.isoformat()}'></head><body><article>"
+        "<h1>Ministry warns students</h1><p>" + "The ministry warned students abroad about "
+        "recruitment by foreign agencies. " * 20 + "</p></article></body></html>")
+    (web.root / "feeds" / "misdated.xml").write_bytes(rss(
+        f"<title>Ministry warns students</title><link>{path}</link>"))  # no feed date
+    config = web_config(web, {"name": "misdated", "kind": "feed", "url": "/feeds/misdated.xml"},
+                        backfill="2d")
+    config["topics"] = [{"name": "students", "query": "student*", "channels": ["desk"]}]
+    config["channels"] = {"desk": {"type": "jsonl", "path": "alerts.jsonl"}}
+    cli.write_config(config)
+    result = cli("crawl", "--json", "--no-alerts")
+    assert result.code == 0, result.err
+    assert result.json()["totals"]["alerts"] == 1
+    [article] = cli("articles", "list", "--json").json()
+    assert article["published_at"] == stated.isoformat()

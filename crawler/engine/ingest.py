@@ -59,7 +59,7 @@ def to_new_article(item: ArticleSeen, language_hint: str | None,
         canonical = preferred_url(page.url, extracted.canonical)
         title = extracted.title or title
         text = extracted.text or text
-        published = published or extracted.published_at
+        published = published or extracted.published_at  # the feed's date wins
         language = extracted.language or language
     published_at, estimated = settle_date(published, now)
     return repo.NewArticle(
