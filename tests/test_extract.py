@@ -111,7 +111,10 @@ MISDATED = "https://news.example/2026/11/28/story.html"  # the URL's day is not 
      '"NewsArticle", "datePublished": "2026-12-05T20:38:27+00:00"}]}</script>', ""),
     ('<script type="application/ld+json">{"datePublished": 1796503107000}</script>', ""),
     ("", "<p>Posted <time datetime='2026-12-05T20:38:27Z'>on Saturday</time></p>"),
-], ids=["article-meta", "date-meta", "itemprop", "json-ld", "json-ld-unix-ms", "time"])
+    ("<header><time datetime='2026-12-06'>Today</time></header>",  # a masthead's, then the
+     "<time datetime='2026-12-05T20:38:27Z'>on Saturday</time>"),  # article's own
+], ids=["article-meta", "date-meta", "itemprop", "json-ld", "json-ld-unix-ms", "time",
+        "time-in-article"])
 def test_a_date_the_page_states_wins_over_the_url_date_with_its_time(head: str,
                                                                      body: str) -> None:
     html = f"<html lang='en'><head><title>T</title>{head}</head><body><article><h1>H</h1>" \

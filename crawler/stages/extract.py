@@ -27,7 +27,7 @@ from basis.languages import language_of
 
 _DATE_PARAMS = {"extensive_search": True, "original_date": True, "deferred_url_extractor": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
-_TIME_XPATHS = ("//time[@pubdate]/@datetime", "//article//time/@datetime", "//time/@datetime")
+_TIME_XPATHS = ("//time[@pubdate]/@datetime", "//article//time/@datetime")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -107,7 +107,8 @@ def extract_article(html: str, url: str) -> Extracted:
 def stated_date(tree: lxml.html.HtmlElement | None, zone: tzinfo) -> datetime | None:
     """The publication time a page states, with its time of day (a zone-less one read in
     `zone`): `<meta property="article:published_time">` and the other date metadata
-    htmldate knows, `itemprop="datePublished"`, JSON-LD `datePublished`, `<time datetime>`.
+    htmldate knows, `itemprop="datePublished"`, JSON-LD `datePublished`, `<time datetime>`
+    (marked `pubdate`, in the `<article>`, or the page's only one).
     It wins over trafilatura's date, which is the date in the URL path whenever there is
     one (`/2026/11/28/…` dated 00:00 though the page says 5 December, 20:38)."""
     if tree is None:
@@ -129,6 +130,8 @@ def _stated_values(tree: lxml.html.HtmlElement) -> Iterator[Any]:
             continue
     for xpath in _TIME_XPATHS:
         yield from tree.xpath(xpath)[:1]
+    if len(times := tree.xpath("//time/@datetime")) == 1:  # not a masthead's "today" too
+        yield times[0]
 
 
 def _json_ld_dates(node: Any) -> Iterator[Any]:
