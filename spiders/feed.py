@@ -55,10 +55,12 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str],
     if body[:1].isspace() and body.lstrip().startswith(b"<?xml"):
         body = body.lstrip()
     # a stream, never bytes: feedparser opens a body that names a local file as that file.
-    # No base URL: it would turn a bare <guid>, taken for the link, into a URL on this host
-    # (relative links are resolved against the feed's URL below, xml:base by feedparser).
+    # No base URL (nor the server's Content-Location): it would turn a bare <guid>, taken
+    # for the link, into a URL on this host (relative links are resolved against the
+    # feed's URL below, and against xml:base by feedparser).
     parsed = feedparser.parse(io.BytesIO(body),  # no Content-Type: a flaw not worth a warning
-                              response_headers={"content-type": "application/xml", **headers},
+                              response_headers={"content-type": "application/xml", **{
+                                  k: v for k, v in headers.items() if k != "content-location"}},
                               resolve_relative_uris=True, sanitize_html=True)
     problem = _bozo_message(parsed)
     if not parsed.entries and not (parsed.get("version") and parsed.feed):

@@ -261,9 +261,8 @@ def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
             "duplicates": r.duplicates, "skipped": r.skipped, "waited": r.waited,
-            "matches": r.matches,
-            "alerts": r.alerts, "errors": r.errors, "error_class": r.error_class,
-            "message": r.message}
+            "matches": r.matches, "alerts": r.alerts, "errors": r.errors,
+            "error_class": r.error_class, "message": r.message}
 
 
 class CrawlProgress:
