@@ -58,6 +58,7 @@ class SourcePolled:
     entries: int = 0
     warning: str | None = None
     skipped: int = 0  # entries not followed: beyond the cap, or older than the backfill
+    waited: int = 0  # new feed entries beyond the per-poll cap: followed on a later poll
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import wraps
+from math import inf
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +52,7 @@ from spiders.sitemap import NotASitemap, ParsedSitemap, parse_sitemap
 
 log = logging.getLogger(__name__)
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
-MAX_URLS = 1000  # article links followed per source and poll (sitemaps, listings)
+MAX_URLS = 1000  # article links followed per source and poll (sitemaps, listings, feeds)
 MAX_SITEMAPS = 50  # child sitemaps read per poll of a sitemap index
 
 
@@ -164,11 +165,22 @@ class SourceSpider(scrapy.Spider):
         yield from (i for i in items if not isinstance(i, SourcePolled))
 
     def parse_feed(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
-        feed = parse_feed(response.body, response.url, _headers(response), spec.language)
+        """A feed's entries, newest first, up to `MAX_URLS` new links a poll: the others
+        wait for the next polls (counted in `waited`)."""
+        feed = parse_feed(response.body, response.url, _headers(response), spec.language,
+                          self.settings.getint("DOWNLOAD_MAXSIZE"))
+        out: list[Any] = []
+        new = waited = 0
+        for entry in newest_first(feed.entries):
+            if new >= MAX_URLS and self.is_new(entry):
+                waited += 1
+                continue
+            followed = list(self.follow(spec, entry))
+            new += any(isinstance(i, (scrapy.Request, ArticleSeen)) for i in followed)
+            out.extend(followed)
         yield SourcePolled(spec.name, 200, entries=len(feed.entries), warning=feed.warning,
-                           skipped=feed.skipped)
-        for entry in feed.entries:
-            yield from self.follow(spec, entry)
+                           skipped=feed.skipped, waited=waited)
+        yield from out
 
     def parse_sitemap(self, spec: SourceSpec, response: Response) -> Iterator[Any]:
         """A urlset's articles, or an index's child sitemaps (each read once per poll)."""
@@ -230,6 +242,11 @@ class SourceSpider(scrapy.Spider):
         for entry in entries:
             yield from self.follow(spec, entry)
 
+    def is_new(self, entry: FeedEntry) -> bool:
+        """Whether following the entry would fetch or store an article."""
+        key = canonical_url(entry.url)
+        return key not in self.in_flight and not self.seen(key)
+
     def follow(self, spec: SourceSpec, entry: FeedEntry) -> Iterator[Any]:
         key = canonical_url(entry.url)
         if self.seen(key):
@@ -275,6 +292,12 @@ class SourceSpider(scrapy.Spider):
         error_class, message, status = describe_failure(failure)
         yield SourceFailed(failure.request.meta["source"], error_class, message, status,
                            retry_after(failure))
+
+
+def newest_first(entries: list[FeedEntry]) -> list[FeedEntry]:
+    """Dated entries newest first, then the undated ones, each in the feed's order."""
+    return sorted(entries, key=lambda e: e.published.timestamp() if e.published else -inf,
+                  reverse=True)  # (a stable sort, reversed or not)
 
 
 def redacted(item: Any, redact: Callable[[str], str]) -> Any:

@@ -97,3 +97,38 @@ def test_language_detection_without_declaration() -> None:
     assert language_of("国家安全部提醒留学生警惕间谍") == "zh"
     assert language_of("The ministry warned students studying abroad about spies.") == "en"
     assert language_of("") is None
+
+
+STORY = "<p>" + "Officials warned students about recruitment by foreign agencies. " * 20 + "</p>"
+MISDATED = "https://news.example/2026/11/28/story.html"  # the URL's day is not the page's
+
+
+@pytest.mark.parametrize("head, body", [
+    ("<meta property='article:published_time' content='2026-12-05T20:38:27+00:00'>", ""),
+    ("<meta name='pubdate' content='2026-12-05T20:38:27Z'>", ""),
+    ("", "<time itemprop='datePublished' datetime='2026-12-05T20:38:27Z'>5 Dec</time>"),
+    ('<script type="application/ld+json">{"@graph": [{"@type": "WebPage"}, {"@type": '
+     '"NewsArticle", "datePublished": "2026-12-05T20:38:27+00:00"}]}</script>', ""),
+    ('<script type="application/ld+json">{"datePublished": 1796503107000}</script>', ""),
+    ("", "<p>Posted <time datetime='2026-12-05T20:38:27Z'>on Saturday</time></p>"),
+    ("<header><time datetime='2026-12-06'>Today</time></header>",  # a masthead's, then the
+     "<time datetime='2026-12-05T20:38:27Z'>on Saturday</time>"),  # article's own
+], ids=["article-meta", "date-meta", "itemprop", "json-ld", "json-ld-unix-ms", "time",
+        "time-in-article"])
+def test_a_date_the_page_states_wins_over_the_url_date_with_its_time(head: str,
+                                                                     body: str) -> None:
+    html = f"<html lang='en'><head><title>T</title>{head}</head><body><article><h1>H</h1>" \
+           f"{body}{STORY}</article></body></html>"
+    assert extract_article(html, MISDATED).published_at == \
+        datetime(2026, 12, 5, 20, 38, 27, tzinfo=timezone.utc)
+
+
+def test_a_zone_less_stated_time_is_read_in_the_pages_zone_and_the_url_date_is_the_fallback(
+        ) -> None:
+    chinese = ("<html lang='zh-CN'><head><title>提醒</title><meta property='article:published_time'"
+               " content='2026-12-06 04:38:27'></head><body><article><p>"
+               + "国家安全部提醒广大留学生警惕境外间谍情报机关的拉拢策反。" * 10 + "</p></article></body></html>")
+    assert extract_article(chinese, MISDATED).published_at == \
+        datetime(2026, 12, 5, 20, 38, 27, tzinfo=timezone.utc)  # +08:00
+    plain = f"<html lang='en'><head><title>T</title></head><body><article>{STORY}</article></body></html>"
+    assert extract_article(plain, MISDATED).published_at == datetime(2026, 11, 28, tzinfo=timezone.utc)

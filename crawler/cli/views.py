@@ -216,7 +216,8 @@ def check_json(name: str, items: list[Any]) -> dict[str, Any]:
     return {"source": name, "status": "failed" if failed else "ok",
             "http_status": (failed or polled).http_status if failed or polled else None,
             "message": failed.message if failed else polled.warning if polled else None,
-            "skipped": polled.skipped if polled else 0, "entries": entries}
+            "skipped": polled.skipped if polled else 0,
+            "waited": polled.waited if polled else 0, "entries": entries}
 
 
 def print_check(console: Console, result: dict[str, Any]) -> None:
@@ -239,8 +240,8 @@ def print_check(console: Console, result: dict[str, Any]) -> None:
 
 def crawl_summary(report: CrawlReport) -> Table:
     table = Table(title="crawl summary", title_justify="left")
-    counts = ("requests", "items", "new", "known", "duplicates", "skipped", "matches", "alerts",
-              "errors")
+    counts = ("requests", "items", "new", "known", "duplicates", "skipped", "waited", "matches",
+              "alerts", "errors")
     for name in ("source", "status", "http", *counts, "note"):
         table.add_column(name, justify="right" if name in counts or name == "http" else "left")
     for r in report.sources.values():
@@ -260,9 +261,9 @@ def report_json(report: CrawlReport) -> dict[str, Any]:
 def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
-            "duplicates": r.duplicates, "skipped": r.skipped, "matches": r.matches,
-            "alerts": r.alerts, "errors": r.errors, "error_class": r.error_class,
-            "message": r.message}
+            "duplicates": r.duplicates, "skipped": r.skipped, "waited": r.waited,
+            "matches": r.matches, "alerts": r.alerts, "errors": r.errors,
+            "error_class": r.error_class, "message": r.message}
 
 
 class CrawlProgress:

@@ -59,7 +59,7 @@ def to_new_article(item: ArticleSeen, language_hint: str | None,
         canonical = preferred_url(page.url, extracted.canonical)
         title = extracted.title or title
         text = extracted.text or text
-        published = published or extracted.published_at
+        published = published or extracted.published_at  # the feed's date wins
         language = extracted.language or language
     published_at, estimated = settle_date(published, now)
     return repo.NewArticle(
@@ -135,6 +135,10 @@ class Ingest(Shared):
             "warning" if item.warning else "ok"
         tally.message = item.warning
         self.skipped(tally, item.skipped, "beyond the per-poll cap or older than the backfill")
+        if item.waited:
+            tally.waited += item.waited
+            tally.message = f"{tally.message + '; ' if tally.message else ''}{item.waited} " \
+                "new links wait for the next poll (at most 1,000 a poll, newest first)"
 
     def more(self, item: MoreEntries, tally: SourceReport) -> None:
         tally.items += item.entries
@@ -245,12 +249,13 @@ class Ingest(Shared):
         transaction (a rolling report starts the source's next poll afresh). New
         validators are kept only when the poll stored everything it offered; otherwise
         they are cleared, so that the next poll reads the source again and retries what
-        failed instead of being answered 304."""
+        failed, or follows the links that waited, instead of being answered 304."""
         answer = self.answers.pop(item.source, None)
         with engine_of(self.db).begin() as session:
             if answer is not None and tally.status != "failed":
                 validators = None if answer.http_status == 304 else \
-                    (None, None) if tally.errors else (answer.etag, answer.last_modified)
+                    (None, None) if tally.errors or answer.waited else \
+                    (answer.etag, answer.last_modified)
                 repo.record_poll(session, item.source, answer.warning, validators)
             repo.record_run(session, tally.name, item.started_at, tally.status,
                             tally.http_status, repo.RunTally(

@@ -25,6 +25,7 @@ class SourceReport:
     errors: int = 0
     skipped: int = 0  # links not followed: robots.txt, the per-poll cap, the backfill window,
     #                   feed items with no http(s) link
+    waited: int = 0  # new feed links beyond the per-poll cap: followed on the next polls
     error_class: str | None = None
     message: str | None = None
 
@@ -66,4 +67,4 @@ class CrawlReport(Shared):
         rows = self.sources.values()
         return {key: sum(getattr(r, key) for r in rows)
                 for key in ("requests", "items", "new", "known", "duplicates", "skipped",
-                                "matches", "alerts", "errors")}
+                            "waited", "matches", "alerts", "errors")}

@@ -3,14 +3,18 @@ canonical link."""
 from __future__ import annotations
 
 import codecs
+import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
+from typing import Any
 
 import charset_normalizer
 import lxml.etree
 import lxml.html
 import trafilatura
+from htmldate.core import DATE_ATTRIBUTES
 from w3lib.encoding import (
     html_body_declared_encoding,
     http_content_type_encoding,
@@ -21,8 +25,9 @@ from w3lib.encoding import (
 from basis.dates import parse_date, zone_for_language
 from basis.languages import language_of
 
-_DATE_PARAMS = {"extensive_search": True, "original_date": True,
+_DATE_PARAMS = {"extensive_search": True, "original_date": True, "deferred_url_extractor": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
+_TIME_XPATHS = ("//time[@pubdate]/@datetime", "//article//time/@datetime")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -93,10 +98,61 @@ def extract_article(html: str, url: str) -> Extracted:
     text = (doc.text or "") if doc else ""
     title = (doc.title or "") if doc else ""
     language = language_of(text or title, declared=lang)
-    return Extracted(title=title.strip(), text=text.strip(),
-                     published_at=parse_date(doc.date if doc else None,
-                                             zone_for_language(language)),
+    zone = zone_for_language(language)
+    published = stated_date(tree, zone) or parse_date(doc.date if doc else None, zone)
+    return Extracted(title=title.strip(), text=text.strip(), published_at=published,
                      language=language, canonical=canonical)
+
+
+def stated_date(tree: lxml.html.HtmlElement | None, zone: tzinfo) -> datetime | None:
+    """The publication time a page states, with its time of day (a zone-less one read in
+    `zone`): `<meta property="article:published_time">` and the other date metadata
+    htmldate knows, `itemprop="datePublished"`, JSON-LD `datePublished`, `<time datetime>`
+    (marked `pubdate`, in the `<article>`, or the page's only one).
+    It wins over trafilatura's date, which is the date in the URL path whenever there is
+    one (`/2026/11/28/…` dated 00:00 though the page says 5 December, 20:38)."""
+    if tree is None:
+        return None
+    return next(filter(None, (_date_of(value, zone) for value in _stated_values(tree))), None)
+
+
+def _stated_values(tree: lxml.html.HtmlElement) -> Iterator[Any]:
+    for meta in tree.xpath("//meta[@content]"):
+        key = meta.get("property") or meta.get("name") or meta.get("itemprop") or ""
+        if key.strip().lower() in DATE_ATTRIBUTES:
+            yield meta.get("content")
+    for element in tree.xpath('//*[@itemprop="datePublished"]'):
+        yield element.get("datetime") or element.get("content") or element.text_content()
+    for script in tree.xpath('//script[@type="application/ld+json"]/text()'):
+        try:
+            yield from _json_ld_dates(json.loads(script, strict=False))
+        except ValueError:
+            continue
+    for xpath in _TIME_XPATHS:
+        yield from tree.xpath(xpath)[:1]
+    if len(times := tree.xpath("//time/@datetime")) == 1:  # not a masthead's "today" too
+        yield times[0]
+
+
+def _json_ld_dates(node: Any) -> Iterator[Any]:
+    """Every `datePublished` in a JSON-LD document (its `@graph`, lists, nested objects)."""
+    if isinstance(node, dict):
+        if "datePublished" in node:
+            yield node["datePublished"]
+        node = list(node.values())
+    if isinstance(node, list):
+        for child in node:
+            yield from _json_ld_dates(child)
+
+
+def _date_of(value: Any, zone: tzinfo) -> datetime | None:
+    """A stated date: a string, or a Unix time in seconds or milliseconds (JSON-LD)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        try:
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return parse_date(value, zone) if isinstance(value, str) else None
 
 
 def _parse(html: str) -> lxml.html.HtmlElement | None:
