@@ -280,6 +280,43 @@ def test_slack_429_waits_for_retry_after_then_delivers_once(
     assert statuses(outbox) == [("new", "sent", 2)]
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_holds_the_channel_for_every_alert_without_spending_attempts(
+        outbox, slack_receiver: SlackReceiver, status: int) -> None:
+    clock = Clock()
+    for n in (1, 2, 3):
+        store(outbox, f"https://mss.example/{n}", f"声明 {n} 留学生")
+    dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock, rng=lambda: 0.5,
+                            backoff=Backoff(base=1))
+    slack_receiver.respond(status, "slow down", {"Retry-After": "120"})
+    report = dispatcher.deliver_due()
+    assert (report.retried, report.held) == (1, 2)
+    assert len(slack_receiver.requests) == 1  # the other two never hit the rate limit
+    assert statuses(outbox) == [("new", "pending", 1), ("new", "pending", 0),
+                                ("new", "pending", 0)]
+    slack_receiver.respond(200)
+    clock.advance(seconds=119)
+    another = Dispatcher(outbox, slack(slack_receiver), clock=clock)  # e.g. another process
+    assert another.deliver_due().sent == 0 and len(slack_receiver.requests) == 1
+    clock.advance(seconds=2)
+    assert dispatcher.deliver_due().sent == 3
+    assert statuses(outbox) == [("new", "sent", 2), ("new", "sent", 1), ("new", "sent", 1)]
+
+
+def test_retry_after_holds_digests_of_every_topic_on_the_channel(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    digest = AlertPolicy(("team",), mode="digest")
+    store(outbox, "https://mss.example/1", "声明 1 留学生", policy=digest)
+    store(outbox, "https://mss.example/2", "声明 2 留学生", topics=("student-asylum",),
+          policy=digest)
+    slack_receiver.rate_limit("120")
+    report = send_digests(outbox, slack(slack_receiver))
+    assert (report.retried, report.held) == (1, 1)
+    assert send_digests(outbox, slack(slack_receiver)).held == 2
+    assert len(slack_receiver.requests) == 1
+    assert sorted(attempts for _, _, attempts in statuses(outbox)) == [0, 1]
+
+
 def test_permanent_refusal_fails_with_the_reason_and_does_not_loop(
         outbox, slack_receiver: SlackReceiver) -> None:
     clock = Clock()
