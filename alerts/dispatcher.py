@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult, UnbuiltChannel
-from alerts.outbox import alert_key, story_outlets
+from alerts.outbox import alert_key, operator_message, story_outlets
 from basis.clock import utcnow
 from storage import repository as repo
 from storage.models import Alert, Article, Snooze, TopicMatch
@@ -127,7 +127,7 @@ class Dispatcher:
         if isinstance(channel, UnbuiltChannel):
             return now + UNBUILT_WAIT, f"channel {channel.name!r} cannot be built: {channel.reason}"
         wait = channel_hold(session, alert.channel, now)
-        if wait is not None:
+        if wait is not None or alert.kind == "operator":  # topic controls are for topics
             return wait
         snooze = session.get(Snooze, alert.topic)
         if snooze is not None and snooze.until > now:
@@ -203,6 +203,8 @@ def channel_hold(session: Session, channel: str, now: datetime) -> tuple[datetim
 
 def message_for(session: Session, alert: Alert) -> AlertMessage:
     """The message for one alert: its article and those batched with it."""
+    if alert.kind == "operator":
+        return operator_message(alert)
     articles = [alert.article, *(entry.article for entry in alert.batch)]
     first = message_id(alert.topic, alert.story_id, alert.article_id, alert.channel)
     is_first = alert.idempotency_key == alert_key(alert.topic, alert.story_id, alert.channel)
@@ -215,7 +217,7 @@ def message_for(session: Session, alert: Alert) -> AlertMessage:
         thread_id=first if alert.kind == "update" else None)
 
 
-def message_id(topic: str, story_id: int | None, article_id: int, channel: str) -> str:
+def message_id(topic: str, story_id: int | None, article_id: int | None, channel: str) -> str:
     """Stable across retries and restarts, so a mail client threads a story's updates."""
     story = f"story-{story_id}" if story_id is not None else f"article-{article_id}"
     return f"<{topic}.{story}.{channel}@mediawatch>"

@@ -23,6 +23,7 @@ from alerts.digest import send_digests
 from alerts.dispatcher import Backoff, Dispatcher
 from alerts.outbox import AlertPolicy, queue_alerts
 from crawler.config import Config, parse_config
+from crawler.daemon.watchdog import check_sources
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Snooze
@@ -315,6 +316,47 @@ def test_retry_after_holds_digests_of_every_topic_on_the_channel(
     assert send_digests(outbox, slack(slack_receiver)).held == 2
     assert len(slack_receiver.requests) == 1
     assert sorted(attempts for _, _, attempts in statuses(outbox)) == [0, 1]
+
+
+def test_operator_alerts_go_through_the_outbox_once_with_retries_and_retry_after(
+        outbox, cli: Cli, slack_receiver: SlackReceiver) -> None:
+    document = {"sources": [{"name": "mss", "kind": "feed", "url": "https://mss.example/f"}],
+                "channels": {"team": {"type": "slack", "webhook": slack_receiver.url}},
+                "operator_channels": ["team"]}
+    cli.write_config(document)
+    config = parse_config(yaml.safe_dump(document), env={})
+    clock = Clock()
+
+    def polled(failures: int) -> None:
+        with outbox.begin() as session:
+            source = repo.source_by_name(session, "mss")
+            source.last_polled_at, source.consecutive_failures = clock.now, failures
+            source.last_error = "HTTP 500" if failures else None
+
+    polled(3)
+    assert check_sources(config, outbox, clock.now) == [("mss", "ok", "failing")]
+    assert check_sources(config, outbox, clock.now) == []  # queued once, never repeated
+    listed = cli("alerts", "list", "--json").json()
+    assert [(a["kind"], a["topic"], a["channel"], a["status"], a["article_id"])
+            for a in listed] == [("operator", "source-health", "team", "pending", None)]
+    assert "source-health" in cli("alerts", "list").out
+
+    dispatcher = Dispatcher(outbox, open_channels(config.channels), clock=clock,
+                            rng=lambda: 0.5, backoff=Backoff(base=1))
+    slack_receiver.rate_limit("60")
+    assert dispatcher.deliver_due().retried == 1
+    polled(0)  # it heals while the channel is held: the recovery waits too
+    assert check_sources(config, outbox, clock.now) == [("mss", "failing", "ok")]
+    assert dispatcher.deliver_due().held == 1 and len(slack_receiver.requests) == 1
+    slack_receiver.respond(200)
+    clock.advance(seconds=61)
+    restarted = Dispatcher(outbox, open_channels(config.channels), clock=clock)
+    assert restarted.deliver_due().sent == 2
+    assert restarted.deliver_due().sent == 0
+    bodies = [str(r.json) for r in slack_receiver.requests]
+    assert "source mss is failing" in bodies[1] and "HTTP 500" in bodies[1]
+    assert "source mss recovered (was failing)" in bodies[2]
+    assert statuses(outbox) == [("operator", "sent", 2), ("operator", "sent", 1)]
 
 
 def test_permanent_refusal_fails_with_the_reason_and_does_not_loop(

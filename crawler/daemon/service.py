@@ -299,13 +299,15 @@ class Daemon:
         self._log_lines(send_digests(self.db, self.channels).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
-        for name, was, now in check_sources(self.config, self.db, self.channels, utcnow(),
-                                            names):
-            log.warning("source %s: %s → %s (operator alerted)", name, was, now)
+        changes = check_sources(self.config, self.db, utcnow(), names)
+        for name, was, now in changes:
+            log.warning("source %s: %s → %s (operator alert queued)", name, was, now)
             if now == "ok":
                 self.unwell.discard(name)
             else:
                 self.unwell.add(name)
+        if changes:
+            self.dispatch_job()
 
     def retention_job(self) -> None:
         now = utcnow()
