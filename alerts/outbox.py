@@ -5,20 +5,22 @@ channel; later articles of the story join that row while it waits, or one "updat
 batch within the topic's update window; digest topics collect rows for the next digest.
 A row reports `Alert.article` and the articles in its `batch`. Operator alerts (a source's
 health changed) are rows too, one per (event, channel), their message kept in `details`.
+`on_queued` tells a dispatcher as soon as a commit queued alerts.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem, AlertMessage
 from storage.models import Alert, AlertArticle, Article, Sighting
 
 UPDATE_WINDOW = timedelta(hours=24)  # later articles of an alerted story: one "update"
+QUEUED = "mediawatch.alerts_queued"  # Session.info flag: this transaction queued alerts
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,18 @@ def queue_alerts(session: Session, article: Article, topics: Iterable[str],
         for channel in policy.channels if policy else ():
             _queue(session, article, topic, channel, policy, now)
             count += 1
+    if count:
+        session.info[QUEUED] = True
     return count
+
+
+def on_queued(db: sessionmaker[Session], callback: Callable[[], None]) -> None:
+    """Call `callback` (in the committing thread) after each commit that queued alerts."""
+    def committed(session: Session) -> None:
+        if session.info.pop(QUEUED, False):
+            callback()
+
+    event.listen(db, "after_commit", committed)
 
 
 def _queue(session: Session, article: Article, topic: str, channel: str,
@@ -96,6 +109,8 @@ def queue_operator_alerts(session: Session, topic: str, event: str, item: AlertI
                               status="pending", attempts=0, created_at=now, next_attempt_at=now,
                               details=details))
             count += 1
+    if count:
+        session.info[QUEUED] = True
     return count
 
 

@@ -21,7 +21,7 @@ from alerts.channels.settings import AppriseSettings
 from alerts.channels.slack import SlackChannel
 from alerts.digest import send_digests
 from alerts.dispatcher import Backoff, Dispatcher
-from alerts.outbox import AlertPolicy, queue_alerts
+from alerts.outbox import AlertPolicy, on_queued, queue_alerts
 from crawler.config import Config, parse_config
 from crawler.daemon.watchdog import check_sources
 from storage import repository as repo
@@ -357,6 +357,18 @@ def test_operator_alerts_go_through_the_outbox_once_with_retries_and_retry_after
     assert "source mss is failing" in bodies[1] and "HTTP 500" in bodies[1]
     assert "source mss recovered (was failing)" in bodies[2]
     assert statuses(outbox) == [("operator", "sent", 2), ("operator", "sent", 1)]
+
+
+def test_a_commit_that_queued_alerts_wakes_the_dispatcher(outbox) -> None:
+    woken: list[int] = []
+    on_queued(outbox, lambda: woken.append(1))
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    assert woken == [1]
+    store(outbox, "https://mss.example/2", "无关", topics=())  # matched nothing: no alert
+    with outbox.begin() as session:
+        repo.snooze(session, "espionage-warnings", datetime.now(timezone.utc),
+                    datetime.now(timezone.utc))
+    assert woken == [1]
 
 
 def test_permanent_refusal_fails_with_the_reason_and_does_not_loop(
