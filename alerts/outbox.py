@@ -94,16 +94,16 @@ def _queue(session: Session, article: Article, topic: str, channel: str,
     session.add(follower)
 
 
-def queue_operator_alerts(session: Session, topic: str, event: str, item: AlertItem,
+def queue_operator_alerts(session: Session, topic: str, change: str, item: AlertItem,
                           channels: Iterable[str], now: datetime) -> int:
-    """Write one operator alert per channel for `event` (unique, e.g. source, state and
+    """Write one operator alert per channel for `change` (unique, e.g. source, state and
     time), once: a row already written for it is kept. → rows written"""
     details = {"title": item.title, "url": item.url, "source": item.source,
                "snippet": item.snippet, "published_at": now.isoformat(),
-               "message_id": f"<{topic}.{event.replace('|', '.')}@mediawatch>"}
+               "message_id": f"<{topic}.{change.replace('|', '.')}@mediawatch>"}
     count = 0
     for channel in channels:
-        key = alert_key(topic, None, channel, event)
+        key = alert_key(topic, None, channel, change)
         if session.scalar(select(Alert.id).where(Alert.idempotency_key == key)) is None:
             session.add(Alert(idempotency_key=key, kind="operator", topic=topic, channel=channel,
                               status="pending", attempts=0, created_at=now, next_attempt_at=now,

@@ -328,8 +328,7 @@ class Daemon:
         self._log_lines(send_digests(self.db, self.channels).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
-        changes = check_sources(self.config, self.db, utcnow(), names)
-        for name, was, now in changes:
+        for name, was, now in check_sources(self.config, self.db, utcnow(), names):
             log.warning("source %s: %s → %s (operator alert queued)", name, was, now)
             if now == "ok":
                 self.unwell.discard(name)
