@@ -1,5 +1,6 @@
 """Digests: the pending alerts of digest topics, one message per (topic, channel), one item
-per story, sent on the `digest.cron` schedule or by `mediawatch digest send`."""
+per story, sent on the `digest.cron` schedule or by `mediawatch digest send`. A channel held
+by its Retry-After gets no digest (and spends no attempt) until the time has passed."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertMessage, Channel, DeliveryResult
-from alerts.dispatcher import DispatchReport, item_for
+from alerts.dispatcher import DispatchReport, channel_hold, hold_for, item_for
 from alerts.outbox import story_outlets
 from basis.clock import utcnow
 from storage.models import Alert
@@ -29,10 +30,17 @@ def send_digests(db: sessionmaker[Session], channels: Mapping[str, Channel],
         messages = {key: _digest(session, key[0], alerts) for key, alerts in groups.items()}
         ids = {key: [a.id for a in alerts] for key, alerts in groups.items()}
     for (name, channel_name), message in messages.items():
+        label = f"digest {name} → {channel_name}"
+        with db() as session:
+            hold = channel_hold(session, channel_name, utcnow())
+        if hold is not None:
+            report.held += 1
+            report.lines.append(f"{label} waits: {hold[1]}")
+            continue
         channel = channels.get(channel_name)
         result = channel.send(message) if channel else \
             DeliveryResult.refused(f"channel {channel_name!r} is no longer configured")
-        _record(db, ids[(name, channel_name)], result, report, f"digest {name} → {channel_name}")
+        _record(db, ids[(name, channel_name)], result, report, label, channel_name)
     return report
 
 
@@ -48,7 +56,7 @@ def _digest(session: Session, topic: str, alerts: list[Alert]) -> AlertMessage:
 
 
 def _record(db: sessionmaker[Session], ids: list[int], result: DeliveryResult,
-            report: DispatchReport, label: str) -> None:
+            report: DispatchReport, label: str, channel: str) -> None:
     now = utcnow()
     with db.begin() as session:
         for alert in session.scalars(select(Alert).where(Alert.id.in_(ids))):
@@ -58,6 +66,8 @@ def _record(db: sessionmaker[Session], ids: list[int], result: DeliveryResult,
                 alert.status, alert.sent_at = "sent", now
             elif result.permanent:
                 alert.status = "failed"
+        if result.retry_after is not None and not result.ok:
+            hold_for(session, channel, now, result)
     counter = "sent" if result.ok else "failed" if result.permanent else "retried"
     setattr(report, counter, getattr(report, counter) + 1)
     report.lines.append(f"{label}: {len(ids)} stories, {result.reason}")

@@ -3,9 +3,11 @@
 A claim is a compare-and-set on the row (pending → sending), so two dispatchers never send
 the same alert; a row left in "sending" by a crash goes back to pending after
 `sending_timeout`. Transient failures retry with exponential backoff and jitter (at least
-what the channel asked for with Retry-After); permanent ones fail with the reason; alerts of
-a snoozed topic, in its quiet hours, of a story with fewer sources than `min_sources` or
-for a channel that could not be built wait without spending an attempt.
+what the channel asked for with Retry-After); permanent ones fail with the reason. A
+Retry-After holds the whole channel (`channel_waits`, shared by every dispatcher): no request
+goes to it before then. Alerts for a held channel or one that could not be built, of a
+snoozed topic, in its quiet hours or of a story with fewer sources than `min_sources` wait
+without spending an attempt.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult, UnbuiltChannel
-from alerts.outbox import alert_key, story_outlets
+from alerts.outbox import alert_key, operator_message, story_outlets
 from basis.clock import utcnow
+from storage import repository as repo
 from storage.models import Alert, Article, Snooze, TopicMatch
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,9 @@ class Dispatcher:
         channel = self.channels.get(alert.channel)
         if isinstance(channel, UnbuiltChannel):
             return now + UNBUILT_WAIT, f"channel {channel.name!r} cannot be built: {channel.reason}"
+        wait = channel_hold(session, alert.channel, now)
+        if wait is not None or alert.kind == "operator":  # topic controls are for topics
+            return wait
         snooze = session.get(Snooze, alert.topic)
         if snooze is not None and snooze.until > now:
             return snooze.until, f"topic snoozed until {snooze.until:%Y-%m-%d %H:%M} UTC"
@@ -169,6 +175,8 @@ class Dispatcher:
                 report.failed += 1
                 report.lines.append(f"alert {alert_id} ({label}): failed: {result.reason}")
             else:
+                if result.retry_after is not None:
+                    hold_for(session, alert.channel, now, result)
                 delay = self.backoff.delay(alert.attempts, result.retry_after, self.rng)
                 alert.status, alert.last_error = "pending", result.reason
                 alert.next_attempt_at = now + timedelta(seconds=delay)
@@ -177,10 +185,26 @@ class Dispatcher:
                                     f"{delay:.0f}s: {result.reason}")
 
 
+def hold_for(session: Session, channel: str, now: datetime, result: DeliveryResult) -> None:
+    """The channel asked us to wait (Retry-After): hold it for every alert."""
+    repo.hold_channel(session, channel, now + timedelta(seconds=result.retry_after or 0.0),
+                      result.reason)
+
+
+def channel_hold(session: Session, channel: str, now: datetime) -> tuple[datetime, str] | None:
+    wait = repo.channel_wait(session, channel, now)
+    if wait is None:
+        return None
+    return wait.until, (f"channel {channel!r} asked to wait until "
+                        f"{wait.until:%Y-%m-%d %H:%M:%S} UTC (Retry-After): {wait.reason}")
+
+
 # ---------------------------------------------------------------- messages
 
 def message_for(session: Session, alert: Alert) -> AlertMessage:
     """The message for one alert: its article and those batched with it."""
+    if alert.kind == "operator":
+        return operator_message(alert)
     articles = [alert.article, *(entry.article for entry in alert.batch)]
     first = message_id(alert.topic, alert.story_id, alert.article_id, alert.channel)
     is_first = alert.idempotency_key == alert_key(alert.topic, alert.story_id, alert.channel)
@@ -193,7 +217,7 @@ def message_for(session: Session, alert: Alert) -> AlertMessage:
         thread_id=first if alert.kind == "update" else None)
 
 
-def message_id(topic: str, story_id: int | None, article_id: int, channel: str) -> str:
+def message_id(topic: str, story_id: int | None, article_id: int | None, channel: str) -> str:
     """Stable across retries and restarts, so a mail client threads a story's updates."""
     story = f"story-{story_id}" if story_id is not None else f"article-{article_id}"
     return f"<{topic}.{story}.{channel}@mediawatch>"

@@ -3,20 +3,24 @@
 One row per (topic, story, channel) — its idempotency key — so a story alerts once per
 channel; later articles of the story join that row while it waits, or one "update" row per
 batch within the topic's update window; digest topics collect rows for the next digest.
-A row reports `Alert.article` and the articles in its `batch`.
+A row reports `Alert.article` and the articles in its `batch`. Operator alerts (a source's
+health changed) are rows too, one per (event, channel), their message kept in `details`.
+`on_queued` tells a dispatcher as soon as a commit queued alerts.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.channels.base import AlertItem, AlertMessage
 from storage.models import Alert, AlertArticle, Article, Sighting
 
 UPDATE_WINDOW = timedelta(hours=24)  # later articles of an alerted story: one "update"
+QUEUED = "mediawatch.alerts_queued"  # Session.info flag: this transaction queued alerts
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,18 @@ def queue_alerts(session: Session, article: Article, topics: Iterable[str],
         for channel in policy.channels if policy else ():
             _queue(session, article, topic, channel, policy, now)
             count += 1
+    if count:
+        session.info[QUEUED] = True
     return count
+
+
+def on_queued(db: sessionmaker[Session], callback: Callable[[], None]) -> None:
+    """Call `callback` (in the committing thread) after each commit that queued alerts."""
+    def committed(session: Session) -> None:
+        if session.info.pop(QUEUED, False):
+            callback()
+
+    event.listen(db, "after_commit", committed)
 
 
 def _queue(session: Session, article: Article, topic: str, channel: str,
@@ -79,7 +94,39 @@ def _queue(session: Session, article: Article, topic: str, channel: str,
     session.add(follower)
 
 
-def story_outlets(session: Session, story_id: int | None, article_id: int) -> int:
+def queue_operator_alerts(session: Session, topic: str, change: str, item: AlertItem,
+                          channels: Iterable[str], now: datetime) -> int:
+    """Write one operator alert per channel for `change` (unique, e.g. source, state and
+    time), once: a row already written for it is kept. → rows written"""
+    details = {"title": item.title, "url": item.url, "source": item.source,
+               "snippet": item.snippet, "published_at": now.isoformat(),
+               "message_id": f"<{topic}.{change.replace('|', '.')}@mediawatch>"}
+    count = 0
+    for channel in channels:
+        key = alert_key(topic, None, channel, change)
+        if session.scalar(select(Alert.id).where(Alert.idempotency_key == key)) is None:
+            session.add(Alert(idempotency_key=key, kind="operator", topic=topic, channel=channel,
+                              status="pending", attempts=0, created_at=now, next_attempt_at=now,
+                              details=details))
+            count += 1
+    if count:
+        session.info[QUEUED] = True
+    return count
+
+
+def operator_message(alert: Alert) -> AlertMessage:
+    """The message an operator alert row holds."""
+    details = alert.details or {}
+    item = AlertItem(title=details.get("title", ""), url=details.get("url", ""),
+                     source=details.get("source", ""),
+                     published_at=datetime.fromisoformat(details["published_at"])
+                     if details.get("published_at") else None,
+                     snippet=details.get("snippet", ""))
+    return AlertMessage("operator", alert.topic, (item,),
+                        message_id=details.get("message_id", ""))
+
+
+def story_outlets(session: Session, story_id: int | None, article_id: int | None) -> int:
     """Distinct sources that covered the story (or the article, without a story)."""
     query = select(func.count(func.distinct(Sighting.source_id))).join(Article)
     query = query.where(Article.story_id == story_id) if story_id is not None \

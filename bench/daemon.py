@@ -12,8 +12,8 @@ with every source `kind: feed`, `every: 1m` (`--every`) and `follow: false` (onl
 is fetched: the point is the cost of a poll), `crawl.allow_private: true` (loopback) and
 `crawl.obey_robots: false` (no robots.txt request per poll to the one fixture host; a real
 deployment fetches robots.txt once per host per crawler, so this hardly changes the cost);
-no topics, no channels. Log level INFO (the default of `run`: one line per poll), its
-output to a file.
+no topics or channels but the alert latency's (3.). Log level INFO (the default of `run`:
+one line per poll), its output to a file.
 
 1. warm-up: wait until every source was polled once (a 200 that stores the 10 items, not
    "unchanged");
@@ -25,7 +25,13 @@ output to a file.
    the reactor's thread pool, which the poll jobs fill during a burst of polls: a scrape can
    be answered long after the CPU was read (or not at all). /metrics is read once after the
    window, as a cross-check of the counts;
-3. SIGTERM the daemon and check that it exits with status 0.
+3. alert latency (`--alerts N`, 50 by default): the config also holds a topic and an email
+   channel to a real SMTP server (aiosmtpd, in this process); after the window, N new items
+   that the topic matches are added, one every `--alert-gap` seconds, each to another feed.
+   The fixture server reports when it sent the response that carried each one, the SMTP
+   server when its mail arrived: p50 and p95 of the difference over the N alerts (target p95
+   ≤ 1 s), next to the anchor of one bare smtplib send to that server;
+4. SIGTERM the daemon and check that it exits with status 0.
 
 CPU per unchanged poll = the daemon's CPU during the window / the unchanged polls finished in
 it. Everything the process does in the window is charged to the polls: the scheduler, the
@@ -39,7 +45,8 @@ CPU; memory flat over the window.
 Prints progress on stderr, a table, and as its last line one JSON object.
 
     python -m bench.daemon [--sources 500] [--minutes 3] [--every 1m] [--hosts 1]
-                           [--seed 11] [--keep DIR] [--profile FILE]
+                           [--alerts 50] [--alert-gap 0.5] [--seed 11] [--keep DIR]
+                           [--profile FILE]
 
 `--hosts N` spreads the sources over N host names (`feeds-0001.bench.test` …) that the fixture
 server answers as a forward proxy (`http_proxy` set for the daemon): each host is its own
@@ -93,6 +100,7 @@ OUTLETS = ["Valley Courier", "Harbour Herald", "Meridian Times", "Asia Ledger", 
            "Capital Observer", "Strait Review", "Pacific Monitor", "Daily Sentinel",
            "Coastal Chronicle"]
 SECTIONS = ["Politics", "World", "Security", "Technology", "Business", "Education", "Opinion"]
+PROBE = re.compile(rb"mwprobe\d{4}")  # a new item the bench topic matches
 _POLLS = re.compile(r'^mediawatch_polls_total\{source="([^"]+)",status="([^"]+)"\} (\S+)$')
 _POLL_LINE = re.compile(r"mediawatch\.daemon: (\S+): (ok|warning|unchanged|failed|deferred) "
                         r"\(HTTP [^)]*\) .* in ([0-9.]+)s")
@@ -186,6 +194,17 @@ def serve(root: Path) -> int:
 
     # `serve_file` only answers files under the module's ROOT, whatever `start(root)` says
     webserver.ROOT = root
+    plain_reply = webserver.Handler.reply
+
+    def reply(handler: Any, status: int, body: bytes, *rest: Any) -> None:
+        """Each probe in a body, with the time its response was sent (for the parent)."""
+        plain_reply(handler, status, body, *rest)
+        if status == 200:
+            sent = time.time()
+            for marker in set(PROBE.findall(body)):
+                print(f"served {marker.decode()} {sent:.6f}", flush=True)
+
+    webserver.Handler.reply = reply  # type: ignore[method-assign]
     web, server = webserver.start(root)
     print(web.base, flush=True)
     sys.stdin.read()  # the parent closes it (or dies)
@@ -203,6 +222,111 @@ def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
         process.kill()
         raise SystemExit(f"the fixture server did not start (said {base!r})")
     return process, base
+
+
+class Served(threading.Thread):
+    """The fixture server's `served PROBE TIME` lines: when the first response carrying
+    each probe was sent (wall clock)."""
+
+    def __init__(self, server: subprocess.Popen[str]) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.times: dict[str, float] = {}
+
+    def run(self) -> None:
+        assert self.server.stdout is not None
+        for line in self.server.stdout:
+            word, marker, when = (line.split() + ["", "", ""])[:3]
+            if word == "served":
+                self.times.setdefault(marker, float(when))
+
+
+# ---------------------------------------------------------------- alert latency
+
+class SmtpReceipts:
+    """A real SMTP server (aiosmtpd) on loopback: when each probe first arrived in a mail."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.port = free_port()
+        self.times: dict[str, float] = {}
+        self.mails = 0
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+        import email.policy
+
+        received = time.time()
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        text = " ".join(part.get_content() for part in message.walk()
+                        if part.get_content_maintype() == "text")
+        for marker in set(PROBE.findall(text.encode())):
+            self.times.setdefault(marker.decode(), received)
+        self.mails += 1
+        return "250 2.0.0 Ok: queued"
+
+    def send_ms(self, runs: int = 20) -> float:
+        """The anchor: median milliseconds of one plain smtplib send of a small mail here."""
+        import smtplib
+
+        times = []
+        for n in range(runs):
+            start = time.perf_counter()
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+                client.sendmail("bench@mediawatch.test", ["desk@mediawatch.test"],
+                                f"Subject: anchor {n}\r\n\r\nanchor\r\n")
+            times.append(time.perf_counter() - start)
+        self.mails -= runs
+        return statistics.median(times) * 1000
+
+
+def probe_item(words: Words, i: int, n: int, now: datetime) -> bytes:
+    """A new item for feed i that the bench topic matches: probe n."""
+    rng = random.Random(f"daemon/probe/{n}")
+    link = f"https://news{i}.example.com/2026/probe/mwprobe{n:04d}.html"
+    text = " ".join(words.sentence(rng) for _ in range(4))
+    return ("    <item>\n"
+            f"      <title>mwprobe{n:04d} {escape(words.title(rng))}</title>\n"
+            f"      <link>{link}</link>\n"
+            f'      <guid isPermaLink="true">{link}</guid>\n'
+            f"      <pubDate>{format_datetime(now)}</pubDate>\n"
+            f"      <description>mwprobe{n:04d} {escape(text)}</description>\n"
+            "    </item>\n").encode()
+
+
+@dataclass
+class Latency:
+    seconds: list[float]  # sorted: SMTP receipt − the response that brought the article
+    injected: int
+    missing: int  # probes served whose alert never arrived in time
+    smtp_send_ms: float  # the anchor
+
+
+def alert_latency(root: Path, feeds: list[str], count: int, gap: float, timeout: float,
+                  served: Served, smtp: SmtpReceipts, say: Any) -> Latency:
+    """Add `count` new matching items, one every `gap` seconds, each to another feed (newest
+    first, as outlets do), then wait (up to `timeout` s after the last) for their alerts."""
+    anchor, words = smtp.send_ms(), Words(0)
+    markers = []
+    for n in range(1, count + 1):
+        i = (n - 1) * max(1, len(feeds) // count) % len(feeds)
+        path = root / feeds[i]
+        body = path.read_bytes()
+        split = body.index(b"    <item>")
+        path.write_bytes(body[:split] + probe_item(words, i + 1, n, datetime.now(timezone.utc))
+                         + body[split:])
+        markers.append(f"mwprobe{n:04d}")
+        time.sleep(gap)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(m in smtp.times for m in markers):
+        time.sleep(0.2)
+    seconds = sorted(smtp.times[m] - served.times[m] for m in markers
+                     if m in smtp.times and m in served.times)
+    missing = sum(1 for m in markers if m not in smtp.times)
+    say(f"  alerts: {len(seconds)} of {count} measured, {missing} missing")
+    return Latency(seconds, count, missing, anchor)
 
 
 # ---------------------------------------------------------------- profiling (child)
@@ -457,16 +581,24 @@ def feed_url(base: str, feed: str, i: int, hosts: int) -> str:
         f"http://feeds-{(i - 1) % hosts + 1:04d}.bench.test/{feed}"
 
 
-def write_config(path: Path, base: str, feeds: list[str], every: str, hosts: int) -> None:
+def write_config(path: Path, base: str, feeds: list[str], every: str, hosts: int,
+                 smtp_port: int | None = None) -> None:
+    """The sources; with `smtp_port`, a topic matching the probes, alerting by email there."""
     import yaml
 
-    document = {
+    document: dict[str, Any] = {
         "crawl": {"allow_private": True, "obey_robots": False},
         "sources": [{"name": f"src-{i:04d}", "kind": "feed",
                      "url": feed_url(base, feed, i, hosts), "every": every, "follow": False,
                      "language": "en"}
                     for i, feed in enumerate(feeds, 1)],
     }
+    if smtp_port is not None:
+        document["topics"] = [{"name": "bench-alerts", "query": "mwprobe*",
+                               "channels": ["desk"]}]
+        document["channels"] = {"desk": {
+            "type": "email", "url": f"smtp://127.0.0.1:{smtp_port}",
+            "from": "bench@mediawatch.test", "to": ["desk@mediawatch.test"]}}
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
@@ -601,12 +733,17 @@ def run(args: argparse.Namespace, work: Path) -> int:
         f"{parse_ms:.2f} ms CPU (median of {ANCHOR_RUNS})")
 
     server, base = start_server(root)
+    served, smtp = Served(server), SmtpReceipts()
+    served.start()
+    smtp.controller.start()
     running: list[subprocess.Popen[bytes]] = []
     logfile = work / "daemon.log"
     profile_rows: list[tuple[str, str]] = []
+    latency = Latency([], 0, 0, 0.0)
     try:
         config = work / "config.yaml"
-        write_config(config, base, feeds, args.every, args.hosts)
+        write_config(config, base, feeds, args.every, args.hosts,
+                     smtp.port if args.alerts else None)
         proxy = base if args.hosts > 1 else None
         cli = ["--config", str(config), "--db", f"sqlite:///{work / 'bench.db'}", "run",
                "--listen"]
@@ -632,12 +769,18 @@ def run(args: argparse.Namespace, work: Path) -> int:
         window = measure(daemon, log, f"http://{listen}", args.minutes * 60, logfile, say)
         given_up_window = count_lines(logfile, "poll given up") - given_up_before
         checked = cross_check(f"http://{listen}", log)
+        if args.alerts:
+            say(f"alert latency: {args.alerts} new matching items, one every "
+                f"{args.alert_gap:g} s, each alerting by email")
+            latency = alert_latency(root, feeds, args.alerts, args.alert_gap,
+                                    interval_seconds(args.every) + 30, served, smtp, say)
         code = stop(daemon, logfile)
         say(f"daemon stopped, exit status {code}")
 
         if args.profile:
             profile_rows = profile_phase(args, cli, work, running, say, proxy)
     finally:
+        smtp.controller.stop()
         for process in running:
             if process.poll() is None:
                 process.kill()
@@ -715,6 +858,16 @@ def run(args: argparse.Namespace, work: Path) -> int:
                                f"{no_answer} no answer in {PROBE_TIMEOUT:g} s; slowest "
                                f"{max((p.seconds for p in probes), default=0):.1f} s"),
         ("/metrics cross-check", checked),
+        ("alert latency", f"p50 {pct(latency.seconds, 0.5):.2f} s, p95 "
+                          f"{pct(latency.seconds, 0.95):.2f} s, max "
+                          f"{max(latency.seconds, default=0):.2f} s over "
+                          f"{len(latency.seconds)} alerts (the response that brought the "
+                          f"article → its mail received by a local SMTP server); "
+                          f"{latency.missing} of {latency.injected} never arrived"),
+        ("target p95 ≤ 1 s", "met" if latency.seconds and pct(latency.seconds, 0.95) <= 1
+                             and not latency.missing else "MISSED"),
+        ("anchor: SMTP send", f"{latency.smtp_send_ms:.1f} ms (one bare smtplib send of a "
+                              "small mail to the same server, median of 20, this process)"),
         ("exit status", f"{code} after SIGTERM"),
     ]
     for table in (rows, profile_rows):
@@ -730,7 +883,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "unchanged_polls": unchanged, "polls_per_s": round(polls_per_s, 3),
         "poll_wall_p50_s": round(pct(walls, 0.5), 3), "window_s": round(window_s, 1),
         "every": args.every, "daemon_cpu_s": round(cpu_s, 2), "target_met": met,
-        "healthz_ok": healthy, "healthz_probes": len(probes), "exit_code": code}))
+        "healthz_ok": healthy, "healthz_probes": len(probes), "exit_code": code,
+        "alert_latency_p50_s": round(pct(latency.seconds, 0.5), 3),
+        "alert_latency_p95_s": round(pct(latency.seconds, 0.95), 3),
+        "alerts_measured": len(latency.seconds), "alerts_missing": latency.missing,
+        "smtp_send_ms": round(latency.smtp_send_ms, 2)}))
     return 0 if code == 0 else 1
 
 
@@ -796,6 +953,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the window")
     parser.add_argument("--every", default="1m", help="poll interval of every source")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--alerts", type=int, default=50,
+                        help="new matching items added after the window, each measured from "
+                             "the response that brought it to its mail's receipt (0: none)")
+    parser.add_argument("--alert-gap", type=float, default=0.5,
+                        help="seconds between two of those items")
     parser.add_argument("--hosts", type=int, default=1,
                         help="spread the sources over this many host names (each its own "
                              "Scrapy download slot), served by the fixture server as an HTTP "
@@ -813,8 +975,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve:
         return serve(args.serve)
-    if args.sources < 1 or args.minutes <= 0 or args.hosts < 1:
-        parser.error("--sources, --minutes and --hosts must be positive")
+    if args.sources < 1 or args.minutes <= 0 or args.hosts < 1 or args.alerts < 0:
+        parser.error("--sources, --minutes and --hosts must be positive, --alerts not negative")
     try:
         interval_seconds(args.every)
     except ValueError as exc:

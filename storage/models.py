@@ -149,17 +149,18 @@ class TopicMatch(Base):
 
 class Alert(Base):
     """The outbox: one row per (topic, story, channel) — plus one per batch of updates —
-    written with the match, delivered by the dispatcher."""
+    written with the match, delivered by the dispatcher. An operator alert (kind
+    "operator") has no article: its message is in `details`."""
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(16), default="new")  # new | update | digest
+    kind: Mapped[str] = mapped_column(String(16), default="new")  # new|update|digest|operator
     topic: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(64))
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -167,8 +168,9 @@ class Alert(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # an operator alert's message
 
-    article: Mapped[Article] = relationship()
+    article: Mapped[Article | None] = relationship()
     story: Mapped[Story | None] = relationship()
     batch: Mapped[list[AlertArticle]] = relationship(order_by="AlertArticle.id",
                                                      cascade="all, delete-orphan")
@@ -198,6 +200,16 @@ class Snooze(Base):
 
     topic: Mapped[str] = mapped_column(String(64), primary_key=True)
     until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelWait(Base):
+    """A channel that asked us to wait (Retry-After): nothing is sent to it before `until`."""
+
+    __tablename__ = "channel_waits"
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class CrawlRun(Base):

@@ -26,6 +26,7 @@ from storage.models import (
     Alert,
     AlertArticle,
     Article,
+    ChannelWait,
     CrawlRun,
     Sighting,
     Snooze,
@@ -518,6 +519,21 @@ def snooze(session: Session, topic: str, until: datetime, now: datetime) -> None
     session.execute(update(Alert).where(Alert.topic == topic, Alert.status == "pending",
                                         Alert.next_attempt_at > now)
                     .values(next_attempt_at=now))
+
+
+def hold_channel(session: Session, channel: str, until: datetime, reason: str) -> None:
+    """Send nothing to `channel` before `until` (a later hold already set is kept)."""
+    wait = session.get(ChannelWait, channel)
+    if wait is None:
+        session.add(ChannelWait(channel=channel, until=until, reason=reason))
+    elif wait.until < until:
+        wait.until, wait.reason = until, reason
+
+
+def channel_wait(session: Session, channel: str, now: datetime) -> ChannelWait | None:
+    """The hold on `channel` if it lasts beyond `now`."""
+    wait = session.get(ChannelWait, channel)
+    return wait if wait is not None and wait.until > now else None
 
 
 def sightings_count(article: Article) -> int:

@@ -21,8 +21,9 @@ from alerts.channels.settings import AppriseSettings
 from alerts.channels.slack import SlackChannel
 from alerts.digest import send_digests
 from alerts.dispatcher import Backoff, Dispatcher
-from alerts.outbox import AlertPolicy, queue_alerts
+from alerts.outbox import AlertPolicy, on_queued, queue_alerts
 from crawler.config import Config, parse_config
+from crawler.daemon.watchdog import check_sources
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Snooze
@@ -278,6 +279,96 @@ def test_slack_429_waits_for_retry_after_then_delivers_once(
     assert dispatcher.deliver_due().sent == 1
     assert len(slack_receiver.requests) == 2  # the refused one and the delivered one
     assert statuses(outbox) == [("new", "sent", 2)]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_holds_the_channel_for_every_alert_without_spending_attempts(
+        outbox, slack_receiver: SlackReceiver, status: int) -> None:
+    clock = Clock()
+    for n in (1, 2, 3):
+        store(outbox, f"https://mss.example/{n}", f"声明 {n} 留学生")
+    dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock, rng=lambda: 0.5,
+                            backoff=Backoff(base=1))
+    slack_receiver.respond(status, "slow down", {"Retry-After": "120"})
+    report = dispatcher.deliver_due()
+    assert (report.retried, report.held) == (1, 2)
+    assert len(slack_receiver.requests) == 1  # the other two never hit the rate limit
+    assert statuses(outbox) == [("new", "pending", 1), ("new", "pending", 0),
+                                ("new", "pending", 0)]
+    slack_receiver.respond(200)
+    clock.advance(seconds=119)
+    another = Dispatcher(outbox, slack(slack_receiver), clock=clock)  # e.g. another process
+    assert another.deliver_due().sent == 0 and len(slack_receiver.requests) == 1
+    clock.advance(seconds=2)
+    assert dispatcher.deliver_due().sent == 3
+    assert statuses(outbox) == [("new", "sent", 2), ("new", "sent", 1), ("new", "sent", 1)]
+
+
+def test_retry_after_holds_digests_of_every_topic_on_the_channel(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    digest = AlertPolicy(("team",), mode="digest")
+    store(outbox, "https://mss.example/1", "声明 1 留学生", policy=digest)
+    store(outbox, "https://mss.example/2", "声明 2 留学生", topics=("student-asylum",),
+          policy=digest)
+    slack_receiver.rate_limit("120")
+    report = send_digests(outbox, slack(slack_receiver))
+    assert (report.retried, report.held) == (1, 1)
+    assert send_digests(outbox, slack(slack_receiver)).held == 2
+    assert len(slack_receiver.requests) == 1
+    assert sorted(attempts for _, _, attempts in statuses(outbox)) == [0, 1]
+
+
+def test_operator_alerts_go_through_the_outbox_once_with_retries_and_retry_after(
+        outbox, cli: Cli, slack_receiver: SlackReceiver) -> None:
+    document = {"sources": [{"name": "mss", "kind": "feed", "url": "https://mss.example/f"}],
+                "channels": {"team": {"type": "slack", "webhook": slack_receiver.url}},
+                "operator_channels": ["team"]}
+    cli.write_config(document)
+    config = parse_config(yaml.safe_dump(document), env={})
+    clock = Clock()
+
+    def polled(failures: int) -> None:
+        with outbox.begin() as session:
+            source = repo.source_by_name(session, "mss")
+            source.last_polled_at, source.consecutive_failures = clock.now, failures
+            source.last_error = "HTTP 500" if failures else None
+
+    polled(3)
+    assert check_sources(config, outbox, clock.now) == [("mss", "ok", "failing")]
+    assert check_sources(config, outbox, clock.now) == []  # queued once, never repeated
+    listed = cli("alerts", "list", "--json").json()
+    assert [(a["kind"], a["topic"], a["channel"], a["status"], a["article_id"])
+            for a in listed] == [("operator", "source-health", "team", "pending", None)]
+    assert "source-health" in cli("alerts", "list").out
+
+    dispatcher = Dispatcher(outbox, open_channels(config.channels), clock=clock,
+                            rng=lambda: 0.5, backoff=Backoff(base=1))
+    slack_receiver.rate_limit("60")
+    assert dispatcher.deliver_due().retried == 1
+    polled(0)  # it heals while the channel is held: the recovery waits too
+    assert check_sources(config, outbox, clock.now) == [("mss", "failing", "ok")]
+    assert dispatcher.deliver_due().held == 1 and len(slack_receiver.requests) == 1
+    slack_receiver.respond(200)
+    clock.advance(seconds=61)
+    restarted = Dispatcher(outbox, open_channels(config.channels), clock=clock)
+    assert restarted.deliver_due().sent == 2
+    assert restarted.deliver_due().sent == 0
+    bodies = [str(r.json) for r in slack_receiver.requests]
+    assert "source mss is failing" in bodies[1] and "HTTP 500" in bodies[1]
+    assert "source mss recovered (was failing)" in bodies[2]
+    assert statuses(outbox) == [("operator", "sent", 2), ("operator", "sent", 1)]
+
+
+def test_a_commit_that_queued_alerts_wakes_the_dispatcher(outbox) -> None:
+    woken: list[int] = []
+    on_queued(outbox, lambda: woken.append(1))
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生")
+    assert woken == [1]
+    store(outbox, "https://mss.example/2", "无关", topics=())  # matched nothing: no alert
+    with outbox.begin() as session:
+        repo.snooze(session, "espionage-warnings", datetime.now(timezone.utc),
+                    datetime.now(timezone.utc))
+    assert woken == [1]
 
 
 def test_permanent_refusal_fails_with_the_reason_and_does_not_loop(

@@ -13,13 +13,14 @@ pytestmark = pytest.mark.bench  # a smoke run of a benchmark: `pytest -m "not be
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = ("bench", "sources", "polls", "cpu_ms_per_unchanged_poll", "feedparser_parse_ms",
-            "rss_mb_start", "rss_mb_end")
+            "rss_mb_start", "rss_mb_end", "alert_latency_p50_s", "alert_latency_p95_s",
+            "alerts_measured", "smtp_send_ms")
 
 
 def test_bench_daemon_small_run() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.daemon", "--sources", "20", "--minutes", "0.25",
-         "--every", "5s", "--settle", "2"],
+         "--every", "5s", "--settle", "2", "--alerts", "10", "--alert-gap", "0.2"],
         cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
@@ -34,6 +35,10 @@ def test_bench_daemon_small_run() -> None:
     assert result["feedparser_parse_ms"] > 0
     assert result["rss_mb_start"] > 0 and result["rss_mb_end"] > 0
     assert result["exit_code"] == 0  # the daemon stopped cleanly on SIGTERM
+    assert result["alerts_measured"] == 10 and result["alerts_missing"] == 0
+    assert 0 < result["alert_latency_p50_s"] <= result["alert_latency_p95_s"]
+    assert result["smtp_send_ms"] > 0
     table = "\n".join(lines[:-1])
-    for row in ("CPU per unchanged poll", "anchor: feedparser.parse", "samples", "/healthz"):
+    for row in ("CPU per unchanged poll", "anchor: feedparser.parse", "samples", "/healthz",
+                "alert latency", "anchor: SMTP send"):
         assert row in table, row

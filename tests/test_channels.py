@@ -391,6 +391,12 @@ def test_slack_5xx_is_a_retry(slack_receiver: SlackReceiver, status: int) -> Non
     assert result.reason == f"HTTP {status}: internal_error"
 
 
+def test_slack_503_with_retry_after_says_how_long(slack_receiver: SlackReceiver) -> None:
+    slack_receiver.respond(503, "busy", {"Retry-After": "90"})
+    result = slack(slack_receiver).send(alert())
+    assert not result.ok and not result.permanent and result.retry_after == 90
+
+
 @pytest.mark.parametrize("status, body", [(400, "invalid_payload"), (403, "invalid_token"),
                                           (404, "no_service"), (410, "channel_is_archived")])
 def test_slack_4xx_is_refused_with_status_and_body(slack_receiver: SlackReceiver, status: int,

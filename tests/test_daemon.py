@@ -241,6 +241,23 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
     assert all(s["health"] == "ok" for s in runs)
 
 
+def test_an_alert_leaves_when_its_article_is_stored_not_at_the_next_tick(
+        cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
+    feed = web.root / "feeds" / "_wake.xml"
+    feed.write_text('<rss version="2.0"><channel><title>wake</title></channel></rss>')
+    config = mission(web, smtp_server, {"name": "wake", "kind": "feed", "every": "1s",
+                                        "url": "/feeds/_wake.xml"})
+    config["daemon"] = {"dispatch_every": "1h"}  # the tick ran at start, not again
+    cli.write_config(config)
+    with daemon(cli) as running:
+        running.wait_for(lambda: web.hits("/feeds/_wake.xml"), "a first poll")
+        feed.write_text('<rss version="2.0"><channel><title>wake</title><item><title>s</title>'
+                        f'<link>{web.url("/statements/warning-students.html")}</link></item>'
+                        '</channel></rss>')
+        running.wait_for(lambda: smtp_server.messages, "the alert", timeout=20)
+        assert running.stop() == 0
+
+
 def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     cli.write_config(mission(web, smtp_server))

@@ -6,9 +6,9 @@ are `verbatim` so Slack does not link-ify bare names either. Links are http(s) o
 `|`, `<`, `>` and spaces percent-encoded inside the URL. Lengths stay within Slack's limits
 (section 3000, header 150, 50 blocks).
 
-Outcomes: 2xx sent; 429 retry after `Retry-After`; 408/5xx, connection errors, timeouts
-retry; other 4xx (400 invalid_payload, 403 invalid_token, 404 no_service, 410
-channel_is_archived) and redirects refused.
+Outcomes: 2xx sent; 408/429/5xx, connection errors, timeouts retry (after `Retry-After`
+when the answer has one, e.g. 429 or 503); other 4xx (400 invalid_payload, 403
+invalid_token, 404 no_service, 410 channel_is_archived) and redirects refused.
 """
 from __future__ import annotations
 
@@ -72,10 +72,8 @@ class SlackChannel:
             return DeliveryResult.sent(f"HTTP {status}")
         reason = self._reason(f"HTTP {status}: {one_line(response.text, BODY_LIMIT)}"
                               .rstrip(": "))
-        if status == 429:
-            return DeliveryResult.retry(reason, retry_after(response.headers.get("Retry-After")))
         if status >= 500 or status in RETRYABLE:
-            return DeliveryResult.retry(reason)
+            return DeliveryResult.retry(reason, retry_after(response.headers.get("Retry-After")))
         return DeliveryResult.refused(reason)
 
     def _reason(self, text: str) -> str:

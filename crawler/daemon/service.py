@@ -1,7 +1,8 @@
 """`mediawatch run`: one process, one Twisted reactor, one long-lived Scrapy crawler into which
 every scheduled poll is injected as a request (an unchanged feed costs one conditional GET,
 no new crawler). APScheduler jobs poll the sources and run alert dispatch, digests, source
-health and retention. One daemon per database (a lock); SIGTERM/SIGINT stop cleanly,
+health and retention; a commit that queued alerts wakes the dispatch at once (its tick is the
+safety net). One daemon per database (a lock); SIGTERM/SIGINT stop cleanly,
 SIGHUP reloads the config (an invalid one is rejected and the running one kept)."""
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from alerts.channels import open_channels
 from alerts.digest import send_digests
 from alerts.dispatcher import Dispatcher
+from alerts.outbox import on_queued
 from basis.clock import utcnow
 from basis.errors import RuntimeFailure
 from basis.secrets import Redactor
@@ -110,6 +113,9 @@ class Daemon:
         self.reactor: Any = reactor.install()
         self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
         self.channels = open_channels(config.channels)  # once per config: a bad one logs once
+        self.dispatcher = Dispatcher(db, self.channels, config.alert_controls())
+        self.dispatching = self.dispatch_again = False  # (the reactor) see `wake`
+        on_queued(db, lambda: self.reactor.callFromThread(self.wake))
         self.listen = listen
         self.redactor = redactor  # masks the secrets of every config loaded, old and new
         redactor.add(config.secrets)
@@ -210,6 +216,7 @@ class Daemon:
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
         self.config, self.channels = config, open_channels(config.channels)
+        self.dispatcher = Dispatcher(self.db, self.channels, config.alert_controls())
         self.scheduler.remove_all_jobs()
         self.schedule(config)
         log.info("config reloaded: %d sources, %d topics", len(config.sources),
@@ -226,7 +233,7 @@ class Daemon:
                                    id=f"poll:{source.name}",
                                    next_run_time=first_run(source.every, last.get(source.name),
                                                            now))
-        self.scheduler.add_job(self.dispatch_job, IntervalTrigger(
+        self.scheduler.add_job(self.dispatch_tick, IntervalTrigger(
             seconds=config.daemon.dispatch_every.total_seconds()), id="dispatch", next_run_time=now)
         self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
             config.digest.cron, timezone="UTC"), id="digest")
@@ -291,17 +298,38 @@ class Daemon:
         """Polls in progress per source (for /metrics)."""
         return {name: 1 for name in self.polling}
 
+    def dispatch_tick(self) -> None:
+        """(A pool thread.) The safety net: due retries, held alerts whose time came."""
+        self.reactor.callFromThread(self.wake)
+
+    def wake(self) -> None:
+        """(The reactor.) Deliver due alerts now, in a pool thread; one delivery at a time,
+        and one more right after it when woken meanwhile."""
+        if self.stopping:
+            return
+        if self.dispatching:
+            self.dispatch_again = True
+            return
+        self.dispatching = True
+        deferToThread(self.dispatch_job).addBoth(self._dispatched)
+
+    def _dispatched(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            log.error("alert delivery failed: %s", result.getTraceback())
+        self.dispatching = False
+        if self.dispatch_again:
+            self.dispatch_again = False
+            self.wake()
+
     def dispatch_job(self) -> None:
-        dispatcher = Dispatcher(self.db, self.channels, self.config.alert_controls())
-        self._log_lines(dispatcher.deliver_due().lines)
+        self._log_lines(self.dispatcher.deliver_due().lines)
 
     def digest_job(self) -> None:
         self._log_lines(send_digests(self.db, self.channels).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
-        for name, was, now in check_sources(self.config, self.db, self.channels, utcnow(),
-                                            names):
-            log.warning("source %s: %s → %s (operator alerted)", name, was, now)
+        for name, was, now in check_sources(self.config, self.db, utcnow(), names):
+            log.warning("source %s: %s → %s (operator alert queued)", name, was, now)
             if now == "ok":
                 self.unwell.discard(name)
             else:

@@ -1,24 +1,26 @@
 """Source health for the operator: a source failing several polls in a row, or silent for
-longer than its expected cadence (`expect_every`, else learned from its history), sends one
-alert to `operator_channels`; one "recovered" follows when it heals. What was reported is
-kept on the source, so a restart neither repeats nor forgets an alert."""
+longer than its expected cadence (`expect_every`, else learned from its history), queues one
+alert in the outbox for each of `operator_channels`; one "recovered" follows when it heals.
+The alerts and the health reported are written in one transaction, so a restart neither
+repeats nor loses one; the dispatcher delivers them like any alert (retries, Retry-After)."""
 from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.channels.base import AlertItem, AlertMessage, Channel
+from alerts.channels.base import AlertItem
+from alerts.outbox import queue_operator_alerts
 from crawler.config import Config
 from storage import repository as repo
 from storage.models import Article, Source
 
 log = logging.getLogger(__name__)
+TOPIC = "source-health"  # the topic of operator alerts in the outbox
 FAILING_AFTER = 3  # consecutive failed polls
 LEARNED_FROM = 5  # articles needed before a cadence is learned
 SILENCE_FACTOR = 3  # silent for three times the usual gap between new articles
@@ -51,53 +53,44 @@ def learned_cadence(arrivals: list[datetime]) -> timedelta | None:
     return timedelta(seconds=statistics.median(gaps) * SILENCE_FACTOR) or None
 
 
-def check_sources(config: Config, db: sessionmaker[Session], channels: Mapping[str, Channel],
-                  now: datetime, names: list[str] | None = None) -> list[tuple[str, str, str]]:
-    """Send an alert for each source (of `names`, or all) whose health changed since it
-    was last reported. → (source, health before, health now) for each alert sent"""
+def check_sources(config: Config, db: sessionmaker[Session], now: datetime,
+                  names: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """Queue an operator alert for each source (of `names`, or all) whose health changed
+    since it was last reported. → (source, health before, health now) for each change"""
     if not config.operator_channels:
         return []
     changes = []
     for spec in config.sources:
         if names is not None and spec.name not in names:
             continue
-        with db() as session:
+        with db.begin() as session:
             source = repo.source_by_name(session, spec.name)
             arrivals = list(session.scalars(
                 select(Article.first_seen_at).where(Article.source_id == source.id)
                 .order_by(Article.id.desc()).limit(20)))
-        if source.last_polled_at is None:
-            continue
-        health = health_of(source, max(arrivals, default=None),
-                           spec.expect_every or learned_cadence(arrivals), now)
-        reported = source.reported_health or "ok"
-        if health.state != reported and _tell(config, channels, spec.name, spec.url,
-                                               health, reported, now):
-            with db.begin() as session:
-                repo.source_by_name(session, spec.name).reported_health = health.state
-            changes.append((spec.name, reported, health.state))
+            if source.last_polled_at is None:
+                continue
+            health = health_of(source, max(arrivals, default=None),
+                               spec.expect_every or learned_cadence(arrivals), now)
+            reported = source.reported_health or "ok"
+            if health.state != reported:
+                _tell(session, config, spec.name, spec.url, health, reported, now)
+                source.reported_health = health.state
+                changes.append((spec.name, reported, health.state))
     return changes
 
 
-def _tell(config: Config, channels: Mapping[str, Channel], name: str, url: str,
-          health: Health, was: str, now: datetime) -> bool:
-    """Send the change to every operator channel; True when all took it. The source's URL
-    and last error are masked: they may carry a token from the environment."""
+def _tell(session: Session, config: Config, name: str, url: str, health: Health, was: str,
+          now: datetime) -> None:
+    """Queue the change for every operator channel. The source's URL and last error are
+    masked: they may carry a token from the environment."""
     title = f"source {name} recovered (was {was})" if health.state == "ok" \
         else f"source {name} is {health.state}"
     redact = config.redactor()
-    message = AlertMessage("operator", "source-health", (AlertItem(
-        title=title, url=redact(url), source=name, published_at=now,
-        snippet=redact(health.detail)),),
-        message_id=f"<source-health.{name}.{int(now.timestamp())}@mediawatch>")
-    delivered = True
-    for channel_name in config.operator_channels:
-        result = channels[channel_name].send(message)
-        if not result.ok:
-            log.warning("operator alert to %s failed (%s); retried on the next check",
-                        channel_name, result.reason)
-            delivered = False
-    return delivered
+    item = AlertItem(title=title, url=redact(url), source=name, published_at=now,
+                     snippet=redact(health.detail))
+    queue_operator_alerts(session, TOPIC, f"{name}|{health.state}|{now:%Y%m%dT%H%M%S.%f}",
+                          item, config.operator_channels, now)
 
 
 def _human(span: timedelta) -> str:
