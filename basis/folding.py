@@ -1,7 +1,8 @@
 """The comparison form of text: what every match, fingerprint and sketch compares. NFKC,
-case folding (full-width and half-width alike) and Traditional → Simplified Chinese, by
-character and by the phrases OpenCC converts without changing their length — so offsets
-into the folded text map back to the original (`fold_with_offsets`)."""
+case folding (full-width and half-width alike), invisible format characters dropped
+(zero-width space, soft hyphen, BOM, joiners, bidi controls), and Traditional → Simplified
+Chinese, by character and by the phrases OpenCC converts without changing their length —
+so offsets into the folded text map back to the original (`fold_with_offsets`)."""
 from __future__ import annotations
 
 import re
@@ -13,7 +14,9 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 # marks that NFKC composes with the character before them (accents, kana voicing, jamo)
 _COMBINING_MARKS = "\u0300-\u036f\u1160-\u11ff\u3099\u309a\uff9e\uff9f"
 _COMBINING = re.compile(f"[{_COMBINING_MARKS}]")
-_FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800))  # BMP and math alphanumerics
+# the BMP, math alphanumerics and tags (format characters); `_foldable` names the last two
+_FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800), range(0xE0000, 0xE0080))
+_ASTRAL = "\U0001d400-\U0001d7ff\U000e0000-\U000e007f"
 
 
 def _opencc(name: str) -> dict[str, str]:
@@ -26,11 +29,25 @@ def _opencc(name: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def fold_table() -> dict[int, str]:
-    """One `str.translate` table for NFKC, case folding (full-width/half-width included)
-    and Traditional → Simplified Chinese by character (OpenCC's TSCharacters dictionary)."""
+def _format_chars() -> dict[int, None]:
+    """Unicode format characters (category Cf: U+200B zero-width space, U+00AD soft hyphen,
+    U+FEFF, joiners, bidi controls…): invisible, so `asy\u00adlum` is `asylum`."""
+    return {code: None for block in _FOLDED_RANGES for code in block
+            if unicodedata.category(chr(code)) == "Cf"}
+
+
+def drop_format(text: str) -> str:
+    """`text` without format characters (what `fold` also drops)."""
+    return text.translate(_format_chars())
+
+
+@lru_cache(maxsize=1)
+def fold_table() -> dict[int, str | None]:
+    """One `str.translate` table for NFKC, case folding (full-width/half-width included),
+    format characters dropped and Traditional → Simplified Chinese by character (OpenCC's
+    TSCharacters dictionary)."""
     to_simplified = {k: v for k, v in _opencc("TSCharacters.txt").items() if len(k) == 1}
-    table = {}
+    table: dict[int, str | None] = dict(_format_chars())
     for block in _FOLDED_RANGES:
         for code in block:
             if 0xD800 <= code <= 0xDFFF:
@@ -38,7 +55,7 @@ def fold_table() -> dict[int, str]:
             char = chr(code)
             folded = unicodedata.normalize("NFKC", char).casefold()
             folded = "".join(to_simplified.get(c, c) for c in folded)
-            if folded != char:
+            if folded != char and code not in table:
                 table[code] = folded
     return table
 
@@ -58,7 +75,7 @@ def _phrases() -> tuple[re.Pattern[str], dict[str, str]]:
 def _foldable() -> re.Pattern[str]:
     """Runs of characters the fold table changes (translating only those is ~5× faster
     than translating all of a text that is mostly plain letters or Han characters)."""
-    codes = sorted(code for code in fold_table() if code < 0x10000)
+    codes = sorted(code for code in fold_table() if code < 0x10000)  # and `_ASTRAL`
     ranges: list[list[int]] = []
     for code in codes:
         if ranges and code == ranges[-1][1] + 1:
@@ -66,7 +83,7 @@ def _foldable() -> re.Pattern[str]:
         else:
             ranges.append([code, code])
     return re.compile("[" + "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "")
-                                    for a, b in ranges) + "\U0001d400-\U0001d7ff]+")
+                                    for a, b in ranges) + _ASTRAL + "]+")
 
 
 @lru_cache(maxsize=16)  # the pipeline folds one body for its fingerprint, sketch and match

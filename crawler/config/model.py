@@ -21,6 +21,7 @@ from pydantic import (
 from alerts.channels.settings import AnyChannelSettings
 from alerts.dispatcher import Controls
 from alerts.outbox import UPDATE_WINDOW, AlertPolicy
+from alerts.query import query_warnings
 from basis.errors import NotFound
 from basis.secrets import Redactor
 from crawler.config.values import (
@@ -149,6 +150,11 @@ class Config(Model):
         """Legal but worth a second look: an unusual Slack host, a password sent in clear."""
         return [f"channels.{name}.{warning}" for name, channel in self.channels.items()
                 for warning in channel.warnings()]
+
+    def query_warnings(self) -> list[str]:
+        """Queries that search operator words in lower case (`spy and students`)."""
+        return [f"topics[{i}].query: topic {topic.name!r}: {warning}"
+                for i, topic in enumerate(self.topics) for warning in query_warnings(topic.query)]
 
     def alert_policies(self) -> dict[str, AlertPolicy]:
         """How each topic alerts: its channels, mode and update window."""
