@@ -14,9 +14,7 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 # marks that NFKC composes with the character before them (accents, kana voicing, jamo)
 _COMBINING_MARKS = "\u0300-\u036f\u1160-\u11ff\u3099\u309a\uff9e\uff9f"
 _COMBINING = re.compile(f"[{_COMBINING_MARKS}]")
-# the BMP, math alphanumerics and tags (format characters); `_foldable` names the last two
-_FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800), range(0xE0000, 0xE0080))
-_ASTRAL = "\U0001d400-\U0001d7ff\U000e0000-\U000e007f"
+_FOLDED_RANGES = (range(0x10000), range(0x1D400, 0x1D800))  # BMP and math alphanumerics
 
 
 def _opencc(name: str) -> dict[str, str]:
@@ -31,9 +29,9 @@ def _opencc(name: str) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def _format_chars() -> dict[int, None]:
     """Unicode format characters (category Cf: U+200B zero-width space, U+00AD soft hyphen,
-    U+FEFF, joiners, bidi controls…): invisible, so `asy\u00adlum` is `asylum`."""
-    return {code: None for block in _FOLDED_RANGES for code in block
-            if unicodedata.category(chr(code)) == "Cf"}
+    U+FEFF, joiners, bidi controls…): invisible, so `asy\u00adlum` is `asylum`. Those of
+    the BMP only: one astral character in `_shifting`'s class makes it ~5× slower."""
+    return {code: None for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"}
 
 
 def drop_format(text: str) -> str:
@@ -75,7 +73,7 @@ def _phrases() -> tuple[re.Pattern[str], dict[str, str]]:
 def _foldable() -> re.Pattern[str]:
     """Runs of characters the fold table changes (translating only those is ~5× faster
     than translating all of a text that is mostly plain letters or Han characters)."""
-    codes = sorted(code for code in fold_table() if code < 0x10000)  # and `_ASTRAL`
+    codes = sorted(code for code in fold_table() if code < 0x10000)
     ranges: list[list[int]] = []
     for code in codes:
         if ranges and code == ranges[-1][1] + 1:
@@ -83,7 +81,7 @@ def _foldable() -> re.Pattern[str]:
         else:
             ranges.append([code, code])
     return re.compile("[" + "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "")
-                                    for a, b in ranges) + _ASTRAL + "]+")
+                                    for a, b in ranges) + "\U0001d400-\U0001d7ff]+")
 
 
 @lru_cache(maxsize=16)  # the pipeline folds one body for its fingerprint, sketch and match
