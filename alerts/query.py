@@ -60,7 +60,7 @@ WORD: /[^\s()"@\-][^\s()"]*/
 """
 _KEYWORD = re.compile(r"^(AND|OR|NOT|SENTENCE|NEAR/\d+)$")
 _BAD_NEAR = re.compile(r"NEAR(/|$)")  # a word that is no NEAR/n but meant one
-_FIELD_LIKE = re.compile(r"([A-Za-z][A-Za-z_]*):")  # titel:asylum (quote it to search it)
+_FIELD_LIKE = re.compile(r"([A-Za-z][A-Za-z_]*):(?!//)")  # titel:asylum, not https://
 _LOWER_OPERATOR = re.compile(r"and|or|not|near/\d+", re.IGNORECASE)
 MAX_DISTANCE = 1000  # of NEAR/n
 MAX_LENGTH = 10_000  # characters of a query
@@ -97,7 +97,9 @@ class Term:
     phrase: bool = False
 
     def __str__(self) -> str:
-        body = f'"{self.text}"' if self.phrase else self.text + ("*" if self.prefix else "")
+        word = self.text + ("*" if self.prefix else "")
+        quoted = self.phrase or _FIELD_LIKE.match(word)  # a word like titel:asylum too
+        body = f'"{word}"' if quoted else word
         return f"{self.field}:{body}" if self.field else body
 
 
@@ -211,8 +213,7 @@ def query_warnings(query: str) -> list[str]:
         query, tree = _parse(query)
     except QuerySyntaxError:
         return []
-    tokens = sorted((t for t in tree.scan_values(lambda v: isinstance(v, Token))),
-                    key=lambda t: t.start_pos)  # type: ignore[union-attr]
+    tokens = sorted(tree.scan_values(lambda v: isinstance(v, Token)), key=lambda t: t.start_pos)
     lower = [t for i, t in enumerate(tokens)
              if t.type == "WORD" and _LOWER_OPERATOR.fullmatch(t) and t != t.upper()
              and i + 1 < len(tokens) and (i > 0 or t.lower() == "not")]

@@ -321,6 +321,9 @@ def test_limits_themselves_are_allowed() -> None:
     assert isinstance(parse_query("NOT " * 100 + "spy"), Not)
     assert parse_query(" ".join(["spy"] * 2500)) == And((t("spy"),) * 2500)  # 9,999 characters
     assert parse_query('"titel:asylum" 10:30') == And((t("titel:asylum"), t("10:30")))
+    assert parse_query("url:https://x.example/a") == t("https://x.example/a", "url")
+    node = parse_query('"titel:asylum" OR title:"a:b*"')
+    assert parse_query(str(node)) == node
 
 
 def test_format_characters_are_dropped_from_queries() -> None:
