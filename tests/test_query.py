@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.query import FIELDS, And, Near, Not, Or, QuerySyntaxError, Term, parse_query, terms
+from alerts.query import (
+    FIELDS,
+    And,
+    Near,
+    Not,
+    Or,
+    QuerySyntaxError,
+    Term,
+    parse_query,
+    query_warnings,
+    terms,
+)
 
 ALIASES = {
     "mss": ["國家安全部", "国安部", "Ministry of State Security", "MSS"],
@@ -273,3 +284,68 @@ def test_blank_phrase_is_a_syntax_error() -> None:
     with pytest.raises(QuerySyntaxError) as err:
         parse_query('spy " "')
     assert err.value.column == 5
+
+
+# ---------------------------------------------------------------- mistakes that matched nothing
+
+@pytest.mark.parametrize(("query", "column", "says"), [
+    ("titel:asylum", 1, "unknown field titel: (did you mean title:?"),
+    ("students TEXT:asylum", 10, "did you mean text:?"),
+    ("spy (foo:bar OR x)", 6, 'quote it: "foo:bar"'),
+    ("a NEAR/x b", 3, "write NEAR/n"),
+    ("a NEAR b", 3, "from 0 (adjacent) to 1000"),
+    ("a NEAR/-1 b", 3, "write NEAR/n"),
+    ("a NEAR/1001 b", 3, "at most 1000"),
+    ("a NEAR/99999999999 b", 3, "at most 1000"),     # crashed the crawl (OverflowError)
+    ("a NEAR/" + "9" * 5000 + " b", 3, "at most 1000"),  # beyond int()'s digits
+    ("\u200b\ufeff", 1, "empty"),
+    ("x" * 10_001, 10_001, "longer than 10,000 characters"),
+    ("NOT " * 101 + "spy", 405, "more than 100 deep"),
+    ("(a OR " * 101 + "b" + ")" * 101, 602, "more than 100 deep"),
+    (" NEAR/1 ".join("a" * 102), 903, "more than 100 deep"),  # each NEAR nests the last
+])
+def test_mistakes_are_errors_at_their_column(query: str, column: int, says: str) -> None:
+    with pytest.raises(QuerySyntaxError) as err:
+        parse_query(query)
+    assert (err.value.column, says in err.value.reason) == (column, True), err.value.reason
+    caret = err.value.caret().split("\n")
+    assert len(caret[0]) <= 122 and caret[1].endswith("^")  # a window on a long query
+    at = len(caret[1]) - 1
+    assert caret[0][at:at + 1] == err.value.query[column - 1:column]
+
+
+def test_limits_themselves_are_allowed() -> None:
+    assert parse_query("a NEAR/0 b") == Near(t("a"), t("b"), 0)  # adjacent
+    assert parse_query("a NEAR/1000 b") == Near(t("a"), t("b"), 1000)
+    assert parse_query("a NEAR/0007 b") == Near(t("a"), t("b"), 7)
+    assert isinstance(parse_query("NOT " * 100 + "spy"), Not)
+    assert parse_query(" ".join(["spy"] * 2500)) == And((t("spy"),) * 2500)  # 9,999 characters
+    assert parse_query('"titel:asylum" 10:30') == And((t("titel:asylum"), t("10:30")))
+    assert parse_query("url:https://x.example/a") == t("https://x.example/a", "url")
+    node = parse_query('"titel:asylum" OR title:"a:b*"')
+    assert parse_query(str(node)) == node
+
+
+def test_format_characters_are_dropped_from_queries() -> None:
+    assert parse_query("asylum\u200b") == t("asylum")
+    assert parse_query("\ufeffasy\u00adlum \u200d") == t("asylum")
+    assert parse_query("國家\u200b安全部 NEAR\u200b/5 spy") == Near(t("国家安全部"), t("spy"), 5)
+
+
+@pytest.mark.parametrize(("query", "fixed"), [
+    ("spy and students", "spy AND students"),
+    ("spy near/5 students", "spy NEAR/5 students"),
+    ("not spy", "NOT spy"),
+    ("(spy Or 间谍) and not film", "(spy OR 间谍) AND NOT film"),
+])
+def test_lower_case_operators_are_warned_about_with_the_fix(query: str, fixed: str) -> None:
+    parse_query(query)  # legal: the words are searched
+    [warning] = query_warnings(query)
+    assert warning.endswith(f"for the operators write: {fixed}")
+    assert query_warnings(fixed) == []
+
+
+@pytest.mark.parametrize("query", ["near students", "rock and", "AND", '"not guilty"',
+                                   "spy AND students"])
+def test_no_warning_for_words_that_are_no_operator(query: str) -> None:
+    assert query_warnings(query) == []

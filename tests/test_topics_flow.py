@@ -142,3 +142,34 @@ def test_articles_search_finds_stored_articles_with_a_query(cli: Cli, web: Fixtu
     assert table.code == 0 and "articles match asylum" in table.out and "matched:" in table.out
     bad = cli("articles", "search", "asylum AND (")
     assert bad.code == 2 and "syntax error at column" in bad.err
+
+
+def test_query_mistakes_are_errors_or_warnings_not_silent_misses(cli: Cli) -> None:
+    topics = [{"name": "asylum", "query": "students titel:asylum"}]
+    cli.write_config({"topics": topics})
+    result = cli("config", "check")
+    assert result.code == 2
+    assert ("topics[0].query: topic 'asylum': syntax error at column 10: unknown field titel: "
+            "(did you mean title:?") in result.err
+    topics[0]["query"] = "spy NEAR/99999999999 students"  # crashed the crawl (OverflowError)
+    cli.write_config({"topics": topics})
+    result = cli("config", "check")
+    assert result.code == 2 and "column 5: NEAR/n takes at most 1000 words" in result.err
+
+    topics[0]["query"] = "spy and students"
+    cli.write_config({"topics": topics})
+    result = cli("config", "check")
+    assert result.code == 0, result.err
+    assert ("config.yaml: topics[0].query: topic 'asylum': lower-case and: searched "
+            "as words, not as operators; for the operators write: spy AND students"
+            in " ".join(result.out.split()))
+    for args in (("topics", "test", "asylum", "--json"),
+                 ("articles", "search", "spy near/5 students", "--json")):
+        result = cli(*args)
+        assert result.code == 0, result.err
+        result.json()  # the warning is not in it
+        assert result.err.startswith("warning: lower-case ") and "write: spy " in result.err
+
+    for args in (("articles", "search", ""), ("topics", "test", "--query", "\u200b")):
+        result = cli(*args)
+        assert result.code == 2 and "the query is empty" in result.err, result.err

@@ -256,9 +256,9 @@ def _near(node: Near, prepared: Prepared) -> list[Span] | None:
     left, right = evaluate(node.left, prepared), evaluate(node.right, prepared)
     if not left or not right:
         return None
-    pairs = [(a, b) for a in left for b in right if a[0] == b[0] and a[0] in prepared.fields
-             and are_close(prepared.fields[a[0]], a, b, node.distance)]
-    return [s for pair in pairs for s in pair] or None
+    close = [span for a in left for b in right if a[0] == b[0] and a[0] in prepared.fields
+             and are_close(prepared.fields[a[0]], a, b, node.distance) for span in (a, b)]
+    return list(dict.fromkeys(close)) or None  # each once: a NEAR chain's spans stay few
 
 
 def are_close(folded: FoldedField, a: Span, b: Span, distance: int | None) -> bool:

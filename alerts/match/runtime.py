@@ -126,14 +126,14 @@ class _Run(dict):
         args = self.args()
         left = left_side(*args)
         right = right_side(*args) if left else None
-        out: list[InnerSpan] = []
+        out: dict[InnerSpan, None] = {}  # each span once: a NEAR chain's spans stay few
         if left and right:
             close = self.close
             for a in left:
                 for b in right:
                     if a[0] == b[0] and a[0] < 3 and close(a, b, distance):
-                        out += (a, b)
-        found = self.near_spans[j] = out or None
+                        out[a] = out[b] = None
+        found = self.near_spans[j] = list(out) or None
         return found
 
     def near(self, j: int) -> bool:

@@ -24,7 +24,8 @@ def config_check(ctx: Context) -> None:
         build_channels(config.channels)
     except ValueError as exc:
         raise ConfigError([("", str(exc))], str(ctx.config_path)) from None
-    for warning in [*config.channel_warnings(), *config.tls_warnings()]:
+    for warning in [*config.channel_warnings(), *config.tls_warnings(),
+                    *config.query_warnings()]:
         ctx.console.print(Text(f"warning: {ctx.config_path}: {warning}", style="yellow"))
     ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
                       f"{len(config.topics)} topics, {len(config.channels)} channels; "

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels import open_channels
 from alerts.dispatcher import Dispatcher, DispatchReport
-from alerts.query import QuerySyntaxError, parse_query
+from alerts.query import QuerySyntaxError, parse_query, query_warnings
 from alerts.topics import TopicRule
 from basis.errors import NotFound, Undelivered, UsageError
 from basis.secrets import Redactor
@@ -90,10 +90,13 @@ def topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
         known = ", ".join(t.name for t in ctx.config.topics) or "none"
         raise NotFound(f"no topic named {name!r} (known: {known}); or pass --query" if name
                        else "name a topic or pass --query")
+    text = draft if draft is not None else topic.query  # type: ignore[union-attr]
     try:
-        query = parse_query(draft or topic.query, ctx.config.aliases)  # type: ignore[union-attr]
+        query = parse_query(text, ctx.config.aliases)
     except QuerySyntaxError as exc:
         raise UsageError(f"{exc}\n{exc.caret()}") from None
+    for warning in query_warnings(text):  # on stderr: --json output stays a document
+        click.echo(f"warning: {warning}", err=True)
     if topic is None:
         return TopicRule(name or "draft", query)
     return TopicRule(topic.name, query, frozenset(topic.languages), frozenset(topic.sources))

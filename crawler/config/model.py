@@ -22,6 +22,7 @@ from pydantic import (
 from alerts.channels.settings import AnyChannelSettings
 from alerts.dispatcher import Controls
 from alerts.outbox import UPDATE_WINDOW, AlertPolicy
+from alerts.query import query_warnings
 from basis.errors import NotFound
 from basis.secrets import Redactor
 from crawler.config.values import (
@@ -165,6 +166,11 @@ class Config(Model):
         return [f"sources[{i}].verify_tls: false: the TLS certificate of "
                 f"{urlsplit(s.url).hostname} is not checked; {forged}"
                 for i, s in enumerate(self.sources) if not s.verify_tls]
+
+    def query_warnings(self) -> list[str]:
+        """Queries that search operator words in lower case (`spy and students`)."""
+        return [f"topics[{i}].query: topic {topic.name!r}: {warning}"
+                for i, topic in enumerate(self.topics) for warning in query_warnings(topic.query)]
 
     def alert_policies(self) -> dict[str, AlertPolicy]:
         """How each topic alerts: its channels, mode and update window."""
