@@ -20,6 +20,8 @@ import feedparser
 import pytest
 import requests
 
+from basis.secrets import Redactor
+from crawler.config import load_config
 from crawler.daemon.schedule import (
     BACKOFF_CAP,
     STARTUP_SPREAD,
@@ -28,7 +30,10 @@ from crawler.daemon.schedule import (
     may_poll,
     trigger_for,
 )
+from crawler.daemon.service import Daemon
 from crawler.daemon.watchdog import health_of, learned_cadence
+from crawler.engine.reactor import run_on_reactor
+from storage.db import open_database
 from storage.models import Source
 from tests import events
 from tests.conftest import Cli, web_config
@@ -87,6 +92,15 @@ def test_first_polls_spread_over_the_interval_up_to_a_cap() -> None:
     assert latest == {"10s": timedelta(seconds=10), "1m": STARTUP_SPREAD,
                       "0 8 * * *": STARTUP_SPREAD}
     assert first_run("10s", None, NOW, rng=lambda: 0.5) == NOW + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("start", [NOW, NOW + timedelta(minutes=59, seconds=50),
+                                   NOW.astimezone(timezone(timedelta(hours=8)))])
+def test_a_never_polled_hourly_source_starts_within_the_spread(start: datetime) -> None:
+    """At any start time and draw, in any zone the database hands back."""
+    spread = timedelta(seconds=5)
+    for draw in (0.0, 0.3, 0.999, 1.0):
+        assert start <= first_run("1h", None, start, spread, lambda d=draw: d) <= start + spread
 
 
 def test_a_failing_source_backs_off_but_is_never_abandoned() -> None:
@@ -186,6 +200,19 @@ def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
         reader.join(timeout=10)
 
 
+@contextmanager
+def in_process(cli: Cli, listen: str | None = None) -> Iterator[Daemon]:
+    """The daemon of `mediawatch run`, started on this process's reactor; `reload` and
+    `stop` are called on the reactor as the signals would."""
+    config = load_config(cli.config).model_copy(update={"database": cli.db})
+    service = Daemon(cli.config, cli.db, config, open_database(cli.db), listen, Redactor())
+    run_on_reactor(service.start)
+    try:
+        yield service
+    finally:
+        run_on_reactor(lambda: (service.stop(grace=0), service.ended)[1])
+
+
 def listening_ports(pid: int) -> set[int]:
     """The TCP ports a process listens on (its sockets in /proc/net/tcp{,6} in LISTEN)."""
     inodes = set()
@@ -214,6 +241,36 @@ def mission(web: FixtureWeb, smtp: SmtpServer, *sources: dict) -> dict:
     config["channels"] = {"desk": {"type": "email", "url": smtp.url(),
                                    "from": "alerts@mediawatch.test", "to": ["desk@mediawatch.test"]}}
     return config
+
+
+def slow_feed(pages: int) -> str:
+    """A feed of `pages` articles, each served after 0.3 s."""
+    items = "".join(f"<item><title>Story {n}</title><link>/slow/0.3/statements/"
+                    f"warning-students.html?n={n}</link></item>" for n in range(pages))
+    return f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'
+
+
+def test_a_new_hourly_source_is_polled_within_its_spread_while_a_big_crawl_waits(
+        cli: Cli, web: FixtureWeb) -> None:
+    """A poll goes before the article pages that earlier polls queued: a new source added
+    while a big first crawl fills the queue is polled within its startup spread, not after
+    the last page (the cause of the new source that waited over 90 s on PostgreSQL, where
+    storing each page takes longer)."""
+    (web.root / "feeds" / "_big.xml").write_text(slow_feed(40))
+    config = web_config(web, {"name": "big", "kind": "feed", "url": "/feeds/_big.xml",
+                              "every": "1s"}, backfill="36500d", concurrency=4)
+    config["daemon"] = {"startup_spread": "1s"}
+    cli.write_config(config)
+    pages = lambda: [h for h in web.log if h.path.startswith("/slow/")]  # noqa: E731
+    with in_process(cli) as service:
+        events.wait_for(pages, "the big crawl")
+        config["sources"] += web_config(web, {"name": "hourly", "kind": "feed", "every": "1h",
+                                              "url": "/feeds/dates.xml"})["sources"]
+        cli.write_config(config)
+        run_on_reactor(service.reload)
+        events.wait_for(lambda: web.hits("/feeds/dates.xml"), "the new source's poll")
+        fetched_first = len(pages())
+    assert fetched_first < 20, f"the new source waited for {fetched_first} of 40 pages"
 
 
 def test_alerts_are_sent_once_across_a_stop_and_restart(

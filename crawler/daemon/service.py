@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThread
 
 from alerts.channels import open_channels
@@ -125,6 +126,8 @@ class Daemon:
             reactor=self.reactor, timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self.stopping = False
+        self.port: IListeningPort | None = None
+        self.ended: Deferred[None] = Deferred()  # fires once the daemon has stopped
 
     # ------------------------------------------------------------ lifecycle
 
@@ -133,6 +136,16 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.stop))
         signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.stop))
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self.start()
+        self.ended.addBoth(lambda _: self.reactor.stop())
+        gc.freeze()  # what start-up loaded lives as long as the process: no GC passes over it
+        self.reactor.run(installSignalHandlers=False)
+        log.info("stopped")
+        return 0
+
+    def start(self) -> None:
+        """(The reactor, or before it runs.) Open the crawler and schedule the jobs; the
+        daemon runs until `ended` fires (`run` stops the reactor then)."""
         sync_config(self.config, self.db)
         settings = scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
@@ -151,14 +164,10 @@ class Daemon:
             self.serve()
         log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
                  len(self.config.topics), os.getpid())
-        gc.freeze()  # what start-up loaded lives as long as the process: no GC passes over it
-        self.reactor.run(installSignalHandlers=False)
-        log.info("stopped")
-        return 0
 
     def serve(self) -> None:
-        listen(self.reactor, site(self.db, self.config, self.metrics,
-                                  lambda: self.scheduler.running), self.listen)
+        self.port = listen(self.reactor, site(self.db, self.config, self.metrics,
+                                              lambda: self.scheduler.running), self.listen)
         log.info("health and metrics on http://%s/healthz", self.listen)
 
     def stop(self, grace: float = 30.0) -> None:
@@ -179,7 +188,7 @@ class Daemon:
                     poll.cancel()
                 stopped = deferred_from_coro(self.crawler.stop_async())
                 stopped.addTimeout(max(deadline - time.monotonic(), 1.0), self.reactor)
-                stopped.addBoth(lambda _: self.reactor.stop())
+                stopped.addBoth(self._end)
 
         wait()
 
@@ -193,7 +202,13 @@ class Daemon:
         if not self.stopping:  # the crawler should never end on its own
             log.error("the crawler stopped unexpectedly: %s", result)
             self.stopping = True
-            self.reactor.stop()
+            self._end(result)
+
+    def _end(self, _: Any) -> None:
+        if self.port is not None:
+            self.port.stopListening()
+        if not self.ended.called:
+            self.ended.callback(None)
 
     def reload(self) -> None:
         """SIGHUP: a valid new config replaces the running one; an invalid one is refused."""
@@ -225,7 +240,7 @@ class Daemon:
             self.scheduler.add_job(self.poll_job, trigger_for(source.every), args=[source.name],
                                    id=f"poll:{source.name}",
                                    next_run_time=first_run(source.every, last.get(source.name),
-                                                           now))
+                                                           now, config.daemon.startup_spread))
         self.scheduler.add_job(self.dispatch_job, IntervalTrigger(
             seconds=config.daemon.dispatch_every.total_seconds()), id="dispatch", next_run_time=now)
         self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
