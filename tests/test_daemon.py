@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from basis.secrets import Redactor
-from crawler.config import load_config
+from crawler.config import Config, load_config
 from crawler.daemon.schedule import (
     BACKOFF_CAP,
     STARTUP_SPREAD,
@@ -30,7 +30,7 @@ from crawler.daemon.schedule import (
     may_poll,
     trigger_for,
 )
-from crawler.daemon.service import Daemon
+from crawler.daemon.service import Daemon, restart_needed
 from crawler.daemon.watchdog import health_of, learned_cadence
 from crawler.engine.reactor import run_on_reactor
 from storage.db import open_database
@@ -271,6 +271,43 @@ def test_a_new_hourly_source_is_polled_within_its_spread_while_a_big_crawl_waits
         events.wait_for(lambda: web.hits("/feeds/dates.xml"), "the new source's poll")
         fetched_first = len(pages())
     assert fetched_first < 20, f"the new source waited for {fetched_first} of 40 pages"
+
+
+def test_a_reload_serves_new_topic_feeds_and_alerts_new_channels_and_operators(
+        cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
+    """SIGHUP reloads everything that reads the config: a topic added has its feed at once,
+    a channel added gets the topic's alerts, a source added is polled, and an operator
+    channel added hears of a silent source."""
+    config = web_config(web, STATEMENTS, backfill="36500d")
+    config["daemon"] = {"dispatch_every": "1s", "startup_spread": "1s"}
+    cli.write_config(config)
+    base = f"127.0.0.1:{free_port()}"
+    desk, ops = tmp_path / "desk.jsonl", tmp_path / "ops.jsonl"
+    with in_process(cli, listen=base) as service:
+        events.wait_for(lambda: web.hits("/feeds/statements.xml"), "a first poll")
+        assert requests.get(f"http://{base}/topics/students.atom", timeout=5).status_code == 404
+        config["sources"] += web_config(web, COVERAGE)["sources"]
+        config["sources"][0]["expect_every"] = "1s"  # silent from now on
+        config["daemon"]["health_every"] = "1s"
+        config["topics"] = [{"name": "students", "query": "student*", "channels": ["desk"]}]
+        config["channels"] = {"desk": {"type": "jsonl", "path": str(desk)},
+                              "ops": {"type": "jsonl", "path": str(ops)}}
+        config["operator_channels"] = ["ops"]
+        cli.write_config(config)
+        run_on_reactor(service.reload)
+        feed = requests.get(f"http://{base}/topics/students.atom", timeout=5)
+        assert feed.status_code == 200 and not feedparser.parse(feed.content).bozo
+        events.wait_for(lambda: desk.exists() and "coverage" in desk.read_text(),
+                        "an alert on the channel added")
+        events.wait_for(lambda: ops.exists() and "statements is silent" in ops.read_text(),
+                        "the operator alert")
+
+
+def test_a_reload_names_what_waits_for_a_restart() -> None:
+    running = Config.model_validate({})
+    reloaded = Config.model_validate({"crawl": {"timeout": 5, "backfill": "1d"},
+                                      "database": "sqlite:///other.db"})
+    assert restart_needed(running, reloaded) == ["crawl.timeout", "database"]
 
 
 def test_alerts_are_sent_once_across_a_stop_and_restart(

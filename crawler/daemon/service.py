@@ -98,6 +98,15 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
         return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
 
 
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The changed keys a reload cannot apply: the database, and the crawl settings the
+    crawler was built with (all but `backfill` and `poll_deadline`, read at each poll)."""
+    keys = [f"crawl.{key}" for key in type(new.crawl).model_fields
+            if key not in ("backfill", "poll_deadline")
+            and getattr(old.crawl, key) != getattr(new.crawl, key)]
+    return keys + (["database"] if old.database != new.database else [])
+
+
 def _load(config_path: Path, db_url: str | None) -> Config:
     config = load_config(config_path)
     return config.model_copy(update={"database": db_url}) if db_url else config
@@ -166,7 +175,7 @@ class Daemon:
                  len(self.config.topics), os.getpid())
 
     def serve(self) -> None:
-        self.port = listen(self.reactor, site(self.db, self.config, self.metrics,
+        self.port = listen(self.reactor, site(self.db, lambda: self.config, self.metrics,
                                               lambda: self.scheduler.running), self.listen)
         log.info("health and metrics on http://%s/healthz", self.listen)
 
@@ -224,11 +233,14 @@ class Daemon:
         self.ingest.rules = Rules.of(config)
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
-        self.config, self.channels = config, open_channels(config.channels)
+        previous, self.config, self.channels = self.config, config, open_channels(config.channels)
         self.scheduler.remove_all_jobs()
         self.schedule(config)
         log.info("config reloaded: %d sources, %d topics", len(config.sources),
                  len(config.topics))
+        if later := restart_needed(previous, config):
+            log.warning("%s changed: the running crawler keeps the old value until a restart",
+                        ", ".join(later))
 
     # ------------------------------------------------------------ jobs
 
