@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import feedparser
@@ -308,6 +309,56 @@ def test_a_reload_names_what_waits_for_a_restart() -> None:
     reloaded = Config.model_validate({"crawl": {"timeout": 5, "backfill": "1d"},
                                       "database": "sqlite:///other.db"})
     assert restart_needed(running, reloaded) == ["crawl.timeout", "database"]
+
+
+def dated_feed(*items: tuple[str, str, timedelta]) -> str:
+    """A feed of (slug, title, age) items, dated `age` ago, read without following links."""
+    now = datetime.now(timezone.utc)
+    entries = "".join(
+        f"<item><title>{title}</title><link>http://news.example/{slug}.html</link>"
+        f"<description>{title}, as reported.</description>"
+        f"<pubDate>{format_datetime(now - age, usegmt=True)}</pubDate></item>"
+        for slug, title, age in items)
+    return f'<rss version="2.0"><channel><title>dated</title>{entries}</channel></rss>'
+
+
+def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
+        cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
+    """A topic added (at start, then by a reload) is matched against the articles stored
+    within dedupe.retention: its feed shows them at once; only those newer than
+    crawl.backfill alert."""
+    (web.root / "feeds" / "_dated.xml").write_text(dated_feed(
+        ("protest", "Students protest tuition fees", timedelta(hours=1)),
+        ("exhibition", "Students archive exhibition opens", timedelta(days=10))))
+    config = web_config(web, {"name": "dated", "kind": "feed", "url": "/feeds/_dated.xml",
+                              "every": "1h", "follow": False}, backfill="36500d")
+    cli.write_config(config)
+    assert cli("crawl", "--no-alerts").code == 0  # stored while no topic wanted them
+    config["crawl"]["backfill"] = "2d"
+    config["topics"] = [{"name": "students", "query": "students", "channels": ["desk"]}]
+    config["channels"] = {"desk": {"type": "jsonl", "path": str(tmp_path / "desk.jsonl")}}
+    cli.write_config(config)
+    base = f"127.0.0.1:{free_port()}"
+
+    def matches(topic: str) -> dict[str, int]:
+        reply = requests.get(f"http://{base}/topics/{topic}.json", timeout=5)
+        return {m["title"]: m["article_id"] for m in reply.json().get("matches", [])}
+
+    def alerted(topic: str) -> list[int]:
+        return [a["article_id"] for a in cli("alerts", "list", "--topic", topic,
+                                             "--json").json()]
+
+    with in_process(cli, listen=base) as service:
+        students = matches("students")
+        assert set(students) == {"Students protest tuition fees",
+                                 "Students archive exhibition opens"}
+        assert alerted("students") == [students["Students protest tuition fees"]]
+        config["topics"].append({"name": "archive", "query": "archive", "channels": ["desk"]})
+        cli.write_config(config)
+        run_on_reactor(service.reload)
+        events.wait_for(lambda: matches("archive"), "the past matches of the topic added")
+        assert set(matches("archive")) == {"Students archive exhibition opens"}
+    assert alerted("archive") == [] and len(alerted("students")) == 1
 
 
 def test_alerts_are_sent_once_across_a_stop_and_restart(

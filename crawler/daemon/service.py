@@ -29,6 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThread
 
+from alerts.backtest import match_past
 from alerts.channels import open_channels
 from alerts.digest import send_digests
 from alerts.dispatcher import Dispatcher
@@ -156,6 +157,7 @@ class Daemon:
         """(The reactor, or before it runs.) Open the crawler and schedule the jobs; the
         daemon runs until `ended` fires (`run` stops the reactor then)."""
         sync_config(self.config, self.db)
+        self.match_past(self.config, self.ingest.rules, self.last_article_id())
         settings = scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
             "LOG_LEVEL": "WARNING", ITEMS: self.ingest, REPORT: self.report}
@@ -230,7 +232,11 @@ class Daemon:
         sync_config(config, self.db)
         for source in config.sources:
             self.report.tally(source.name)  # its requests are counted from the first
-        self.ingest.rules = Rules.of(config)
+        self.ingest.rules = rules = Rules.of(config)
+        deferToThread(self.match_past, config, rules, self.last_article_id()).addErrback(
+            lambda failure: log.error("matching the topics against stored articles failed "
+                                      "(retried at the next start or reload): %s",
+                                      failure.getErrorMessage()))
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
         previous, self.config, self.channels = self.config, config, open_channels(config.channels)
@@ -241,6 +247,21 @@ class Daemon:
         if later := restart_needed(previous, config):
             log.warning("%s changed: the running crawler keeps the old value until a restart",
                         ", ".join(later))
+
+    def last_article_id(self) -> int:
+        """(The reactor.) Articles stored after it are matched by the running rules."""
+        with self.db() as session:
+            return repo.last_article_id(session)
+
+    def match_past(self, config: Config, rules: Rules, up_to: int) -> None:
+        """A topic added or changed is matched against the articles stored within
+        `dedupe.retention`; only those newer than `crawl.backfill` alert."""
+        now = utcnow()
+        matched = match_past(self.db, rules.topics, now - config.dedupe.retention, up_to,
+                             rules.source_tags, rules.policies, rules.backfill, now)
+        for topic, count in matched.items():
+            log.info("topic %s matched against the articles stored within %s: %d matches",
+                     topic, config.dedupe.retention, count)
 
     # ------------------------------------------------------------ jobs
 
