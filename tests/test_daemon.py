@@ -34,7 +34,7 @@ from crawler.daemon.schedule import (
 from crawler.daemon.service import Daemon, restart_needed
 from crawler.daemon.watchdog import health_of, learned_cadence
 from crawler.engine.reactor import run_on_reactor
-from storage.db import open_database
+from storage.db import engine_of, open_database
 from storage.models import Source
 from tests import events
 from tests.conftest import Cli, web_config
@@ -206,12 +206,14 @@ def in_process(cli: Cli, listen: str | None = None) -> Iterator[Daemon]:
     """The daemon of `mediawatch run`, started on this process's reactor; `reload` and
     `stop` are called on the reactor as the signals would."""
     config = load_config(cli.config).model_copy(update={"database": cli.db})
-    service = Daemon(cli.config, cli.db, config, open_database(cli.db), listen, Redactor())
+    db = open_database(cli.db)
+    service = Daemon(cli.config, cli.db, config, db, listen, Redactor())
     run_on_reactor(service.start)
     try:
         yield service
     finally:
         run_on_reactor(lambda: (service.stop(grace=0), service.ended)[1])
+        engine_of(db).dispose()
 
 
 def listening_ports(pid: int) -> set[int]:
