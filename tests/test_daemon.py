@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -325,7 +326,7 @@ def dated_feed(*items: tuple[str, str, timedelta]) -> str:
 
 
 def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
-        cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
+        cli: Cli, web: FixtureWeb, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A topic added (at start, then by a reload) is matched against the articles stored
     within dedupe.retention: its feed shows them at once; only those newer than
     crawl.backfill alert."""
@@ -360,6 +361,9 @@ def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
         run_on_reactor(service.reload)
         events.wait_for(lambda: matches("archive"), "the past matches of the topic added")
         assert set(matches("archive")) == {"Students archive exhibition opens"}
+    with caplog.at_level(logging.INFO, "mediawatch.daemon"), in_process(cli):
+        assert "running: 1 sources" in caplog.text
+    assert "matched against" not in caplog.text  # a restart matches the past only once
     assert alerted("archive") == [] and len(alerted("students")) == 1
 
 
