@@ -1,16 +1,20 @@
 """Queries over what is already stored: a topic's backtest (hits with evidence, counts per
-source and day) and `articles search`."""
+source and day), `articles search`, and the past matches of a topic added to the config."""
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.match import Document, Match, Matcher
+from alerts.outbox import AlertPolicy, queue_alerts
 from alerts.query import Node
-from alerts.topics import TopicRule
+from alerts.topics import TopicRule, TopicSet
 from storage import repository as repo
 from storage.models import Article
 
@@ -54,3 +58,42 @@ def search(session: Session, query: Node, since: datetime | None,
             for match in matcher.match(document(article, source_tags.get(article.source.name,
                                                                           ())))]
     return hits[::-1][:limit]
+
+
+def fingerprint(rule: TopicRule) -> str:
+    """What a topic matches, as a hash: its query (aliases expanded), languages, sources."""
+    what = json.dumps([str(rule.query), sorted(rule.languages), sorted(rule.sources)])
+    return hashlib.sha256(what.encode()).hexdigest()
+
+
+def match_past(db: sessionmaker[Session], topics: TopicSet, since: datetime, up_to: int,
+               source_tags: Mapping[str, tuple[str, ...]],
+               policies: Mapping[str, AlertPolicy], backfill: timedelta,
+               now: datetime) -> dict[str, int]:
+    """Match the topics new or changed since their last past match against the originals
+    first seen since `since`, up to article `up_to` (later ones are matched as they come):
+    the matches are recorded, so the topic's page, feeds and counts show them, and alerts
+    are queued only for articles newer than `backfill`. → past matches of each topic matched"""
+    with db() as session:
+        known = repo.topic_fingerprints(session)
+        rules = [r for r in topics.rules.values() if known.get(r.name) != fingerprint(r)]
+        if not rules:
+            return {}
+        matcher, done = TopicSet(rules), repo.matched_pairs(session, [r.name for r in rules])
+        found: dict[int, dict[str, Any]] = {}  # article id → its new matches' evidence
+        for article in repo.originals_seen_since(session, since, up_to):
+            hits = {m.topic: m.as_json() for m in matcher.match(
+                document(article, source_tags.get(article.source.name, ())))
+                if (article.id, m.topic) not in done}
+            if hits:
+                found[article.id] = hits
+    with db.begin() as session:  # short: the daemon goes on storing meanwhile
+        for article_id, hits in found.items():
+            article = session.get_one(Article, article_id)
+            repo.add_matches(session, article, hits)
+            if (article.published_at or article.first_seen_at) >= now - backfill:
+                queue_alerts(session, article, hits, policies, now, backfill)
+        for rule in rules:
+            repo.remember_topic(session, rule.name, fingerprint(rule), now)
+    counts = Counter(topic for hits in found.values() for topic in hits)
+    return {rule.name: counts[rule.name] for rule in rules}

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 MAX_URLS = 1000  # article links followed per source and poll (sitemaps, listings, feeds)
 MAX_SITEMAPS = 50  # child sitemaps read per poll of a sitemap index
+POLL_PRIORITY = 1  # a poll's first request goes before the article pages queued by earlier
+# polls: a source is polled on time even while a big first crawl fills the queue
 
 
 @dataclass
@@ -143,7 +145,7 @@ class SourceSpider(scrapy.Spider):
         poll_id = next(self.poll_ids)
         self.polls[poll_id] = _Poll(spec.name, datetime.now(timezone.utc), done=done)
         return scrapy.Request(spec.url, callback=self.parse_source, errback=self.source_failed,
-                              headers=headers, dont_filter=True,
+                              headers=headers, dont_filter=True, priority=POLL_PRIORITY,
                               meta={"source": spec.name, "poll": poll_id,
                                     "handle_httpstatus_list": [304]})
 

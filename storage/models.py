@@ -193,6 +193,17 @@ class AlertArticle(Base):
     article: Mapped[Article] = relationship()
 
 
+class TopicState(Base):
+    """A topic whose stored articles were matched: what it matched (a hash of its compiled
+    query, languages and sources) and when. A topic new or changed since is matched again."""
+
+    __tablename__ = "topic_states"
+
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Snooze(Base):
     """A topic whose alerts wait until `until`."""
 

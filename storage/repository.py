@@ -33,6 +33,7 @@ from storage.models import (
     Source,
     Story,
     TopicMatch,
+    TopicState,
 )
 
 
@@ -479,6 +480,41 @@ def originals_since(session: Session, since: datetime | None) -> Iterator[Articl
     if since is not None:
         query = query.where(Article.published_at >= since)
     yield from session.scalars(query.execution_options(yield_per=500))
+
+
+def originals_seen_since(session: Session, since: datetime, up_to: int) -> Iterator[Article]:
+    """The stored originals first seen since `since`, up to article id `up_to`, oldest
+    first, streamed."""
+    yield from session.scalars(
+        select(Article).options(selectinload(Article.source))
+        .where(Article.duplicate_of.is_(None), Article.first_seen_at >= since,
+               Article.id <= up_to)
+        .order_by(Article.id).execution_options(yield_per=500))
+
+
+def last_article_id(session: Session) -> int:
+    return session.scalar(select(func.max(Article.id))) or 0
+
+
+def matched_pairs(session: Session, topics: Collection[str]) -> set[tuple[int, str]]:
+    """(article id, topic) of every match recorded for these topics."""
+    rows = session.execute(select(TopicMatch.article_id, TopicMatch.topic)
+                           .where(TopicMatch.topic.in_(topics)))
+    return {(article_id, topic) for article_id, topic in rows}
+
+
+def topic_fingerprints(session: Session) -> dict[str, str]:
+    """What each topic matched when its stored articles were last matched."""
+    rows = session.execute(select(TopicState.topic, TopicState.fingerprint))
+    return {topic: fingerprint for topic, fingerprint in rows}
+
+
+def remember_topic(session: Session, topic: str, fingerprint: str, now: datetime) -> None:
+    state = session.get(TopicState, topic)
+    if state is None:
+        session.add(TopicState(topic=topic, fingerprint=fingerprint, matched_at=now))
+    else:
+        state.fingerprint, state.matched_at = fingerprint, now
 
 
 def topic_hits(session: Session, since: datetime) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -14,12 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import feedparser
 import pytest
 import requests
 
+from basis.secrets import Redactor
+from crawler.config import Config, load_config
 from crawler.daemon.schedule import (
     BACKOFF_CAP,
     STARTUP_SPREAD,
@@ -28,7 +32,10 @@ from crawler.daemon.schedule import (
     may_poll,
     trigger_for,
 )
+from crawler.daemon.service import Daemon, restart_needed
 from crawler.daemon.watchdog import health_of, learned_cadence
+from crawler.engine.reactor import run_on_reactor
+from storage.db import engine_of, open_database
 from storage.models import Source
 from tests import events
 from tests.conftest import Cli, web_config
@@ -87,6 +94,15 @@ def test_first_polls_spread_over_the_interval_up_to_a_cap() -> None:
     assert latest == {"10s": timedelta(seconds=10), "1m": STARTUP_SPREAD,
                       "0 8 * * *": STARTUP_SPREAD}
     assert first_run("10s", None, NOW, rng=lambda: 0.5) == NOW + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("start", [NOW, NOW + timedelta(minutes=59, seconds=50),
+                                   NOW.astimezone(timezone(timedelta(hours=8)))])
+def test_a_never_polled_hourly_source_starts_within_the_spread(start: datetime) -> None:
+    """At any start time and draw, in any zone the database hands back."""
+    spread = timedelta(seconds=5)
+    for draw in (0.0, 0.3, 0.999, 1.0):
+        assert start <= first_run("1h", None, start, spread, lambda d=draw: d) <= start + spread
 
 
 def test_a_failing_source_backs_off_but_is_never_abandoned() -> None:
@@ -186,6 +202,21 @@ def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
         reader.join(timeout=10)
 
 
+@contextmanager
+def in_process(cli: Cli, listen: str | None = None) -> Iterator[Daemon]:
+    """The daemon of `mediawatch run`, started on this process's reactor; `reload` and
+    `stop` are called on the reactor as the signals would."""
+    config = load_config(cli.config).model_copy(update={"database": cli.db})
+    db = open_database(cli.db)
+    service = Daemon(cli.config, cli.db, config, db, listen, Redactor())
+    run_on_reactor(service.start)
+    try:
+        yield service
+    finally:
+        run_on_reactor(lambda: (service.stop(grace=0), service.ended)[1])
+        engine_of(db).dispose()
+
+
 def listening_ports(pid: int) -> set[int]:
     """The TCP ports a process listens on (its sockets in /proc/net/tcp{,6} in LISTEN)."""
     inodes = set()
@@ -214,6 +245,126 @@ def mission(web: FixtureWeb, smtp: SmtpServer, *sources: dict) -> dict:
     config["channels"] = {"desk": {"type": "email", "url": smtp.url(),
                                    "from": "alerts@mediawatch.test", "to": ["desk@mediawatch.test"]}}
     return config
+
+
+def slow_feed(pages: int) -> str:
+    """A feed of `pages` articles, each served after 0.3 s."""
+    items = "".join(f"<item><title>Story {n}</title><link>/slow/0.3/statements/"
+                    f"warning-students.html?n={n}</link></item>" for n in range(pages))
+    return f'<rss version="2.0"><channel><title>big</title>{items}</channel></rss>'
+
+
+def test_a_new_hourly_source_is_polled_within_its_spread_while_a_big_crawl_waits(
+        cli: Cli, web: FixtureWeb) -> None:
+    """A poll goes before the article pages that earlier polls queued: a new source added
+    while a big first crawl fills the queue is polled within its startup spread, not after
+    the last page (the cause of the new source that waited over 90 s on PostgreSQL, where
+    storing each page takes longer)."""
+    (web.root / "feeds" / "_big.xml").write_text(slow_feed(40))
+    config = web_config(web, {"name": "big", "kind": "feed", "url": "/feeds/_big.xml",
+                              "every": "1s"}, backfill="36500d", concurrency=4)
+    config["daemon"] = {"startup_spread": "1s"}
+    cli.write_config(config)
+    pages = lambda: [h for h in web.log if h.path.startswith("/slow/")]  # noqa: E731
+    with in_process(cli) as service:
+        events.wait_for(pages, "the big crawl")
+        config["sources"] += web_config(web, {"name": "hourly", "kind": "feed", "every": "1h",
+                                              "url": "/feeds/dates.xml"})["sources"]
+        cli.write_config(config)
+        run_on_reactor(service.reload)
+        events.wait_for(lambda: web.hits("/feeds/dates.xml"), "the new source's poll")
+        fetched_first = len(pages())
+    assert fetched_first < 20, f"the new source waited for {fetched_first} of 40 pages"
+
+
+def test_a_reload_serves_new_topic_feeds_and_alerts_new_channels_and_operators(
+        cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
+    """SIGHUP reloads everything that reads the config: a topic added has its feed at once,
+    a channel added gets the topic's alerts, a source added is polled, and an operator
+    channel added hears of a silent source."""
+    config = web_config(web, STATEMENTS, backfill="36500d")
+    config["daemon"] = {"dispatch_every": "1s", "startup_spread": "1s"}
+    cli.write_config(config)
+    base = f"127.0.0.1:{free_port()}"
+    desk, ops = tmp_path / "desk.jsonl", tmp_path / "ops.jsonl"
+    with in_process(cli, listen=base) as service:
+        events.wait_for(lambda: web.hits("/feeds/statements.xml"), "a first poll")
+        assert requests.get(f"http://{base}/topics/students.atom", timeout=5).status_code == 404
+        config["sources"] += web_config(web, COVERAGE)["sources"]
+        config["sources"][0]["expect_every"] = "1s"  # silent from now on
+        config["daemon"]["health_every"] = "1s"
+        config["topics"] = [{"name": "students", "query": "student*", "channels": ["desk"]}]
+        config["channels"] = {"desk": {"type": "jsonl", "path": str(desk)},
+                              "ops": {"type": "jsonl", "path": str(ops)}}
+        config["operator_channels"] = ["ops"]
+        cli.write_config(config)
+        run_on_reactor(service.reload)
+        feed = requests.get(f"http://{base}/topics/students.atom", timeout=5)
+        assert feed.status_code == 200 and not feedparser.parse(feed.content).bozo
+        events.wait_for(lambda: desk.exists() and "coverage" in desk.read_text(),
+                        "an alert on the channel added")
+        events.wait_for(lambda: ops.exists() and "statements is silent" in ops.read_text(),
+                        "the operator alert")
+
+
+def test_a_reload_names_what_waits_for_a_restart() -> None:
+    running = Config.model_validate({})
+    reloaded = Config.model_validate({"crawl": {"timeout": 5, "backfill": "1d"},
+                                      "database": "sqlite:///other.db"})
+    assert restart_needed(running, reloaded) == ["crawl.timeout", "database"]
+
+
+def dated_feed(*items: tuple[str, str, timedelta]) -> str:
+    """A feed of (slug, title, age) items, dated `age` ago, read without following links."""
+    now = datetime.now(timezone.utc)
+    entries = "".join(
+        f"<item><title>{title}</title><link>http://news.example/{slug}.html</link>"
+        f"<description>{title}, as reported.</description>"
+        f"<pubDate>{format_datetime(now - age, usegmt=True)}</pubDate></item>"
+        for slug, title, age in items)
+    return f'<rss version="2.0"><channel><title>dated</title>{entries}</channel></rss>'
+
+
+def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
+        cli: Cli, web: FixtureWeb, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A topic added (at start, then by a reload) is matched against the articles stored
+    within dedupe.retention: its feed shows them at once; only those newer than
+    crawl.backfill alert."""
+    (web.root / "feeds" / "_dated.xml").write_text(dated_feed(
+        ("protest", "Students protest tuition fees", timedelta(hours=1)),
+        ("exhibition", "Students archive exhibition opens", timedelta(days=10))))
+    config = web_config(web, {"name": "dated", "kind": "feed", "url": "/feeds/_dated.xml",
+                              "every": "1h", "follow": False}, backfill="36500d")
+    cli.write_config(config)
+    assert cli("crawl", "--no-alerts").code == 0  # stored while no topic wanted them
+    config["crawl"]["backfill"] = "2d"
+    config["topics"] = [{"name": "students", "query": "students", "channels": ["desk"]}]
+    config["channels"] = {"desk": {"type": "jsonl", "path": str(tmp_path / "desk.jsonl")}}
+    cli.write_config(config)
+    base = f"127.0.0.1:{free_port()}"
+
+    def matches(topic: str) -> dict[str, int]:
+        reply = requests.get(f"http://{base}/topics/{topic}.json", timeout=5)
+        return {m["title"]: m["article_id"] for m in reply.json().get("matches", [])}
+
+    def alerted(topic: str) -> list[int]:
+        return [a["article_id"] for a in cli("alerts", "list", "--topic", topic,
+                                             "--json").json()]
+
+    with in_process(cli, listen=base) as service:
+        students = matches("students")
+        assert set(students) == {"Students protest tuition fees",
+                                 "Students archive exhibition opens"}
+        assert alerted("students") == [students["Students protest tuition fees"]]
+        config["topics"].append({"name": "archive", "query": "archive", "channels": ["desk"]})
+        cli.write_config(config)
+        run_on_reactor(service.reload)
+        events.wait_for(lambda: matches("archive"), "the past matches of the topic added")
+        assert set(matches("archive")) == {"Students archive exhibition opens"}
+    with caplog.at_level(logging.INFO, "mediawatch.daemon"), in_process(cli):
+        assert "running: 1 sources" in caplog.text
+    assert "matched against" not in caplog.text  # a restart matches the past only once
+    assert alerted("archive") == [] and len(alerted("students")) == 1
 
 
 def test_alerts_are_sent_once_across_a_stop_and_restart(

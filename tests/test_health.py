@@ -96,7 +96,7 @@ class Served:
 def serving(db: sessionmaker[Session], config: Config, metrics: Metrics,
             scheduler_alive: Callable[[], bool] = lambda: True) -> Iterator[Served]:
     """The daemon's site on a free loopback port of this process's reactor."""
-    port = run_on_reactor(lambda: listen(install(), site(db, config, metrics, scheduler_alive),
+    port = run_on_reactor(lambda: listen(install(), site(db, lambda: config, metrics, scheduler_alive),
                                          "127.0.0.1:0"))
     try:
         yield Served(f"http://127.0.0.1:{port.getHost().port}")

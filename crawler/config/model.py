@@ -71,6 +71,8 @@ class DaemonSettings(Model):
     dispatch_every: Duration = timedelta(seconds=5)  # pending alerts are delivered this often
     health_every: Duration = timedelta(minutes=15)  # every source's health is checked this
     #                 often (silence is measured in hours; failures after each poll too)
+    startup_spread: Duration = timedelta(seconds=20)  # first polls of new or overdue sources
+    #                 are spread over this (or the interval, if shorter) after start or reload
 
 
 class Source(Model):

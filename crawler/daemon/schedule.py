@@ -18,6 +18,7 @@ JITTER_SHARE = 0.1  # of the interval, up to MAX_JITTER: polls of many sources s
 MAX_JITTER = timedelta(minutes=1)
 STARTUP_SPREAD = timedelta(seconds=20)  # overdue sources start within this (or their
 # interval, if shorter) after start; each keeps its phase, so polls stay spread out
+# (the default of `daemon.startup_spread`)
 BACKOFF_CAP = timedelta(hours=6)
 
 
@@ -46,17 +47,18 @@ def _cron_fields(schedule: str) -> dict[str, str]:
 
 
 def first_run(schedule: str, last_polled_at: datetime | None, now: datetime,
+              spread: timedelta = STARTUP_SPREAD,
               rng: Callable[[], float] = random.random) -> datetime:
     """The first poll after start: when the schedule says, counted from the last poll;
-    a source never polled or overdue runs once, within its interval (at most
-    STARTUP_SPREAD) of `now`."""
+    a source never polled or overdue runs once, within its interval (at most `spread`)
+    of `now`."""
     if last_polled_at is not None:
         due = last_polled_at + parse_duration(schedule) if is_duration(schedule) else \
             CronTrigger.from_crontab(schedule, timezone="UTC").get_next_fire_time(
                 None, last_polled_at + timedelta(seconds=1))
         if due > now:
             return due
-    return now + min(interval_of(schedule), STARTUP_SPREAD) * rng()
+    return now + min(interval_of(schedule), spread) * rng()
 
 
 def backoff(failures: int, interval: timedelta) -> timedelta:

@@ -27,9 +27,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
+from alerts.backtest import match_past
 from alerts.channels import open_channels
 from alerts.digest import send_digests
 from alerts.dispatcher import Dispatcher
@@ -100,6 +102,15 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
         return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
 
 
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The changed keys a reload cannot apply: the database, and the crawl settings the
+    crawler was built with (all but `backfill` and `poll_deadline`, read at each poll)."""
+    keys = [f"crawl.{key}" for key in type(new.crawl).model_fields
+            if key not in ("backfill", "poll_deadline")
+            and getattr(old.crawl, key) != getattr(new.crawl, key)]
+    return keys + (["database"] if old.database != new.database else [])
+
+
 def _load(config_path: Path, db_url: str | None) -> Config:
     config = load_config(config_path)
     return config.model_copy(update={"database": db_url}) if db_url else config
@@ -131,6 +142,8 @@ class Daemon:
             reactor=self.reactor, timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self.stopping = False
+        self.port: IListeningPort | None = None
+        self.ended: Deferred[None] = Deferred()  # fires once the daemon has stopped
 
     # ------------------------------------------------------------ lifecycle
 
@@ -139,7 +152,18 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.reactor.callFromThread(self.stop))
         signal.signal(signal.SIGINT, lambda *_: self.reactor.callFromThread(self.stop))
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        self.start()
+        self.ended.addBoth(lambda _: self.reactor.stop())
+        gc.freeze()  # what start-up loaded lives as long as the process: no GC passes over it
+        self.reactor.run(installSignalHandlers=False)
+        log.info("stopped")
+        return 0
+
+    def start(self) -> None:
+        """(The reactor, or before it runs.) Open the crawler and schedule the jobs; the
+        daemon runs until `ended` fires (`run` stops the reactor then)."""
         sync_config(self.config, self.db)
+        self.match_past(self.config, self.ingest.rules, self.last_article_id())
         settings = scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
             "LOG_LEVEL": "WARNING", ITEMS: self.ingest, REPORT: self.report}
@@ -157,14 +181,10 @@ class Daemon:
             self.serve()
         log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
                  len(self.config.topics), os.getpid())
-        gc.freeze()  # what start-up loaded lives as long as the process: no GC passes over it
-        self.reactor.run(installSignalHandlers=False)
-        log.info("stopped")
-        return 0
 
     def serve(self) -> None:
-        listen(self.reactor, site(self.db, self.config, self.metrics,
-                                  lambda: self.scheduler.running), self.listen)
+        self.port = listen(self.reactor, site(self.db, lambda: self.config, self.metrics,
+                                              lambda: self.scheduler.running), self.listen)
         log.info("health and metrics on http://%s/healthz", self.listen)
 
     def stop(self, grace: float = 30.0) -> None:
@@ -185,7 +205,7 @@ class Daemon:
                     poll.cancel()
                 stopped = deferred_from_coro(self.crawler.stop_async())
                 stopped.addTimeout(max(deadline - time.monotonic(), 1.0), self.reactor)
-                stopped.addBoth(lambda _: self.reactor.stop())
+                stopped.addBoth(self._end)
 
         wait()
 
@@ -199,7 +219,13 @@ class Daemon:
         if not self.stopping:  # the crawler should never end on its own
             log.error("the crawler stopped unexpectedly: %s", result)
             self.stopping = True
-            self.reactor.stop()
+            self._end(result)
+
+    def _end(self, _: Any) -> None:
+        if self.port is not None:
+            self.port.stopListening()
+        if not self.ended.called:
+            self.ended.callback(None)
 
     def reload(self) -> None:
         """SIGHUP: a valid new config replaces the running one; an invalid one is refused."""
@@ -212,15 +238,37 @@ class Daemon:
         sync_config(config, self.db)
         for source in config.sources:
             self.report.tally(source.name)  # its requests are counted from the first
-        self.ingest.rules = Rules.of(config)
+        self.ingest.rules = rules = Rules.of(config)
+        deferToThread(self.match_past, config, rules, self.last_article_id()).addErrback(
+            lambda failure: log.error("matching the topics against stored articles failed "
+                                      "(retried at the next start or reload): %s",
+                                      failure.getErrorMessage()))
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
-        self.config, self.channels = config, open_channels(config.channels)
+        previous, self.config, self.channels = self.config, config, open_channels(config.channels)
         self.dispatcher = Dispatcher(self.db, self.channels, config.alert_controls())
         self.scheduler.remove_all_jobs()
         self.schedule(config)
         log.info("config reloaded: %d sources, %d topics", len(config.sources),
                  len(config.topics))
+        if later := restart_needed(previous, config):
+            log.warning("%s changed: the running crawler keeps the old value until a restart",
+                        ", ".join(later))
+
+    def last_article_id(self) -> int:
+        """(The reactor.) Articles stored after it are matched by the running rules."""
+        with self.db() as session:
+            return repo.last_article_id(session)
+
+    def match_past(self, config: Config, rules: Rules, up_to: int) -> None:
+        """A topic added or changed is matched against the articles stored within
+        `dedupe.retention`; only those newer than `crawl.backfill` alert."""
+        now = utcnow()
+        matched = match_past(self.db, rules.topics, now - config.dedupe.retention, up_to,
+                             rules.source_tags, rules.policies, rules.backfill, now)
+        for topic, count in matched.items():
+            log.info("topic %s matched against the articles stored within %s: %d matches",
+                     topic, config.dedupe.retention, count)
 
     # ------------------------------------------------------------ jobs
 
@@ -232,7 +280,7 @@ class Daemon:
             self.scheduler.add_job(self.poll_job, trigger_for(source.every), args=[source.name],
                                    id=f"poll:{source.name}",
                                    next_run_time=first_run(source.every, last.get(source.name),
-                                                           now))
+                                                           now, config.daemon.startup_spread))
         self.scheduler.add_job(self.dispatch_tick, IntervalTrigger(
             seconds=config.daemon.dispatch_every.total_seconds()), id="dispatch", next_run_time=now)
         self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(

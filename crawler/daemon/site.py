@@ -40,9 +40,10 @@ _ADDRESS = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d
 Reply = tuple[int, str, bytes]  # status, content type, body
 
 
-def site(db: sessionmaker[Session], config: Config, metrics: Metrics,
+def site(db: sessionmaker[Session], config: Callable[[], Config], metrics: Metrics,
          scheduler_alive: Callable[[], bool]) -> Site:
-    """The resource tree the daemon serves (`scheduler_alive` is called on the reactor)."""
+    """The resource tree the daemon serves (`scheduler_alive` is called on the reactor);
+    `config` gives the running config at each request, so a reload's topics are served."""
     root = _Page()
     root.putChild(b"healthz", _Health(db, scheduler_alive))
     root.putChild(b"metrics", _Metrics(metrics))
@@ -196,13 +197,14 @@ class _Metrics(_Page):
 # ---------------------------------------------------------------- /topics/NAME.{atom,json}
 
 class _Topics(_Page):
-    def __init__(self, db: sessionmaker[Session], config: Config) -> None:
+    def __init__(self, db: sessionmaker[Session], config: Callable[[], Config]) -> None:
         super().__init__()
-        self.db, self.topics = db, {topic.name: topic for topic in config.topics}
+        self.db, self.config = db, config
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         found = _FEED.fullmatch(path)
-        topic = self.topics.get(found[1].decode()) if found else None
+        topic = next((t for t in self.config().topics if t.name == found[1].decode()),
+                     None) if found else None
         if found is None or topic is None:
             return _NotFound("no such topic: feeds are /topics/NAME.atom and "
                              "/topics/NAME.json for the topics in the config")
