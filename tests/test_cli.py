@@ -58,6 +58,20 @@ def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
         "hk-daily", "mss-statements", "pacific-wire", "world-desk"]
 
 
+@pytest.mark.parametrize("keep", ["config.db", "mediawatch.db"])
+def test_demo_keep_refuses_a_path_that_exists(tmp_path: Path, keep: str) -> None:
+    """`--keep config.db` would write config.yaml, `--keep mediawatch.db` into a real
+    database: the demo refuses both, writing nothing."""
+    (tmp_path / "config.yaml").write_text("sources: []\n", encoding="utf-8")
+    (tmp_path / "mediawatch.db").write_bytes(b"production")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = run("demo", "--keep", keep, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: --keep {keep}: ")
+    assert "exists" in result.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_config_check_names_the_missing_variable_and_hides_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("SMTP_USER", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL")}
