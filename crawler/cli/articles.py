@@ -28,7 +28,7 @@ def articles() -> None:
 
 @articles.command("list")
 @click.option("--topic", help="Only articles that matched this topic.")
-@click.option("--since", help="Only articles published or seen within this duration (7d).")
+@click.option("--since", help="Only articles first seen within this duration (7d).")
 @click.option("--all", "include_all", is_flag=True, help="Include duplicates.")
 @click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -66,7 +66,7 @@ def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
 
 @articles.command("search")
 @click.argument("query")
-@click.option("--since", help="Only articles published within this duration (30d).")
+@click.option("--since", help="Only articles first seen within this duration (30d).")
 @click.option("--limit", type=COUNT, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx

@@ -15,7 +15,8 @@ def stories() -> None:
 
 
 @stories.command("list")
-@click.option("--since", help="Only stories active within this duration (7d).")
+@click.option("--since", help="Only stories with an article or copy first seen within this "
+                              "duration (7d).")
 @click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx

@@ -31,7 +31,7 @@ def topics() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def topics_list(ctx: Context, as_json: bool) -> None:
-    """Each topic with its hits in the last day and week."""
+    """Each topic with its hits first seen in the last day and week."""
     now = datetime.now(timezone.utc)
     with ctx.reader() as session:
         day = repo.topic_hits(session, now - timedelta(days=1))
@@ -50,7 +50,7 @@ def topics_list(ctx: Context, as_json: bool) -> None:
 @click.argument("name", required=False)
 @click.option("--query", "draft", help="Try this query instead of the topic's own.")
 @click.option("--since", default="30d", show_default=True,
-              help="Only articles published within this duration.")
+              help="Only articles first seen within this duration.")
 @click.option("--explain", "explain_id", type=ID, metavar="ID",
               help="Show which clause matched or failed for one article.")
 @click.option("--limit", type=COUNT, default=50, show_default=True,
