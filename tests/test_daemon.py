@@ -141,7 +141,7 @@ class Running:
         return "\n".join(self.lines)
 
     def records(self) -> list[dict[str, str]]:
-        """The log as records: JSON lines (--log-json) or `LEVEL logger: message` lines."""
+        """The log as records: JSON lines (--log-json) or `TIME LEVEL logger: message`."""
         found = []
         for line in list(self.lines):
             if self.json_lines:
@@ -165,7 +165,8 @@ class Running:
         return self.process.wait(timeout=60)
 
 
-TEXT_LINE = re.compile(r"(?P<level>[A-Z]+) (?P<logger>[\w.]+): (?P<message>.*)")
+TEXT_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00) "
+                       r"(?P<level>[A-Z]+) (?P<logger>[\w.]+): (?P<message>.*)")  # UTC
 
 
 @contextmanager
@@ -223,6 +224,8 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
         first.wait_for(lambda: smtp_server.messages, "the first alert")
         assert first.stop() == 0  # mid-run: polls keep coming, alerts may still be queued
     assert first.logged("info", "stopped")
+    assert all(TEXT_LINE.fullmatch(line) for line in first.lines), first.text()  # timed, UTC
+    assert not [r for r in first.records() if r["logger"].startswith("alembic")]  # only with -v
     polled_before = len(web.hits("/feeds/statements.xml"))
     with daemon(cli) as second:
         def all_sent() -> bool:

@@ -2,6 +2,7 @@
 a stored or draft query and explains one article."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -58,6 +59,10 @@ def test_crawl_matches_topics_and_keeps_the_evidence(cli: Cli, web: FixtureWeb) 
     spans = evidence["espionage-warnings"]["spans"]
     assert "國家安全部" in {s[3] for s in spans}  # highlighted in the original script
     assert evidence["espionage-warnings"]["snippet"]
+    shown = cli("articles", "show", str(traditional["id"])).out  # for people: no Python values
+    assert f"topics: {', '.join(traditional['topics'])}\n" in shown
+    assert re.search(r"published: \d{4}-\d\d-\d\d \d\d:\d\d UTC", shown)
+    assert "None" not in shown and "[" not in shown and "copy of" not in shown
 
 
 def test_backtest_a_stored_and_a_draft_query(cli: Cli, web: FixtureWeb) -> None:
