@@ -197,13 +197,15 @@ def test_an_empty_query_or_a_number_beyond_64_bits_is_a_usage_error(
     assert "Error" not in result.stderr  # no OverflowError, no AttributeError
 
 
-def test_an_unsupported_db_url_reads_as_in_the_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [("articles", "list"), ("config", "check"),
+                                     ("db", "upgrade")], ids=" ".join)
+def test_an_unsupported_db_url_reads_as_in_the_config(tmp_path: Path,
+                                                      command: tuple[str, ...]) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("database: mysql://u@h/db\n", encoding="utf-8")
-    in_config = run("--config", str(config), "articles", "list", cwd=tmp_path)
+    in_config = run("--config", str(config), *command, cwd=tmp_path)
     config.write_text("sources: []\n", encoding="utf-8")
-    on_line = run("--config", str(config), "--db", "mysql://u@h/db", "articles", "list",
-                  cwd=tmp_path)
+    on_line = run("--config", str(config), "--db", "mysql://u@h/db", *command, cwd=tmp_path)
     assert in_config.returncode == on_line.returncode == 2
     assert in_config.stderr.startswith(f"error: {config}: database: 'mysql' is not supported")
     assert on_line.stderr == in_config.stderr.replace(f"{config}: database:", "--db:")
