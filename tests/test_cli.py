@@ -127,7 +127,7 @@ def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
 
 READS = [("articles", "list"), ("articles", "show", "1"), ("articles", "search", "spy"),
          ("stories", "list"), ("stories", "show", "1"), ("topics", "list"),
-         ("topics", "test", "--query", "spy"), ("alerts", "list")]
+         ("topics", "test", "--query", "spy"), ("alerts", "list"), ("sources", "list")]
 
 
 @pytest.mark.parametrize("args", READS, ids=" ".join)
@@ -165,13 +165,17 @@ def test_a_read_only_database_opens_for_reading(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     url = f"sqlite:///{folder / 'mediawatch.db'}"
     engine_of(open_database(url)).dispose()  # the schema, and no writer left
-    (tmp_path / "config.yaml").write_text("sources: []\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        "sources: [{name: wire, kind: feed, url: 'https://example.org/feed.xml'}]\n")
     with read_only(folder):
         for args in READS:
             result = run("--db", url, *args, "--json", cwd=tmp_path)
             assert result.returncode == (2 if "show" in args else 0), (args, result.stderr)
             assert "Traceback" not in result.stderr and "cannot open" not in result.stderr
         assert [p.name for p in folder.iterdir()] == ["mediawatch.db"]
+        listed = run("--db", url, "sources", "list", "--json", cwd=tmp_path)
+        assert [(s["name"], s["health"]) for s in json.loads(listed.stdout)] == [
+            ("wire", "never polled")]  # configured, not polled yet
 
 
 def test_a_config_file_that_is_not_utf8_says_how_to_fix_it(tmp_path: Path) -> None:
