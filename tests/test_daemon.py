@@ -205,7 +205,11 @@ def listening_ports(pid: int) -> set[int]:
 
 
 def source_state(cli: Cli, name: str) -> dict:
-    return next(s for s in cli("sources", "list", "--json").json() if s["name"] == name)
+    """A source's row in `sources list`: {} until the daemon has created its database."""
+    listed = cli("sources", "list", "--json")
+    if listed.code == 2 and "no database at" in listed.err:
+        return {}
+    return next(s for s in listed.json() if s["name"] == name)
 
 
 def mission(web: FixtureWeb, smtp: SmtpServer, *sources: dict) -> dict:
@@ -353,7 +357,7 @@ def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
     config["crawl"].update(timeout=120, poll_deadline="2s")
     cli.write_config(config)
     with daemon(cli, "--log-json") as running:
-        running.wait_for(lambda: source_state(cli, "hung")["consecutive_failures"],
+        running.wait_for(lambda: source_state(cli, "hung").get("consecutive_failures"),
                          "the poll deadline")
         source = source_state(cli, "hung")
         assert source["consecutive_failures"] == 1 and "poll_deadline" in source["last_error"]
@@ -379,7 +383,7 @@ def test_the_daemon_refuses_a_host_name_that_resolves_to_loopback(cli: Cli, web:
     config["crawl"]["allow_private"] = False
     cli.write_config(config)
     with daemon(cli) as running:
-        running.wait_for(lambda: source_state(cli, "local")["consecutive_failures"],
+        running.wait_for(lambda: source_state(cli, "local").get("consecutive_failures"),
                          "the refused poll")
         assert running.stop() == 0
     assert "no public address for localhost" in source_state(cli, "local")["last_error"]
