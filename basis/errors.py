@@ -6,7 +6,9 @@ written for the user. The CLI maps the two branches to exit codes in one place
      ├── UsageError                  what was asked cannot be done as asked — exit 2
      │    ├── ConfigError            config.yaml is wrong (crawler.config.loading)
      │    ├── QuerySyntaxError       a topic query does not parse (alerts.query)
-     │    └── NotFound               no source, topic, channel, article, story or alert so named
+     │    ├── NotFound               no source, topic, channel, article, story or alert so named
+     │    └── NoDatabase             a command that only reads names a SQLite file that does
+     │                               not exist (storage.db)
      └── RuntimeFailure              it was tried and failed — exit 1
           ├── DatabaseError          the database cannot be opened or migrated (storage.db)
           ├── DaemonError            the daemon cannot start (crawler.daemon.service)

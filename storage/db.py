@@ -2,6 +2,7 @@
 the same code runs on PostgreSQL (`postgresql+psycopg://…`)."""
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from basis.errors import RuntimeFailure
+from basis.errors import RuntimeFailure, UsageError
 from basis.secrets import mask_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -24,6 +25,10 @@ EXAMPLES = "sqlite:///mediawatch.db or postgresql+psycopg://user@host/name"
 
 class DatabaseError(RuntimeFailure):
     """The database cannot be opened or migrated."""
+
+
+class NoDatabase(UsageError):
+    """A command that only reads was pointed at a SQLite file that does not exist."""
 
 
 def check_url(url: str) -> str:
@@ -89,9 +94,58 @@ def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:
         if migrate and not is_current(engine):
             upgrade(engine)
     except Exception as exc:  # driver errors carry no common base: report them uniformly
-        raise DatabaseError(f"cannot open database {display_url(url)}: "
-                            f"{str(exc).splitlines()[0]}") from exc
+        raise _cannot_open(url, exc) from exc
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _cannot_open(url: str, exc: Exception) -> DatabaseError:
+    return DatabaseError(f"cannot open database {display_url(url)}: "
+                         f"{str(exc).splitlines()[0]}")
+
+
+def open_for_reading(url: str) -> sessionmaker[Session]:
+    """The session factory of a command that only reads. A SQLite file must exist (nothing
+    is created) and opens read-only, so a file or folder the user may not write is fine;
+    its schema is brought up to date first only when it is behind."""
+    path = sqlite_path(url)
+    if path is None:
+        return open_database(url)
+    if not path.is_file():
+        raise NoDatabase(f"no database at {path} (run `mediawatch crawl` or "
+                         "`mediawatch run` first)")
+    engine = create_engine(url, creator=lambda: _connect_read_only(path))  # url: its pool
+    try:
+        current = is_current(engine)
+    except Exception as exc:  # as in open_database
+        raise _cannot_open(url, exc) from exc
+    if not current:
+        open_database(url)  # migrates, or says why it cannot
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory one or another backend."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """`mode=ro`. In a folder it may not write, SQLite cannot create a WAL database's -shm
+    file: then the file is read as immutable, which is safe when no -wal file shows that a
+    writer has it open."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30,
+                                 check_same_thread=False)
+    try:
+        connection.execute("PRAGMA schema_version")
+    except sqlite3.OperationalError:
+        connection.close()
+        if path.with_name(f"{path.name}-wal").exists():
+            raise
+        connection = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+    return connection
 
 
 def display_url(url: str) -> str:

@@ -414,7 +414,7 @@ def list_articles(session: Session, since: datetime | None = None, topic: str | 
     if not include_duplicates:
         query = query.where(Article.duplicate_of.is_(None))
     if since is not None:
-        query = query.where(or_(Article.published_at >= since, Article.first_seen_at >= since))
+        query = query.where(Article.first_seen_at >= since)
     if topic is not None:
         query = query.where(Article.matches.any(TopicMatch.topic == topic))
     if limit:
@@ -432,19 +432,21 @@ class StoryRow:
 
 def list_stories(session: Session, since: datetime | None = None,
                  limit: int | None = None) -> list[StoryRow]:
-    """Stories with their counts, most recently active first."""
+    """Stories with their counts, most recently active first; `since`: those with an article
+    or copy first seen since then."""
     counts = (select(Article.story_id,
                      func.count(func.distinct(Article.id)).filter(Article.duplicate_of.is_(None)),
                      func.count(func.distinct(Article.id))
                      .filter(Article.duplicate_of.is_not(None)),
-                     func.count(func.distinct(Sighting.source_id)))
+                     func.count(func.distinct(Sighting.source_id)),
+                     func.max(Article.first_seen_at).label("latest"))
               .select_from(Article).outerjoin(Sighting).group_by(Article.story_id)
               .subquery())
     query = (select(Story, counts.c[1], counts.c[2], counts.c[3])
              .join(counts, counts.c.story_id == Story.id)
              .order_by(Story.last_seen_at.desc(), Story.id.desc()))
     if since is not None:
-        query = query.where(Story.last_seen_at >= since)
+        query = query.where(counts.c.latest >= since)
     if limit:
         query = query.limit(limit)
     return [StoryRow(*row) for row in session.execute(query)]
@@ -474,11 +476,12 @@ def get_article(session: Session, article_id: int) -> Article | None:
 
 
 def originals_since(session: Session, since: datetime | None) -> Iterator[Article]:
-    """Every stored article that is not a duplicate, oldest first, streamed."""
+    """Every stored article that is not a duplicate (first seen since `since`), oldest
+    first, streamed."""
     query = (select(Article).options(selectinload(Article.source))
              .where(Article.duplicate_of.is_(None)).order_by(Article.id))
     if since is not None:
-        query = query.where(Article.published_at >= since)
+        query = query.where(Article.first_seen_at >= since)
     yield from session.scalars(query.execution_options(yield_per=500))
 
 
@@ -518,9 +521,9 @@ def remember_topic(session: Session, topic: str, fingerprint: str, now: datetime
 
 
 def topic_hits(session: Session, since: datetime) -> dict[str, int]:
-    """Articles matched per topic, published since `since`."""
+    """Articles matched per topic, first seen since `since`."""
     rows = session.execute(select(TopicMatch.topic, func.count(TopicMatch.id))
-                           .join(Article).where(Article.published_at >= since)
+                           .join(Article).where(Article.first_seen_at >= since)
                            .group_by(TopicMatch.topic))
     return {topic: count for topic, count in rows}
 

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from basis.secrets import Redactor
+from storage.db import engine_of, open_database
 from tests.conftest import Cli, invoke, script_env, web_config
 from tests.webserver import FixtureWeb
 
@@ -58,6 +62,20 @@ def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
         "hk-daily", "mss-statements", "pacific-wire", "world-desk"]
 
 
+@pytest.mark.parametrize("keep", ["config.db", "mediawatch.db"])
+def test_demo_keep_refuses_a_path_that_exists(tmp_path: Path, keep: str) -> None:
+    """`--keep config.db` would write config.yaml, `--keep mediawatch.db` into a real
+    database: the demo refuses both, writing nothing."""
+    (tmp_path / "config.yaml").write_text("sources: []\n", encoding="utf-8")
+    (tmp_path / "mediawatch.db").write_bytes(b"production")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = run("demo", "--keep", keep, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: --keep {keep}: ")
+    assert "exists" in result.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_config_check_names_the_missing_variable_and_hides_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("SMTP_USER", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL")}
@@ -95,6 +113,7 @@ def test_db_upgrade_creates_the_schema(cli: Cli) -> None:
 
 def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
     cli.write_config({})
+    assert cli("db", "upgrade").code == 0
     missing = cli("articles", "show", "999")
     assert missing.code == 2 and missing.err.strip() == "error: no article with id 999"
     bad_db = Cli(cli.config, "postgresql+psycopg://nobody@127.0.0.1:1/none", cli.env)
@@ -104,6 +123,97 @@ def test_errors_are_one_line_and_details_come_with_verbose(cli: Cli) -> None:
     assert "Traceback" not in result.err
     malformed = Cli(cli.config, "nonsense", cli.env)("articles", "list")  # a usage error
     assert malformed.code == 2 and malformed.err.startswith("error: --db: not a database URL")
+
+
+READS = [("articles", "list"), ("articles", "show", "1"), ("articles", "search", "spy"),
+         ("stories", "list"), ("stories", "show", "1"), ("topics", "list"),
+         ("topics", "test", "--query", "spy"), ("alerts", "list"), ("sources", "list")]
+
+
+@pytest.mark.parametrize("args", READS, ids=" ".join)
+def test_a_read_command_needs_a_database_and_creates_none(tmp_path: Path,
+                                                           args: tuple[str, ...]) -> None:
+    (tmp_path / "config.yaml").write_text("sources: []\n", encoding="utf-8")
+    missing = tmp_path / "data" / "mediawatch.db"
+    result = run("--db", f"sqlite:///{missing}", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"error: no database at {missing} (run `mediawatch crawl` or " \
+                            "`mediawatch run` first)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` and its files read-only; for root too (chattr +i), or the test is skipped."""
+    paths = [*folder.iterdir(), folder]
+    immutable = os.geteuid() == 0
+    try:
+        for path in paths:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        if immutable and (shutil.which("chattr") is None or subprocess.run(
+                ["chattr", "+i", *map(str, paths)], capture_output=True).returncode != 0):
+            pytest.skip("root, and no chattr +i here: nothing is read-only")
+        yield
+    finally:
+        if immutable and shutil.which("chattr"):
+            subprocess.run(["chattr", "-i", *map(str, paths)], capture_output=True)
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_read_only_database_opens_for_reading(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    url = f"sqlite:///{folder / 'mediawatch.db'}"
+    engine_of(open_database(url)).dispose()  # the schema, and no writer left
+    (tmp_path / "config.yaml").write_text(
+        "sources: [{name: wire, kind: feed, url: 'https://example.org/feed.xml'}]\n")
+    with read_only(folder):
+        for args in READS:
+            result = run("--db", url, *args, "--json", cwd=tmp_path)
+            assert result.returncode == (2 if "show" in args else 0), (args, result.stderr)
+            assert "Traceback" not in result.stderr and "cannot open" not in result.stderr
+        assert [p.name for p in folder.iterdir()] == ["mediawatch.db"]
+        listed = run("--db", url, "sources", "list", "--json", cwd=tmp_path)
+        assert [(s["name"], s["health"]) for s in json.loads(listed.stdout)] == [
+            ("wire", "never polled")]  # configured, not polled yet
+
+
+def test_a_config_file_that_is_not_utf8_says_how_to_fix_it(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_bytes("sources: []\n# 国家安全部\n".encode("gbk"))
+    result = run("--config", str(config), "config", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {config}: line 2: not UTF-8 (byte 0xb9: GBK? Big5?); " \
+                            "save it as UTF-8\n"
+
+
+@pytest.mark.parametrize("args", [
+    ("articles", "search", ""), ("articles", "search", "  "),
+    ("articles", "show", str(2**64)), ("stories", "show", str(2**63)),
+    ("alerts", "retry", str(2**64)), ("topics", "test", "--query", "x", "--explain", str(2**64)),
+    ("articles", "list", "--limit", str(2**64)), ("alerts", "list", "--limit", str(2**70)),
+], ids=" ".join)
+def test_an_empty_query_or_a_number_beyond_64_bits_is_a_usage_error(
+        tmp_path: Path, args: tuple[str, ...]) -> None:
+    (tmp_path / "config.yaml").write_text("sources: []\n", encoding="utf-8")
+    result = run("--db", f"sqlite:///{tmp_path}/mediawatch.db", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "Error" not in result.stderr  # no OverflowError, no AttributeError
+
+
+@pytest.mark.parametrize("command", [("articles", "list"), ("config", "check"),
+                                     ("db", "upgrade")], ids=" ".join)
+def test_an_unsupported_db_url_reads_as_in_the_config(tmp_path: Path,
+                                                      command: tuple[str, ...]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("database: mysql://u@h/db\n", encoding="utf-8")
+    in_config = run("--config", str(config), *command, cwd=tmp_path)
+    config.write_text("sources: []\n", encoding="utf-8")
+    on_line = run("--config", str(config), "--db", "mysql://u@h/db", *command, cwd=tmp_path)
+    assert in_config.returncode == on_line.returncode == 2
+    assert in_config.stderr.startswith(f"error: {config}: database: 'mysql' is not supported")
+    assert on_line.stderr == in_config.stderr.replace(f"{config}: database:", "--db:")
 
 
 def test_every_error_of_ours_descends_from_one_base_and_maps_to_its_exit_code() -> None:
@@ -146,7 +256,7 @@ def test_every_error_of_ours_descends_from_one_base_and_maps_to_its_exit_code() 
     (("alerts", "list", "--status", "bogus"), "'bogus' is not one of 'pending'"),
     (("articles", "show", "abc"), "'abc' is not a valid integer"),
     (("articles", "frobnicate"), "No such command 'frobnicate'"),
-    (("articles", "list", "--limit", "0"), "0 is not in the range x>=1"),
+    (("articles", "list", "--limit", "0"), "0 is not in the range 1<=x<="),
 ])
 def test_bad_option_value_is_explained(cli: Cli, args: tuple[str, ...], reason: str) -> None:
     cli.write_config({})

@@ -157,7 +157,7 @@ class Running:
         return "\n".join(self.lines)
 
     def records(self) -> list[dict[str, str]]:
-        """The log as records: JSON lines (--log-json) or `LEVEL logger: message` lines."""
+        """The log as records: JSON lines (--log-json) or `TIME LEVEL logger: message`."""
         found = []
         for line in list(self.lines):
             if self.json_lines:
@@ -181,7 +181,8 @@ class Running:
         return self.process.wait(timeout=60)
 
 
-TEXT_LINE = re.compile(r"(?P<level>[A-Z]+) (?P<logger>[\w.]+): (?P<message>.*)")
+TEXT_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00) "
+                       r"(?P<level>[A-Z]+) (?P<logger>[\w.]+): (?P<message>.*)")  # UTC
 
 
 @contextmanager
@@ -235,7 +236,11 @@ def listening_ports(pid: int) -> set[int]:
 
 
 def source_state(cli: Cli, name: str) -> dict:
-    return next(s for s in cli("sources", "list", "--json").json() if s["name"] == name)
+    """A source's row in `sources list`: {} until the daemon has created its database."""
+    listed = cli("sources", "list", "--json")
+    if listed.code == 2 and "no database at" in listed.err:
+        return {}
+    return next(s for s in listed.json() if s["name"] == name)
 
 
 def mission(web: FixtureWeb, smtp: SmtpServer, *sources: dict) -> dict:
@@ -374,6 +379,8 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
         first.wait_for(lambda: smtp_server.messages, "the first alert")
         assert first.stop() == 0  # mid-run: polls keep coming, alerts may still be queued
     assert first.logged("info", "stopped")
+    assert all(TEXT_LINE.fullmatch(line) for line in first.lines), first.text()  # timed, UTC
+    assert not [r for r in first.records() if r["logger"].startswith("alembic")]  # only with -v
     polled_before = len(web.hits("/feeds/statements.xml"))
     with daemon(cli) as second:
         def all_sent() -> bool:
@@ -518,7 +525,7 @@ def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
     config["crawl"].update(timeout=120, poll_deadline="2s")
     cli.write_config(config)
     with daemon(cli, "--log-json") as running:
-        running.wait_for(lambda: source_state(cli, "hung")["consecutive_failures"],
+        running.wait_for(lambda: source_state(cli, "hung").get("consecutive_failures"),
                          "the poll deadline")
         source = source_state(cli, "hung")
         assert source["consecutive_failures"] == 1 and "poll_deadline" in source["last_error"]
@@ -544,7 +551,7 @@ def test_the_daemon_refuses_a_host_name_that_resolves_to_loopback(cli: Cli, web:
     config["crawl"]["allow_private"] = False
     cli.write_config(config)
     with daemon(cli) as running:
-        running.wait_for(lambda: source_state(cli, "local")["consecutive_failures"],
+        running.wait_for(lambda: source_state(cli, "local").get("consecutive_failures"),
                          "the refused poll")
         assert running.stop() == 0
     assert "localhost: it resolves to 127.0.0.1, not a public address" in source_state(cli, "local")["last_error"]

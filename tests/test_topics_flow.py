@@ -2,9 +2,14 @@
 a stored or draft query and explains one article."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+from sqlalchemy import update
+
+from storage.db import open_database
+from storage.models import Article
 from tests.conftest import Cli, web_config
 from tests.webserver import FixtureWeb
 
@@ -54,6 +59,10 @@ def test_crawl_matches_topics_and_keeps_the_evidence(cli: Cli, web: FixtureWeb) 
     spans = evidence["espionage-warnings"]["spans"]
     assert "國家安全部" in {s[3] for s in spans}  # highlighted in the original script
     assert evidence["espionage-warnings"]["snippet"]
+    shown = cli("articles", "show", str(traditional["id"])).out  # for people: no Python values
+    assert f"topics: {', '.join(traditional['topics'])}\n" in shown
+    assert re.search(r"published: \d{4}-\d\d-\d\d \d\d:\d\d UTC", shown)
+    assert "None" not in shown and "[" not in shown and "copy of" not in shown
 
 
 def test_backtest_a_stored_and_a_draft_query(cli: Cli, web: FixtureWeb) -> None:
@@ -88,24 +97,49 @@ def dated_feed(web: FixtureWeb, *items: tuple[str, timedelta]) -> str:
     return "/feeds/_dated.xml"
 
 
-def test_topics_list_counts_hits_of_the_last_day_and_week_by_publication_date(
+def first_seen(cli: Cli, path: str, age: timedelta) -> None:
+    """The article at `path` as if it had been stored `age` ago."""
+    with open_database(cli.db).begin() as session:
+        session.execute(update(Article).where(Article.canonical_url.endswith(path))
+                        .values(first_seen_at=datetime.now(timezone.utc) - age))
+
+
+def test_since_and_the_day_and_week_counts_go_by_first_seen_time(
         cli: Cli, web: FixtureWeb) -> None:
-    feed = dated_feed(web, ("/statements/warning-students.html", timedelta(hours=3)),
+    """What the analyst saw arrive: a statement published 3 days ago and found now is
+    today's; pages published an hour ago but stored 3 and 10 days ago are not."""
+    feed = dated_feed(web, ("/statements/warning-students.html", timedelta(days=3)),
                       ("/coverage/2026/11/spy-film.html", timedelta(hours=1)),  # not a hit
-                      ("/coverage/2026/11/students-subverted.html", timedelta(days=3)),
-                      ("/charset/gbk-header.html", timedelta(days=10)))
+                      ("/coverage/2026/11/students-subverted.html", timedelta(hours=1)),
+                      ("/charset/gbk-header.html", timedelta(hours=1)))
     config = mission_config(web)
     config["sources"] = web_config(web, {"name": "dated", "kind": "feed", "url": feed,
                                          "tags": ["official"]})["sources"]
     cli.write_config(config)
     assert cli("crawl").code == 0
-    assert len(cli("articles", "list", "--topic", "espionage-warnings", "--json").json()) == 3
+    assert len(cli("articles", "list", "--json").json()) == 4
+    first_seen(cli, "students-subverted.html", timedelta(days=3))
+    first_seen(cli, "gbk-header.html", timedelta(days=10))
 
-    listed = {t["name"]: (t["hits_last_day"], t["hits_last_week"])
+    today = {"statements/warning-students.html", "coverage/2026/11/spy-film.html"}
+    listed = cli("articles", "list", "--since", "1d", "--all", "--json").json()
+    assert paths(listed) == today
+    assert paths(cli("articles", "search", "@mss OR spy*", "--since", "1d", "--json").json()) \
+        == today
+    tested = cli("topics", "test", "espionage-warnings", "--since", "1d", "--json").json()
+    assert {hit["id"] for hit in tested["hits"]} == {
+        a["id"] for a in listed if a["canonical_url"].endswith("warning-students.html")}
+    stories = cli("stories", "list", "--since", "1d", "--json").json()
+    assert {s["id"] for s in stories} == {a["story_id"] for a in listed}
+    week = cli("articles", "list", "--since", "7d", "--json").json()
+    assert {s["id"] for s in cli("stories", "list", "--since", "7d", "--json").json()} == \
+        {a["story_id"] for a in week}
+
+    counts = {t["name"]: (t["hits_last_day"], t["hits_last_week"])
               for t in cli("topics", "list", "--json").json()}
-    assert listed == {"espionage-warnings": (1, 2),  # 3 hours and 3 days old; not 10 days
-                      "official-only": (1, 1),  # 留学生: the statement; the 10-day-old page is older
-                      "student-asylum": (0, 1)}  # the 3-day-old coverage cites asylum figures
+    assert counts == {"espionage-warnings": (1, 2),  # found now and 3 days ago; not 10 days
+                      "official-only": (1, 1),  # 留学生: the statement; the GBK page is older
+                      "student-asylum": (0, 1)}  # the coverage cites asylum figures
 
 
 def test_bad_queries_point_at_the_column(cli: Cli, web: FixtureWeb) -> None:

@@ -15,6 +15,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
@@ -62,13 +63,24 @@ def configure_logging(handler: logging.Handler, verbose: bool, redactor: Redacto
     """Warnings on stderr; Scrapy's own chatter only with -v, except errors in our code;
     the channels' HTTP chatter never; secrets masked in every line."""
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(TextLines())
     if not verbose:
         handler.addFilter(_quiet_scrapy)
     handler.addFilter(redactor)
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     for name in SECRET_CHATTER:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class TextLines(logging.Formatter):
+    """`2026-12-06T18:40:00.123+00:00 INFO logger: message`: the time in UTC, ISO 8601."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+            timespec="milliseconds")
 
 
 def _quiet_scrapy(record: logging.LogRecord) -> bool:

@@ -29,7 +29,7 @@ def config_check(ctx: Context) -> None:
         ctx.console.print(Text(f"warning: {ctx.config_path}: {warning}", style="yellow"))
     ctx.console.print(f"{ctx.config_path}: ok — {len(config.sources)} sources, "
                       f"{len(config.topics)} topics, {len(config.channels)} channels; "
-                      f"database {database.display_url(ctx.db_url or config.database)}")
+                      f"database {database.display_url(ctx.url)}")
 
 
 @click.group("db")
@@ -41,6 +41,5 @@ def db_group() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Apply pending migrations."""
-    url = ctx.db_url or ctx.config.database
-    database.open_database(url, migrate=True)
-    ctx.console.print(f"database {database.display_url(url)} is up to date")
+    database.open_database(ctx.url, migrate=True)
+    ctx.console.print(f"database {database.display_url(ctx.url)} is up to date")

@@ -12,6 +12,7 @@ from basis.errors import NotFound, Undelivered
 from crawler.cli import views
 from crawler.cli.context import (
     COUNT,
+    ID,
     Context,
     deliver,
     duration_arg,
@@ -39,7 +40,7 @@ def alerts() -> None:
 def alerts_list(ctx: Context, status: str | None, topic: str | None, limit: int,
                 as_json: bool) -> None:
     """Alerts, newest first."""
-    with ctx.db() as session:
+    with ctx.reader() as session:
         rows = list(repo.list_alerts(session, status=status, topic=topic, limit=limit))
         if topic and not rows:
             known_topic(ctx, topic)
@@ -83,7 +84,7 @@ def alerts_test(ctx: Context, channel: str) -> None:
 
 
 @alerts.command("retry")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @pass_ctx
 def alerts_retry(ctx: Context, alert_id: int) -> None:
     """Queue a failed (or waiting) alert again and try to deliver it now."""

@@ -8,6 +8,7 @@ from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import (
     COUNT,
+    ID,
     Context,
     emit_json,
     known_topic,
@@ -27,7 +28,7 @@ def articles() -> None:
 
 @articles.command("list")
 @click.option("--topic", help="Only articles that matched this topic.")
-@click.option("--since", help="Only articles published or seen within this duration (7d).")
+@click.option("--since", help="Only articles first seen within this duration (7d).")
 @click.option("--all", "include_all", is_flag=True, help="Include duplicates.")
 @click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -35,8 +36,9 @@ def articles() -> None:
 def articles_list(ctx: Context, topic: str | None, since: str | None, include_all: bool,
                   limit: int, as_json: bool) -> None:
     """List stored articles, newest first."""
-    with ctx.db() as session:
-        rows = list(repo.list_articles(session, since=since_arg(since), topic=topic,
+    after = since_arg(since)  # a bad option before the database
+    with ctx.reader() as session:
+        rows = list(repo.list_articles(session, since=after, topic=topic,
                                        include_duplicates=include_all, limit=limit))
         if topic and not rows:
             known_topic(ctx, topic)
@@ -47,12 +49,12 @@ def articles_list(ctx: Context, topic: str | None, since: str | None, include_al
 
 
 @articles.command("show")
-@click.argument("article_id", type=int)
+@click.argument("article_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
     """Show one article with its text and where it was seen."""
-    with ctx.db() as session:
+    with ctx.reader() as session:
         article = repo.get_article(session, article_id)
         if article is None:
             raise NotFound(f"no article with id {article_id}")
@@ -64,7 +66,7 @@ def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
 
 @articles.command("search")
 @click.argument("query")
-@click.option("--since", help="Only articles published within this duration (30d).")
+@click.option("--since", help="Only articles first seen within this duration (30d).")
 @click.option("--limit", type=COUNT, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -73,10 +75,10 @@ def articles_search(ctx: Context, query: str, since: str | None, limit: int,
     """Stored articles that match QUERY (the topic query language, aliases included),
     newest first, with what matched highlighted."""
 
-    rule = topic_rule(ctx, None, query)
-    with ctx.db() as session:
+    rule, after = topic_rule(ctx, None, query), since_arg(since)
+    with ctx.reader() as session:
         found = [views.article_json(article) | {"highlights": match.as_json()}
-                 for article, match in search(session, rule.query, since_arg(since),
+                 for article, match in search(session, rule.query, after,
                                               source_tags(ctx), limit)]
     if as_json:
         emit_json(found)

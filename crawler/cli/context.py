@@ -41,14 +41,22 @@ class Context:
         return config
 
     @cached_property
-    def db(self) -> sessionmaker[Session]:
+    def url(self) -> str:
         if self.db_url is None:
-            return database.open_database(self.config.database)  # checked with the config
+            return self.config.database  # checked with the config
         try:
-            database.check_url(self.db_url)
+            return database.check_url(self.db_url.strip())
         except ValueError as exc:
             raise UsageError(f"--db: {exc}") from None
-        return database.open_database(self.db_url)
+
+    @cached_property
+    def db(self) -> sessionmaker[Session]:
+        return database.open_database(self.url)
+
+    @cached_property
+    def reader(self) -> sessionmaker[Session]:
+        """The database of a command that only reads: it must exist and may be read-only."""
+        return database.open_for_reading(self.url)
 
     @cached_property
     def console(self) -> Console:
@@ -57,7 +65,8 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
-COUNT = click.IntRange(min=1)  # --limit
+COUNT = click.IntRange(1, 2**63 - 1)  # --limit: at most what a database integer holds
+ID = COUNT  # an article, story or alert id
 
 
 def emit_json(document: Any) -> None:
@@ -94,7 +103,7 @@ def topic_rule(ctx: Context, name: str | None, draft: str | None) -> TopicRule:
     try:
         query = parse_query(text, ctx.config.aliases)
     except QuerySyntaxError as exc:
-        raise UsageError(f"{exc}\n{exc.caret()}") from None
+        raise UsageError(f"{exc}\n{exc.caret()}" if exc.query.strip() else str(exc)) from None
     for warning in query_warnings(text):  # on stderr: --json output stays a document
         click.echo(f"warning: {warning}", err=True)
     if topic is None:

@@ -20,6 +20,7 @@ from alerts.channels import open_channels
 from alerts.dispatcher import Dispatcher
 from alerts.query import parse_query
 from alerts.topics import TopicRule
+from basis.errors import UsageError
 from crawler.cli import views
 from crawler.config import load_config
 from crawler.engine.report import CrawlReport
@@ -77,7 +78,22 @@ def serve(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
+def refuse_existing(keep: Path) -> None:
+    """`--keep PATH` names a new database: the demo writes its own sources, articles and
+    config (PATH with .yaml), never over a real database or config.yaml."""
+    config_path = keep.with_suffix(".yaml")
+    if config_path == keep:
+        raise UsageError(f"--keep {keep}: name the database file (e.g. demo.db); the demo "
+                         "writes its config next to it, as a .yaml file")
+    for path in (keep, config_path):
+        if path.exists() or path.is_symlink():
+            raise UsageError(f"--keep {keep}: {path} exists; the demo writes a new database "
+                             "and config and never overwrites one: choose a new path")
+
+
 def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
+    if keep:
+        refuse_existing(keep)
     db_path = keep or Path(tempfile.mkdtemp(prefix="mediawatch-demo-")) / "demo.db"
     config_path = db_path.with_suffix(".yaml")
     with serve(SITE) as base:

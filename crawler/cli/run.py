@@ -28,6 +28,7 @@ def run(ctx: Context, listen: str | None, log_json: bool) -> None:
             handler.setFormatter(JsonLines())
     logging.getLogger().setLevel(logging.DEBUG if ctx.verbose else logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run
+    logging.getLogger("alembic").setLevel(logging.INFO if ctx.verbose else logging.WARNING)
     run_daemon(ctx.config_path, ctx.db_url, listen, ctx.redactor)
 
 

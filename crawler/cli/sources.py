@@ -9,8 +9,8 @@ from basis.errors import RuntimeFailure
 from crawler.cli import views
 from crawler.cli.context import Context, emit_json, pass_ctx
 from crawler.cli.views import Text
-from crawler.engine.sources import sync_config
 from storage import repository as repo
+from storage.models import Source
 
 
 @click.group()
@@ -23,12 +23,12 @@ def sources() -> None:
 @pass_ctx
 def sources_list(ctx: Context, as_json: bool) -> None:
     """Health of every configured source."""
-
-    sync_config(ctx.config, ctx.db)
-    configured = {s.name: s for s in ctx.config.sources}
-    with ctx.db() as session:
-        rows = [s for s in repo.list_sources(session) if s.name in configured]
-    verified = {s.name: ctx.config.verifies_tls(configured[s.name]) for s in rows}
+    with ctx.reader() as session:
+        stored = {s.name: s for s in repo.list_sources(session)}
+    rows = [stored.get(s.name) or Source(name=s.name, kind=s.kind, url=s.url,
+                                         consecutive_failures=0)  # not polled yet: not stored
+            for s in sorted(ctx.config.sources, key=lambda s: s.name)]
+    verified = {s.name: ctx.config.verifies_tls(s) for s in ctx.config.sources}
     if as_json:
         emit_json([views.source_json(s, verified[s.name]) for s in rows])
         return

@@ -5,7 +5,7 @@ import click
 
 from basis.errors import NotFound
 from crawler.cli import views
-from crawler.cli.context import COUNT, Context, emit_json, pass_ctx, since_arg
+from crawler.cli.context import COUNT, ID, Context, emit_json, pass_ctx, since_arg
 from storage import repository as repo
 
 
@@ -15,14 +15,16 @@ def stories() -> None:
 
 
 @stories.command("list")
-@click.option("--since", help="Only stories active within this duration (7d).")
+@click.option("--since", help="Only stories with an article or copy first seen within this "
+                              "duration (7d).")
 @click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def stories_list(ctx: Context, since: str | None, limit: int, as_json: bool) -> None:
     """List stories, most recently active first."""
-    with ctx.db() as session:
-        rows = repo.list_stories(session, since=since_arg(since), limit=limit)
+    after = since_arg(since)
+    with ctx.reader() as session:
+        rows = repo.list_stories(session, since=after, limit=limit)
     if as_json:
         emit_json([views.story_json(row) for row in rows])
     else:
@@ -30,12 +32,12 @@ def stories_list(ctx: Context, since: str | None, limit: int, as_json: bool) -> 
 
 
 @stories.command("show")
-@click.argument("story_id", type=int)
+@click.argument("story_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def stories_show(ctx: Context, story_id: int, as_json: bool) -> None:
     """Show one story with all its articles."""
-    with ctx.db() as session:
+    with ctx.reader() as session:
         found = repo.get_story(session, story_id)
         if found is None:
             raise NotFound(f"no story with id {story_id} (see: mediawatch stories list)")

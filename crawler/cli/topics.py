@@ -11,6 +11,7 @@ from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import (
     COUNT,
+    ID,
     Context,
     emit_json,
     pass_ctx,
@@ -30,9 +31,9 @@ def topics() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def topics_list(ctx: Context, as_json: bool) -> None:
-    """Each topic with its hits in the last day and week."""
+    """Each topic with its hits first seen in the last day and week."""
     now = datetime.now(timezone.utc)
-    with ctx.db() as session:
+    with ctx.reader() as session:
         day = repo.topic_hits(session, now - timedelta(days=1))
         week = repo.topic_hits(session, now - timedelta(days=7))
     rows = [{"name": t.name, "query": t.query, "mode": t.mode, "channels": list(t.channels),
@@ -49,8 +50,8 @@ def topics_list(ctx: Context, as_json: bool) -> None:
 @click.argument("name", required=False)
 @click.option("--query", "draft", help="Try this query instead of the topic's own.")
 @click.option("--since", default="30d", show_default=True,
-              help="Only articles published within this duration.")
-@click.option("--explain", "explain_id", type=int, metavar="ID",
+              help="Only articles first seen within this duration.")
+@click.option("--explain", "explain_id", type=ID, metavar="ID",
               help="Show which clause matched or failed for one article.")
 @click.option("--limit", type=COUNT, default=50, show_default=True,
               help="Hits to show.")
@@ -60,9 +61,8 @@ def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
                 explain_id: int | None, limit: int, as_json: bool) -> None:
     """Backtest a topic (or a draft --query) on stored articles, with highlights."""
 
-    rule = topic_rule(ctx, name, draft)
-    tags = source_tags(ctx)
-    with ctx.db() as session:
+    rule, tags, after = topic_rule(ctx, name, draft), source_tags(ctx), since_arg(since)
+    with ctx.reader() as session:
         if explain_id is not None:
             article = repo.get_article(session, explain_id)
             if article is None:
@@ -73,7 +73,7 @@ def topics_test(ctx: Context, name: str | None, draft: str | None, since: str,
             else:
                 views.print_explanation(ctx.console, article, clauses)
             return
-        result = backtest(session, rule, since_arg(since), tags, limit)
+        result = backtest(session, rule, after, tags, limit)
     if as_json:
         emit_json(result)
     else:

@@ -98,6 +98,10 @@ def articles_table(articles: list[Article]) -> Table:
     return table
 
 
+def _when(value: datetime | None) -> str:
+    return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if value else "unknown"
+
+
 def _date(article: Article) -> str:
     date = article.published_at.strftime("%Y-%m-%d %H:%M") if article.published_at else ""
     return date + ("~" if article.date_is_estimated else "")
@@ -117,9 +121,16 @@ def _title(article: Article) -> Text:
 def print_article(console: Console, article: Article) -> None:
     data = article_detail_json(article)
     console.print(Text(article.title or "(no title)", style="bold"))
-    for key in ("id", "canonical_url", "source", "published_at", "language", "story_id",
-                "duplicate_of", "topics"):
-        console.print(Text.assemble((f"{key:>14}: ", "dim"), str(data[key])))
+    fields = {"id": str(article.id), "url": article.canonical_url, "source": data["source"],
+              "published": _when(article.published_at)
+              + (" (estimated)" if article.date_is_estimated else ""),
+              "first seen": _when(article.first_seen_at),
+              "language": article.language or "unknown",
+              "copy of": "" if article.duplicate_of is None else str(article.duplicate_of),
+              "topics": ", ".join(data["topics"]) or "none"}
+    for label, value in fields.items():
+        if value:
+            console.print(Text.assemble((f"{label:>14}: ", "dim"), value))
     for topic, evidence in data["highlights"].items():
         words = [span[3] for span in evidence.get("spans", [])]
         console.print(Text(f"\nmatched {topic}: ", style="bold")

@@ -41,10 +41,23 @@ def load_config(path: str | Path = DEFAULT_PATH, env: Mapping[str, str] | None =
     """Read, expand `${VAR}`, validate and cross-check a config file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([("", f"cannot read {path}: {exc.strerror}")], str(path)) from None
-    return parse_config(text, env=os.environ if env is None else env, file=str(path))
+    return parse_config(utf8(data, str(path)), env=os.environ if env is None else env,
+                        file=str(path))
+
+
+def utf8(data: bytes, file: str) -> str:
+    """The file's text; one saved in another encoding (GBK, Big5, UTF-16) is an error that
+    says where and what to do."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = f"0x{data[exc.start]:02x}"
+        raise ConfigError([("", f"line {line}: not UTF-8 (byte {byte}: GBK? Big5?); save it "
+                                "as UTF-8")], file) from None
 
 
 class _StrictLoader(yaml.SafeLoader):
