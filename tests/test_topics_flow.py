@@ -197,6 +197,7 @@ def test_query_mistakes_are_errors_or_warnings_not_silent_misses(cli: Cli) -> No
     assert ("config.yaml: topics[0].query: topic 'asylum': lower-case and: searched "
             "as words, not as operators; for the operators write: spy AND students"
             in " ".join(result.out.split()))
+    assert cli("db", "upgrade").code == 0  # read commands need a database
     for args in (("topics", "test", "asylum", "--json"),
                  ("articles", "search", "spy near/5 students", "--json")):
         result = cli(*args)
