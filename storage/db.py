@@ -69,7 +69,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -77,14 +77,14 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision() == head
 
 
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration (idempotent)."""
-    command.upgrade(_alembic_config(engine), "head")
+    command.upgrade(alembic_config(engine), "head")
 
 
 def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from sqlalchemy import func, select, text
 
 from storage import repository as repo
-from storage.db import engine_of, is_current, open_database
-from storage.models import Article, Sighting, Source
+from storage.db import alembic_config, engine_of, is_current, open_database
+from storage.models import Alert, AlertArticle, Article, Sighting, Source
 
 TOKYO = timezone(timedelta(hours=9))
 
@@ -113,3 +114,25 @@ def test_crawl_runs_are_recorded_per_poll_and_pruned_by_age(db) -> None:
         runs = session.execute(text("SELECT source_id, status, http_status FROM crawl_runs"))
         source_id = session.scalar(select(Source.id).where(Source.name == "a"))
         assert runs.all() == [(source_id, "unchanged", 304)]
+
+
+def test_migrations_keep_rows_that_point_at_rebuilt_tables(db_url: str, db) -> None:
+    """Batch mode on SQLite rebuilds alerts and sources: with sightings and alert batches
+    pointing at them, down to 0004 and up to head again keeps every row."""
+    with db.begin() as session:
+        article, _ = repo.add_article(session, new_article("https://a.example/1"), "a")
+        repo.sighting_of_url(session, "https://a.example/1", "b")
+        alert = Alert(idempotency_key="k", topic="t", channel="c", article_id=article.id,
+                      story_id=article.story_id)
+        session.add(alert)
+        session.flush()
+        session.add(AlertArticle(alert_id=alert.id, article_id=article.id))
+    engine = engine_of(db)
+    config = alembic_config(engine)
+    command.downgrade(config, "0004")
+    command.upgrade(config, "head")
+    assert is_current(engine)
+    with engine.connect() as conn:
+        counts = [conn.execute(text(f"select count(*) from {table}")).scalar()
+                  for table in ("articles", "sightings", "alerts", "alert_articles", "sources")]
+    assert counts == [1, 2, 1, 1, 2]
