@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -60,6 +61,9 @@ def search(session: Session, query: Node, since: datetime | None,
     return hits[::-1][:limit]
 
 
+_one_at_a_time = threading.Lock()  # matching the past, in this process
+
+
 def fingerprint(rule: TopicRule) -> str:
     """What a topic matches, as a hash: its query (aliases expanded), languages, sources."""
     what = json.dumps([str(rule.query), sorted(rule.languages), sorted(rule.sources)])
@@ -74,22 +78,36 @@ def match_past(db: sessionmaker[Session], topics: TopicSet, since: datetime, up_
     first seen since `since`, up to article `up_to` (later ones are matched as they come):
     the matches are recorded, so the topic's page, feeds and counts show them, and alerts
     are queued only for articles newer than `backfill`. → past matches of each topic matched"""
-    with db() as session:
+    with _one_at_a_time:  # two reloads in a row: the second waits for the first
+        return _match_past(db, topics, since, up_to, source_tags, policies, backfill, now)
+
+
+def _match_past(db: sessionmaker[Session], topics: TopicSet, since: datetime, up_to: int,
+                source_tags: Mapping[str, tuple[str, ...]],
+                policies: Mapping[str, AlertPolicy], backfill: timedelta,
+                now: datetime) -> dict[str, int]:
+    with db.begin() as session:  # a topic removed, then added again, is matched again
+        repo.forget_topics(session, keep=list(topics.rules))
         known = repo.topic_fingerprints(session)
-        rules = [r for r in topics.rules.values() if known.get(r.name) != fingerprint(r)]
-        if not rules:
-            return {}
+    rules = [r for r in topics.rules.values() if known.get(r.name) != fingerprint(r)]
+    if not rules:
+        return {}
+    with db() as session:
         matcher, done = TopicSet(rules), repo.matched_pairs(session, [r.name for r in rules])
         found: dict[int, dict[str, Any]] = {}  # article id → its new matches' evidence
-        for article in repo.originals_seen_since(session, since, up_to):
+        for article in repo.originals_since(session, since, up_to):
             hits = {m.topic: m.as_json() for m in matcher.match(
                 document(article, source_tags.get(article.source.name, ())))
                 if (article.id, m.topic) not in done}
             if hits:
                 found[article.id] = hits
     with db.begin() as session:  # short: the daemon goes on storing meanwhile
+        now_done = repo.matched_pairs(session, [r.name for r in rules])
         for article_id, hits in found.items():
             article = session.get_one(Article, article_id)
+            hits = {t: h for t, h in hits.items() if (article_id, t) not in now_done}
+            if article.duplicate_of is not None or not hits:
+                continue  # a copy now (a better original took over), or matched meanwhile
             repo.add_matches(session, article, hits)
             if (article.published_at or article.first_seen_at) >= now - backfill:
                 queue_alerts(session, article, hits, policies, now, backfill)

@@ -475,24 +475,17 @@ def get_article(session: Session, article_id: int) -> Article | None:
                                                      selectinload(Article.story)])
 
 
-def originals_since(session: Session, since: datetime | None) -> Iterator[Article]:
-    """Every stored article that is not a duplicate (first seen since `since`), oldest
-    first, streamed."""
+def originals_since(session: Session, since: datetime | None,
+                    up_to: int | None = None) -> Iterator[Article]:
+    """Every stored article that is not a duplicate (first seen since `since`, up to
+    article id `up_to`), oldest first, streamed."""
     query = (select(Article).options(selectinload(Article.source))
              .where(Article.duplicate_of.is_(None)).order_by(Article.id))
     if since is not None:
         query = query.where(Article.first_seen_at >= since)
+    if up_to is not None:
+        query = query.where(Article.id <= up_to)
     yield from session.scalars(query.execution_options(yield_per=500))
-
-
-def originals_seen_since(session: Session, since: datetime, up_to: int) -> Iterator[Article]:
-    """The stored originals first seen since `since`, up to article id `up_to`, oldest
-    first, streamed."""
-    yield from session.scalars(
-        select(Article).options(selectinload(Article.source))
-        .where(Article.duplicate_of.is_(None), Article.first_seen_at >= since,
-               Article.id <= up_to)
-        .order_by(Article.id).execution_options(yield_per=500))
 
 
 def last_article_id(session: Session) -> int:
@@ -510,6 +503,11 @@ def topic_fingerprints(session: Session) -> dict[str, str]:
     """What each topic matched when its stored articles were last matched."""
     rows = session.execute(select(TopicState.topic, TopicState.fingerprint))
     return {topic: fingerprint for topic, fingerprint in rows}
+
+
+def forget_topics(session: Session, keep: Collection[str]) -> None:
+    """Forget the past matching of topics no longer configured: re-added, they match again."""
+    session.execute(delete(TopicState).where(TopicState.topic.not_in(keep)))
 
 
 def remember_topic(session: Session, topic: str, fingerprint: str, now: datetime) -> None:

@@ -357,6 +357,7 @@ def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
                                              "--json").json()]
 
     with in_process(cli, listen=base) as service:
+        events.wait_for(lambda: matches("students"), "the past matches of the topic at start")
         students = matches("students")
         assert set(students) == {"Students protest tuition fees",
                                  "Students archive exhibition opens"}

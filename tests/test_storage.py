@@ -7,6 +7,9 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
+from alerts.backtest import match_past
+from alerts.query import parse_query
+from alerts.topics import TopicRule, TopicSet
 from storage import repository as repo
 from storage.db import alembic_config, engine_of, is_current, open_database
 from storage.models import Alert, AlertArticle, Article, Sighting, Source
@@ -136,3 +139,20 @@ def test_migrations_keep_rows_that_point_at_rebuilt_tables(db_url: str, db) -> N
         counts = [conn.execute(text(f"select count(*) from {table}")).scalar()
                   for table in ("articles", "sightings", "alerts", "alert_articles", "sources")]
     assert counts == [1, 2, 1, 1, 2]
+
+
+def test_a_topic_removed_and_added_again_is_matched_against_the_past_again(db) -> None:
+    def match(*names: str) -> dict[str, int]:
+        rules = TopicSet([TopicRule(name, parse_query("正文")) for name in names])
+        return match_past(db, rules, now - timedelta(days=30), 10**6, {}, {},
+                          timedelta(days=2), now)
+
+    now = datetime.now(timezone.utc)
+    with db.begin() as session:
+        repo.add_article(session, new_article("https://a.example/1"), "a")
+    assert match("t") == {"t": 1}
+    assert match("t") == {}  # matched once
+    assert match("u") == {"u": 1}  # t removed …
+    with db.begin() as session:
+        repo.add_article(session, new_article("https://a.example/2", "正文二"), "a")
+    assert match("t", "u") == {"t": 1}  # … and back: the article stored meanwhile matches

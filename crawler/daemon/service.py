@@ -163,7 +163,7 @@ class Daemon:
         """(The reactor, or before it runs.) Open the crawler and schedule the jobs; the
         daemon runs until `ended` fires (`run` stops the reactor then)."""
         sync_config(self.config, self.db)
-        self.match_past(self.config, self.ingest.rules, self.last_article_id())
+        self.match_past_in_background(self.config, self.ingest.rules)
         settings = scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
             "LOG_LEVEL": "WARNING", ITEMS: self.ingest, REPORT: self.report}
@@ -239,10 +239,7 @@ class Daemon:
         for source in config.sources:
             self.report.tally(source.name)  # its requests are counted from the first
         self.ingest.rules = rules = Rules.of(config)
-        deferToThread(self.match_past, config, rules, self.last_article_id()).addErrback(
-            lambda failure: log.error("matching the topics against stored articles failed "
-                                      "(retried at the next start or reload): %s",
-                                      failure.getErrorMessage()))
+        self.match_past_in_background(config, rules)
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
         previous, self.config, self.channels = self.config, config, open_channels(config.channels)
@@ -255,10 +252,15 @@ class Daemon:
             log.warning("%s changed: the running crawler keeps the old value until a restart",
                         ", ".join(later))
 
-    def last_article_id(self) -> int:
-        """(The reactor.) Articles stored after it are matched by the running rules."""
+    def match_past_in_background(self, config: Config, rules: Rules) -> None:
+        """(The reactor.) Match new topics against the past in a thread: polls, alerts and
+        /healthz go on meanwhile; articles stored from now on are matched by `rules`."""
         with self.db() as session:
-            return repo.last_article_id(session)
+            up_to = repo.last_article_id(session)
+        deferToThread(self.match_past, config, rules, up_to).addErrback(
+            lambda failure: log.error("matching the topics against stored articles failed "
+                                      "(retried at the next start or reload): %s",
+                                      failure.getErrorMessage()))
 
     def match_past(self, config: Config, rules: Rules, up_to: int) -> None:
         """A topic added or changed is matched against the articles stored within
