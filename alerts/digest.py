@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertMessage, Channel, DeliveryResult
-from alerts.dispatcher import DispatchReport, channel_hold, hold_for, item_for
+from alerts.dispatcher import Backoff, DispatchReport, channel_hold, hold_for, item_for
 from alerts.outbox import story_outlets
 from basis.clock import utcnow
 from storage.models import Alert
@@ -67,7 +67,7 @@ def _record(db: sessionmaker[Session], ids: list[int], result: DeliveryResult,
             elif result.permanent:
                 alert.status = "failed"
         if result.retry_after is not None and not result.ok:
-            hold_for(session, channel, now, result)
+            hold_for(session, channel, now, Backoff().waited(result.retry_after), result.reason)
     counter = "sent" if result.ok else "failed" if result.permanent else "retried"
     setattr(report, counter, getattr(report, counter) + 1)
     report.lines.append(f"{label}: {len(ids)} stories, {result.reason}")

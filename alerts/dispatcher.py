@@ -39,7 +39,11 @@ class Backoff:
 
     def delay(self, attempts: int, retry_after: float | None, rng: Callable[[], float]) -> float:
         delay = min(self.cap, self.base * 2 ** max(attempts - 1, 0)) * (0.5 + rng())
-        return max(delay, retry_after or 0.0)
+        return max(delay, self.waited(retry_after))
+
+    def waited(self, retry_after: float | None) -> float:
+        """A server's Retry-After, honoured up to `cap`."""
+        return min(retry_after or 0.0, self.cap)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,9 @@ class Dispatcher:
         with self.db.begin() as session:
             alert = session.get_one(Alert, alert_id)
             alert.attempts += 1
+            if result.retry_after is not None and not result.ok:  # the last attempt too
+                hold_for(session, alert.channel, now, self.backoff.waited(result.retry_after),
+                         result.reason)
             if result.ok:
                 alert.status, alert.sent_at, alert.last_error = "sent", now, None
                 report.sent += 1
@@ -175,8 +182,6 @@ class Dispatcher:
                 report.failed += 1
                 report.lines.append(f"alert {alert_id} ({label}): failed: {result.reason}")
             else:
-                if result.retry_after is not None:
-                    hold_for(session, alert.channel, now, result)
                 delay = self.backoff.delay(alert.attempts, result.retry_after, self.rng)
                 alert.status, alert.last_error = "pending", result.reason
                 alert.next_attempt_at = now + timedelta(seconds=delay)
@@ -185,10 +190,10 @@ class Dispatcher:
                                     f"{delay:.0f}s: {result.reason}")
 
 
-def hold_for(session: Session, channel: str, now: datetime, result: DeliveryResult) -> None:
+def hold_for(session: Session, channel: str, now: datetime, seconds: float,
+             reason: str) -> None:
     """The channel asked us to wait (Retry-After): hold it for every alert."""
-    repo.hold_channel(session, channel, now + timedelta(seconds=result.retry_after or 0.0),
-                      result.reason)
+    repo.hold_channel(session, channel, now + timedelta(seconds=seconds), reason)
 
 
 def channel_hold(session: Session, channel: str, now: datetime) -> tuple[datetime, str] | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from basis.clock import utcnow
@@ -559,12 +560,13 @@ def snooze(session: Session, topic: str, until: datetime, now: datetime) -> None
 
 
 def hold_channel(session: Session, channel: str, until: datetime, reason: str) -> None:
-    """Send nothing to `channel` before `until` (a later hold already set is kept)."""
-    wait = session.get(ChannelWait, channel)
-    if wait is None:
-        session.add(ChannelWait(channel=channel, until=until, reason=reason))
-    elif wait.until < until:
-        wait.until, wait.reason = until, reason
+    """Send nothing to `channel` before `until` (a later hold already set is kept): one
+    statement, so two dispatchers holding the channel at once both succeed."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    row = dialect.insert(ChannelWait).values(channel=channel, until=until, reason=reason)
+    session.execute(row.on_conflict_do_update(
+        index_elements=[ChannelWait.channel], where=ChannelWait.until < row.excluded.until,
+        set_={"until": row.excluded.until, "reason": row.excluded.reason}))
 
 
 def channel_wait(session: Session, channel: str, now: datetime) -> ChannelWait | None:

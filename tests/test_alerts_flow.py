@@ -26,7 +26,7 @@ from crawler.config import Config, parse_config
 from crawler.daemon.watchdog import check_sources
 from storage import repository as repo
 from storage.db import open_database
-from storage.models import Alert, Article, Snooze
+from storage.models import Alert, Article, ChannelWait, Snooze
 from tests import events
 from tests.conftest import Cli, web_config
 from tests.receivers import SlackReceiver, SmtpServer
@@ -302,6 +302,24 @@ def test_retry_after_holds_the_channel_for_every_alert_without_spending_attempts
     clock.advance(seconds=2)
     assert dispatcher.deliver_due().sent == 3
     assert statuses(outbox) == [("new", "sent", 2), ("new", "sent", 1), ("new", "sent", 1)]
+
+
+def test_a_retry_after_on_the_last_attempt_holds_the_channel_too_and_is_capped(
+        outbox, slack_receiver: SlackReceiver) -> None:
+    clock = Clock()
+    for n in (1, 2):
+        store(outbox, f"https://mss.example/{n}", f"声明 {n} 留学生")
+    dispatcher = Dispatcher(outbox, slack(slack_receiver), clock=clock, rng=lambda: 0.5,
+                            backoff=Backoff(base=1, max_attempts=1))
+    slack_receiver.respond(429, "slow down", {"Retry-After": "99999999999999"})
+    report = dispatcher.deliver_due()
+    assert (report.failed, report.held) == (1, 1)  # the second never hit the rate limit
+    with outbox() as session:
+        wait = session.scalars(select(ChannelWait)).one()
+        assert wait.until == clock.now + timedelta(hours=1)  # Backoff.cap, not 3 million years
+    slack_receiver.respond(200)
+    clock.advance(hours=1, seconds=1)
+    assert dispatcher.deliver_due().sent == 1 and len(slack_receiver.requests) == 2
 
 
 def test_retry_after_holds_digests_of_every_topic_on_the_channel(

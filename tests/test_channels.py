@@ -381,6 +381,7 @@ def test_retry_after_accepts_an_http_date() -> None:
     later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
     assert 110 <= (retry_after(later) or 0) <= 120
     assert retry_after("soon") is None and retry_after(None) is None and retry_after("-5") == 0
+    assert retry_after("inf") is None and retry_after("nan") is None
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

@@ -12,6 +12,7 @@ invalid_token, 404 no_service, 410 channel_is_archived) and redirects refused.
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -82,11 +83,12 @@ class SlackChannel:
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number or an HTTP date."""
+    """Seconds from a Retry-After header: a number or an HTTP date (never inf or nan)."""
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     except ValueError:
         pass
     try:
