@@ -20,6 +20,7 @@ from alerts.channels.base import AlertItem, AlertMessage
 from storage.models import Alert, AlertArticle, Article, Sighting
 
 UPDATE_WINDOW = timedelta(hours=24)  # later articles of an alerted story: one "update"
+OPERATOR_TOPIC = "source-health"  # the topic of operator alerts (source failing, silent…)
 QUEUED = "mediawatch.alerts_queued"  # Session.info flag: this transaction queued alerts
 
 

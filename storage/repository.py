@@ -166,13 +166,11 @@ def is_known_url(session: Session, canonical: str) -> bool:
         | exists().where(Sighting.url == canonical))))
 
 
-def find_article(session: Session, canonical: str, text_hash: str | None = None) -> Article | None:
-    """The stored original at a URL (its canonical URL or a sighting), or with an identical
-    text; a near-duplicate found this way resolves to its original."""
+def find_article(session: Session, canonical: str) -> Article | None:
+    """The stored original at a URL (its canonical URL or a sighting); a near-duplicate
+    found this way resolves to its original."""
     found = session.scalar(select(Article).where(Article.canonical_url == canonical)) \
         or session.scalar(select(Article).join(Sighting).where(Sighting.url == canonical).limit(1))
-    if found is None and text_hash is not None:
-        return same_text(session, text_hash)
     if found is not None and found.duplicate_of is not None:
         return session.get(Article, found.duplicate_of)
     return found

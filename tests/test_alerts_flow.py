@@ -351,6 +351,8 @@ def test_operator_alerts_go_through_the_outbox_once_with_retries_and_retry_after
             source.last_polled_at, source.consecutive_failures = clock.now, failures
             source.last_error = "HTTP 500" if failures else None
 
+    none_yet = cli("alerts", "list", "--topic", "source-health", "--json")
+    assert none_yet.code == 0 and none_yet.json() == []  # a topic that is always known
     polled(3)
     assert check_sources(config, outbox, clock.now) == [("mss", "ok", "failing")]
     assert check_sources(config, outbox, clock.now) == []  # queued once, never repeated

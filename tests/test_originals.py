@@ -173,3 +173,16 @@ def test_a_news_search_item_is_a_sighting_of_the_outlets_article(
     (alert,) = alerted(cli)  # the story alerts once, crediting the outlet
     assert [i["url"] for i in alert["items"]] == [outlet["url"]]
 
+
+
+def test_a_hostile_news_search_source_is_stored_clipped(db_url: str) -> None:
+    """`<source>` is web text of any length: PostgreSQL refused the article over it."""
+    config = parse_config(CONFIG, env={})
+    db = open_database(db_url)
+    sync_config(config, db)
+    ingest = Ingest(db, CrawlReport.for_sources(["reprints"]), Rules.of(config))
+    entry = FeedEntry("https://search.example/r/1", title="国家安全部提醒", outlet="x" * 5000)
+    ingest(ArticleSeen("reprints", entry, None))
+    with db() as session:
+        (article,) = session.scalars(select(Article)).all()
+        assert article.outlet == "x" * 200

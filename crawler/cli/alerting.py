@@ -7,6 +7,7 @@ import click
 
 from alerts.channels import AlertItem, AlertMessage, build_channels
 from alerts.digest import send_digests
+from alerts.outbox import OPERATOR_TOPIC
 from basis.clock import utcnow
 from basis.errors import NotFound, Undelivered
 from crawler.cli import views
@@ -42,7 +43,7 @@ def alerts_list(ctx: Context, status: str | None, topic: str | None, limit: int,
     """Alerts, newest first."""
     with ctx.reader() as session:
         rows = list(repo.list_alerts(session, status=status, topic=topic, limit=limit))
-        if topic and not rows:
+        if topic and not rows and topic != OPERATOR_TOPIC:
             known_topic(ctx, topic)
         if as_json:
             emit_json([views.alert_json(a) for a in rows])

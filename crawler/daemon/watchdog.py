@@ -14,13 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem
-from alerts.outbox import queue_operator_alerts
+from alerts.outbox import OPERATOR_TOPIC, queue_operator_alerts
 from crawler.config import Config
 from storage import repository as repo
 from storage.models import Article, Source
 
 log = logging.getLogger(__name__)
-TOPIC = "source-health"  # the topic of operator alerts in the outbox
 FAILING_AFTER = 3  # consecutive failed polls
 LEARNED_FROM = 5  # articles needed before a cadence is learned
 SILENCE_FACTOR = 3  # silent for three times the usual gap between new articles
@@ -89,7 +88,7 @@ def _tell(session: Session, config: Config, name: str, url: str, health: Health,
     redact = config.redactor()
     item = AlertItem(title=title, url=redact(url), source=name, published_at=now,
                      snippet=redact(health.detail))
-    queue_operator_alerts(session, TOPIC, f"{name}|{health.state}|{now:%Y%m%dT%H%M%S.%f}",
+    queue_operator_alerts(session, OPERATOR_TOPIC, f"{name}|{health.state}|{now:%Y%m%dT%H%M%S.%f}",
                           item, config.operator_channels, now)
 
 

@@ -45,6 +45,7 @@ from storage.models import Article
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE = timedelta(days=1)
 SUMMARY_CHARS = 280
+OUTLET_CHARS = 200  # a news search's `<source>`, web text of any length: its column's size
 
 
 def to_new_article(item: ArticleSeen, language_hint: str | None,
@@ -69,7 +70,7 @@ def to_new_article(item: ArticleSeen, language_hint: str | None,
         language=language_hint or language or language_of(text or title),
         published_at=published_at, date_is_estimated=estimated,
         text_hash=text_fingerprint(text), title_key=title_key(title),
-        outlet=entry.outlet if page is None else None)
+        outlet=entry.outlet[:OUTLET_CHARS] if entry.outlet and page is None else None)
 
 
 def settle_date(published: datetime | None, now: datetime) -> tuple[datetime, bool]:
