@@ -46,10 +46,10 @@ _GRAMMAR = r"""
      | ALIAS -> alias
      | WORD -> word
 
-_OR.2: "OR"
-_AND.2: "AND"
-_NOT.2: "NOT"
-NEAR_OP.2: /NEAR\/\d+/ | "SENTENCE"
+_OR.2: /OR(?![^\s()"])/
+_AND.2: /AND(?![^\s()"])/
+_NOT.2: /NOT(?![^\s()"])/
+NEAR_OP.2: /(NEAR\/\d+|SENTENCE)(?![^\s()"])/
 MINUS: /-(?=[^\s-])/
 FIELD.3: /(title|text|url|source|lang):/
 PHRASE: /"[^"]+"/

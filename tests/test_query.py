@@ -150,6 +150,12 @@ def test_mission_topics_parse_to_the_expected_tree() -> None:
     ("(a OR b) c", And((Or((t("a"), t("b"))), t("c")))),
     ("a (b OR c) NEAR/1 d", And((t("a"), Near(Or((t("b"), t("c"))), t("d"), 1)))),
     ("(a b) NEAR/4 c", Near(And((t("a"), t("b"))), t("c"), 4)),
+    # operators are whole words: ORBAN is a name, not OR + ban
+    ("asylum ORBAN", And((t("asylum"), t("orban")))),
+    ("spy ANDROID", And((t("spy"), t("android")))),
+    ("NOTHING NOTAM", And((t("nothing"), t("notam")))),
+    ("SENTENCES", t("sentences")),
+    ("(a OR b)AND c", And((Or((t("a"), t("b"))), t("c")))),
 ])
 def test_precedence(query: str, tree: object) -> None:
     assert parse_query(query) == tree
@@ -295,6 +301,8 @@ def test_blank_phrase_is_a_syntax_error() -> None:
     ("a NEAR/x b", 3, "write NEAR/n"),
     ("a NEAR b", 3, "from 0 (adjacent) to 1000"),
     ("a NEAR/-1 b", 3, "write NEAR/n"),
+    ("a NEAR/5x b", 3, "write NEAR/n"),
+    ("a NEAR/1.5 b", 3, "write NEAR/n"),
     ("a NEAR/1001 b", 3, "at most 1000"),
     ("a NEAR/99999999999 b", 3, "at most 1000"),     # crashed the crawl (OverflowError)
     ("a NEAR/" + "9" * 5000 + " b", 3, "at most 1000"),  # beyond int()'s digits
