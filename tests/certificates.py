@@ -42,11 +42,11 @@ def certificate(subject: str, issuer: Issuer | None = None, ca: bool = False,
             key_encipherment=False, data_encipherment=False, key_agreement=False,
             encipher_only=False, decipher_only=False), critical=True)
     else:
-        builder = (builder
-                   .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]),
-                                  critical=False)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                                  critical=False))
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                        critical=False)
+    if not ca and names:  # no names: an old site's certificate, with a common name only
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256()), key
 
 

@@ -38,6 +38,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "expired": (certificate("fixture web", ca, days=(-30, -2)), [ca[0]]),
         "unknown-issuer": (certificate("fixture web", stranger), [stranger[0]]),
         "wrong-host": (certificate("fixture web", ca, names=["other.example"]), [ca[0]]),
+        "common-name-only": (certificate("127.0.0.1", ca, names=[]), [ca[0]]),
     }
     started = {kind: webserver.start(tls=server_context(directory, kind, leaf, chain))
                for kind, (leaf, chain) in leaves.items()}
@@ -71,20 +72,25 @@ def crawl(cli: Cli, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_certificates_are_verified_and_the_problem_is_named(
         tls_cli: Cli, web: FixtureWeb, servers: dict[str, Any]) -> None:
-    kinds = ["trusted", "self-signed", "expired", "unknown-issuer", "wrong-host"]
+    kinds = ["trusted", "self-signed", "expired", "unknown-issuer", "wrong-host",
+             "common-name-only"]
     report = crawl(tls_cli, web_config(web, *[source(k, servers[k]) for k in kinds],
                                        obey_robots=False))
 
     assert report["trusted"]["status"] == "ok" and report["trusted"]["new"] == 3
     problems = {"self-signed": "rejected: self-signed",
                 "expired": "rejected: expired on ",
-                "unknown-issuer": "rejected: issued by an unknown authority (CN=an unknown CA)",
-                "wrong-host": "rejected: wrong host: it is for other.example, not 127.0.0.1"}
+                "unknown-issuer": "rejected: its chain is incomplete or its issuer "
+                                  "(CN=an unknown CA) is not trusted",
+                "wrong-host": "rejected: wrong host: it is for other.example, not 127.0.0.1",
+                "common-name-only": "rejected: wrong host: it names no host "
+                                    "(CN=127.0.0.1: no subjectAltName)"}
     for kind, problem in problems.items():
         assert report[kind]["status"] == "failed", kind
         assert report[kind]["message"].startswith(f"TLS certificate of 127.0.0.1 {problem}"), \
             report[kind]["message"]
         assert servers[kind].log == [], f"{kind}: a request was sent over a rejected connection"
+        assert report[kind]["requests"] == 1, f"{kind}: a rejection is not retried"
 
 
 def test_verify_tls_false_on_a_source_unchecks_its_host_only_and_is_warned(

@@ -21,7 +21,7 @@ from OpenSSL.crypto import X509
 from scrapy import Request, Spider
 from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.crawler import Crawler
-from service_identity import VerificationError
+from service_identity import CertificateError, VerificationError
 from service_identity.hazmat import DNS_ID, IPAddress_ID, verify_service_identity
 from service_identity.pyopenssl import extract_patterns
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -59,8 +59,8 @@ def problem(err: int, cert: X509, depth: int) -> str:
         return f"{whose}not valid before {crypto.not_valid_before_utc:%Y-%m-%d}"
     if err == 18:  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
         return "self-signed"
-    if err in UNKNOWN_ISSUER:
-        return f"issued by an unknown authority ({issuer})"
+    if err in UNKNOWN_ISSUER:  # most often a server that leaves out its intermediate
+        return f"its chain is incomplete or its issuer ({issuer}) is not trusted"
     if err == 23:  # X509_V_ERR_CERT_REVOKED
         return f"{whose}revoked"
     return f"{whose}not valid (OpenSSL verify error {err})"
@@ -92,6 +92,8 @@ def verifier(tls: Any, host: str) -> VerifyCallback:
                 return True
             except VerificationError:
                 reason = f"wrong host: it is for {names(cert)}, not {host}"
+            except CertificateError:  # old sites: a CN and no subjectAltName
+                reason = f"wrong host: it names no host ({names(cert)}: no subjectAltName)"
         tls.failVerification(Failure(CertificateRejected(host, reason)))
         return False
 
@@ -146,8 +148,9 @@ class TLSPolicy:
         sources = getattr(self.crawler.spider, "sources", {})
         if sources is not self.sources:
             self.sources = sources
-            self.unchecked = frozenset(urlsplit(spec.url).hostname or ""
-                                       for spec in sources.values() if not spec.verify_tls)
+            self.unchecked = frozenset(  # as Scrapy names them: punycode
+                (urlsplit(spec.url).hostname or "").encode("idna").decode("ascii")
+                for spec in sources.values() if not spec.verify_tls)
         return self.unchecked
 
 
