@@ -113,8 +113,13 @@ MISDATED = "https://news.example/2026/11/28/story.html"  # the URL's day is not 
     ("", "<p>Posted <time datetime='2026-12-05T20:38:27Z'>on Saturday</time></p>"),
     ("<header><time datetime='2026-12-06'>Today</time></header>",  # a masthead's, then the
      "<time datetime='2026-12-05T20:38:27Z'>on Saturday</time>"),  # article's own
+    ("<meta name='timestamp' content='2026-12-06T09:00:00Z'><meta name='date' "  # generated,
+     "content='2026-12-05'><meta property='article:published_time' "  # a day alone, then
+     "content='2026-12-05T20:38:27+00:00'>", ""),  # what says published, with its time
+    ('<script type="application/ld+json">{"hasPart": {"datePublished": "2026-11-01"}, '
+     '"mainEntity": {"datePublished": "2026-12-05T20:38:27Z"}}</script>', ""),  # with a time
 ], ids=["article-meta", "date-meta", "itemprop", "json-ld", "json-ld-unix-ms", "time",
-        "time-in-article"])
+        "time-in-article", "published-first", "json-ld-timed"])
 def test_a_date_the_page_states_wins_over_the_url_date_with_its_time(head: str,
                                                                      body: str) -> None:
     html = f"<html lang='en'><head><title>T</title>{head}</head><body><article><h1>H</h1>" \

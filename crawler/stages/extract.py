@@ -28,6 +28,7 @@ from basis.languages import language_of
 _DATE_PARAMS = {"extensive_search": True, "original_date": True, "deferred_url_extractor": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
 _TIME_XPATHS = ("//time[@pubdate]/@datetime", "//article//time/@datetime")
+GENERATED = frozenset({"timestamp", "gentime", "meta"})  # when the page was made, not the article
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -106,43 +107,54 @@ def extract_article(html: str, url: str) -> Extracted:
 
 def stated_date(tree: lxml.html.HtmlElement | None, zone: tzinfo) -> datetime | None:
     """The publication time a page states, with its time of day (a zone-less one read in
-    `zone`): `<meta property="article:published_time">` and the other date metadata
-    htmldate knows, `itemprop="datePublished"`, JSON-LD `datePublished`, `<time datetime>`
-    (marked `pubdate`, in the `<article>`, or the page's only one).
+    `zone`). First the metadata that says "published" (`article:published_time` and its
+    kin, `itemprop="datePublished"`, JSON-LD `datePublished`, outermost first), then other
+    date metadata htmldate knows and `<time datetime>` (marked `pubdate`, in the
+    `<article>`, or the page's only one); within each, a value with a time of day first.
     It wins over trafilatura's date, which is the date in the URL path whenever there is
     one (`/2026/11/28/…` dated 00:00 though the page says 5 December, 20:38)."""
     if tree is None:
         return None
-    return next(filter(None, (_date_of(value, zone) for value in _stated_values(tree))), None)
+    dates = [(rank, not _has_time(value), date) for rank, value in _stated_values(tree)
+             if (date := _date_of(value, zone)) is not None]
+    return min(dates, key=lambda found: found[:2])[2] if dates else None
 
 
-def _stated_values(tree: lxml.html.HtmlElement) -> Iterator[Any]:
+def _stated_values(tree: lxml.html.HtmlElement) -> Iterator[tuple[int, Any]]:
+    """(rank, value) of each date the page states: 0 says published, 1 is any date."""
     for meta in tree.xpath("//meta[@content]"):
-        key = meta.get("property") or meta.get("name") or meta.get("itemprop") or ""
-        if key.strip().lower() in DATE_ATTRIBUTES:
-            yield meta.get("content")
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "")
+        key = key.strip().lower()
+        if key in DATE_ATTRIBUTES and key not in GENERATED:
+            yield (0 if "pub" in key else 1), meta.get("content")
     for element in tree.xpath('//*[@itemprop="datePublished"]'):
-        yield element.get("datetime") or element.get("content") or element.text_content()
+        yield 0, element.get("datetime") or element.get("content") or element.text_content()
     for script in tree.xpath('//script[@type="application/ld+json"]/text()'):
         try:
-            yield from _json_ld_dates(json.loads(script, strict=False))
+            yield from ((0, date) for date in _json_ld_dates(json.loads(script, strict=False)))
         except ValueError:
             continue
     for xpath in _TIME_XPATHS:
-        yield from tree.xpath(xpath)[:1]
+        yield from ((1, value) for value in tree.xpath(xpath)[:1])
     if len(times := tree.xpath("//time/@datetime")) == 1:  # not a masthead's "today" too
-        yield times[0]
+        yield 1, times[0]
 
 
-def _json_ld_dates(node: Any) -> Iterator[Any]:
-    """Every `datePublished` in a JSON-LD document (its `@graph`, lists, nested objects)."""
-    if isinstance(node, dict):
-        if "datePublished" in node:
-            yield node["datePublished"]
-        node = list(node.values())
-    if isinstance(node, list):
-        for child in node:
-            yield from _json_ld_dates(child)
+def _json_ld_dates(document: Any) -> Iterator[Any]:
+    """Every `datePublished` in a JSON-LD document (its `@graph`, lists, nested objects),
+    outermost first: the page's own before a part's."""
+    level = [document]
+    while level:
+        dates = [node["datePublished"] for node in level
+                 if isinstance(node, dict) and "datePublished" in node]
+        yield from dates
+        level = [child for node in level
+                 for child in (node.values() if isinstance(node, dict) else
+                               node if isinstance(node, list) else ())]
+
+
+def _has_time(value: Any) -> bool:
+    return not isinstance(value, str) or re.search(r"\d:\d\d", value) is not None
 
 
 def _date_of(value: Any, zone: tzinfo) -> datetime | None:
