@@ -6,6 +6,7 @@ import calendar
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class ParsedFeed:
 
 GZIP_MAGIC = b"\x1f\x8b"
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
+HTML_START = re.compile(rb"(\xef\xbb\xbf)?\s*(<!--.*?-->\s*)*<(!doctype html|html)", re.I | re.S)
+ADVERTISED = 5  # feeds named in the error for an HTML page: the first few
 JSON_FEED_VERSION = "jsonfeed.org/version/"
 
 
@@ -111,9 +114,8 @@ def _html_page(body: bytes, url: str, headers: Mapping[str, str]) -> str | None:
     """For an HTML page at a feed's URL, the error that names the feeds it advertises
     (`<link rel="alternate" type="application/rss+xml" href=…>`)."""
     content_type = headers.get("content-type", "").lower()
-    start = body[:512].lstrip().lower()
     if not (content_type.startswith(("text/html", "application/xhtml+xml"))
-            or start.startswith((b"<!doctype html", b"<html"))):
+            or HTML_START.match(body[:1024])):
         return None
     try:
         links = lxml.html.document_fromstring(body).xpath("//link[@href]")
@@ -123,6 +125,7 @@ def _html_page(body: bytes, url: str, headers: Mapping[str, str]) -> str | None:
         urljoin(url, link.get("href").strip()) for link in links
         if "alternate" in (link.get("rel") or "").lower().split()
         and (link.get("type") or "").strip().lower() in FEED_TYPES)
+    feeds = [feed for feed in feeds if is_web_url(feed)][:ADVERTISED]
     if not feeds:
         return "not a feed but an HTML page, and it advertises no feed " \
             "(<link rel=\"alternate\" type=\"application/rss+xml\">)"

@@ -62,7 +62,7 @@ def test_demo_runs_the_flow_offline(tmp_path: Path) -> None:
         "hk-daily", "mss-statements", "pacific-wire", "world-desk"]
 
 
-@pytest.mark.parametrize("keep", ["config.db", "mediawatch.db"])
+@pytest.mark.parametrize("keep", ["config.db", "mediawatch.db", "."])
 def test_demo_keep_refuses_a_path_that_exists(tmp_path: Path, keep: str) -> None:
     """`--keep config.db` would write config.yaml, `--keep mediawatch.db` into a real
     database: the demo refuses both, writing nothing."""
@@ -353,3 +353,15 @@ def test_a_token_in_a_source_url_never_leaves_the_process(cli: Cli, web: Fixture
     with create_engine(cli.db).connect() as connection:
         url, error = connection.execute(text("select url, last_error from sources")).one()
     assert url.endswith(secret) and secret not in error  # the error is stored masked
+
+
+def test_sources_list_shows_a_source_as_configured_not_as_last_polled(
+        cli: Cli, web: FixtureWeb) -> None:
+    source = {"name": "wire", "kind": "feed", "url": web.url("/feeds/moved.xml")}
+    cli.write_config(web_config(web, source))
+    assert cli("crawl", "--no-alerts").code == 1  # 404: stored with its health
+    source |= {"url": web.url("/sitemap.xml"), "kind": "sitemap"}
+    cli.write_config(web_config(web, source))
+    [listed] = cli("sources", "list", "--json").json()
+    assert (listed["kind"], listed["url"], listed["consecutive_failures"]) == (
+        "sitemap", web.url("/sitemap.xml"), 1)

@@ -193,3 +193,14 @@ def test_a_page_misdated_by_its_url_keeps_its_stated_time_and_alerts(
     assert result.json()["totals"]["alerts"] == 1
     [article] = cli("articles", "list", "--json").json()
     assert article["published_at"] == stated.isoformat()
+
+
+def test_an_html_page_names_only_its_first_web_feeds() -> None:
+    links = "".join(f'<link rel="alternate" type="application/rss+xml" href="/f{n}.xml">'
+                    for n in range(20))
+    page = ('\ufeff<!-- a comment --><html><head><link rel="alternate" '
+            f'type="application/rss+xml" href="javascript:alert(1)">{links}</head></html>')
+    with pytest.raises(NotAFeed) as err:
+        parse_feed(page.encode(), "https://news.example/feed", {})
+    named = str(err.value).split("advertises: ")[1].split(" (")[0].split(", ")
+    assert named == [f"https://news.example/f{n}.xml" for n in range(5)]

@@ -81,14 +81,16 @@ def serve(directory: Path) -> Iterator[str]:
 def refuse_existing(keep: Path) -> None:
     """`--keep PATH` names a new database: the demo writes its own sources, articles and
     config (PATH with .yaml), never over a real database or config.yaml."""
+    if keep.exists() or keep.is_symlink() or not keep.name:  # `.`, `/`, a folder: no file
+        raise UsageError(f"--keep {keep}: it exists; the demo writes a new database and "
+                         "config and never overwrites one: choose a new path")
     config_path = keep.with_suffix(".yaml")
     if config_path == keep:
         raise UsageError(f"--keep {keep}: name the database file (e.g. demo.db); the demo "
                          "writes its config next to it, as a .yaml file")
-    for path in (keep, config_path):
-        if path.exists() or path.is_symlink():
-            raise UsageError(f"--keep {keep}: {path} exists; the demo writes a new database "
-                             "and config and never overwrites one: choose a new path")
+    if config_path.exists() or config_path.is_symlink():
+        raise UsageError(f"--keep {keep}: {config_path} exists; the demo writes a new "
+                         "database and config and never overwrites one: choose a new path")
 
 
 def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:

@@ -9,6 +9,7 @@ from basis.errors import RuntimeFailure
 from crawler.cli import views
 from crawler.cli.context import Context, emit_json, pass_ctx
 from crawler.cli.views import Text
+from crawler.config.model import Source as SourceConfig
 from storage import repository as repo
 from storage.models import Source
 
@@ -25,8 +26,7 @@ def sources_list(ctx: Context, as_json: bool) -> None:
     """Health of every configured source."""
     with ctx.reader() as session:
         stored = {s.name: s for s in repo.list_sources(session)}
-    rows = [stored.get(s.name) or Source(name=s.name, kind=s.kind, url=s.url,
-                                         consecutive_failures=0)  # not polled yet: not stored
+    rows = [_as_configured(s, stored.get(s.name))
             for s in sorted(ctx.config.sources, key=lambda s: s.name)]
     verified = {s.name: ctx.config.verifies_tls(s) for s in ctx.config.sources}
     if as_json:
@@ -38,6 +38,14 @@ def sources_list(ctx: Context, as_json: bool) -> None:
             ctx.console.print(Text(f"warning: {s.name}: verify_tls is false: the TLS "
                                    f"certificate of {urlsplit(s.url).hostname} is not checked",
                                    style="yellow"))
+
+
+def _as_configured(source: SourceConfig, stored: Source | None) -> Source:
+    """A source's stored health with its kind and URL as configured (they may have changed
+    since its last poll); one never polled is not stored yet."""
+    row = stored or Source(name=source.name, consecutive_failures=0)
+    row.kind, row.url = source.kind, source.url  # detached from its session: never written
+    return row
 
 
 @sources.command("check")

@@ -142,8 +142,8 @@ def print_article(console: Console, article: Article) -> None:
         console.print(Text.assemble(("        copies: ", "dim"),
                                     ", ".join(str(copy.id) for copy in article.copies)))
     console.print(Text(f"\nseen at {len(data['seen_at'])} place(s):", style="bold"))
-    for sighting in data["seen_at"]:
-        console.print(Text(f"  {sighting['seen_at']}  {sighting['source']}  {sighting['url']}"))
+    for sighting in article.sightings:
+        console.print(Text(f"  {_when(sighting.seen_at)}  {sighting.source.name}  {sighting.url}"))
     console.print(Text("\n" + (article.text or article.summary or "(no text)")))
 
 
