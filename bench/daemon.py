@@ -315,8 +315,10 @@ def alert_latency(root: Path, feeds: list[str], count: int, gap: float, timeout:
         path = root / feeds[i]
         body = path.read_bytes()
         split = body.index(b"    <item>")
-        path.write_bytes(body[:split] + probe_item(words, i + 1, n, datetime.now(timezone.utc))
-                         + body[split:])
+        staged = path.with_suffix(".tmp")  # replaced whole: never served half-written
+        staged.write_bytes(body[:split] + probe_item(words, i + 1, n, datetime.now(timezone.utc))
+                           + body[split:])
+        staged.replace(path)
         markers.append(f"mwprobe{n:04d}")
         time.sleep(gap)
     deadline = time.monotonic() + timeout

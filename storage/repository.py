@@ -259,8 +259,9 @@ _UNSENT = ("pending", "failed")
 
 def take_over(session: Session, article: Article, former: Article) -> None:
     """`article` becomes the original in place of `former`: `former` and its copies become
-    its copies; their sightings, topic matches (until `article`'s own replace them) and
-    unsent alerts move to it; the story takes its headline."""
+    its copies; their sightings, topic matches and unsent alerts move to it (a topic
+    `article` matches too gets `article`'s own evidence when it is matched; one it does
+    not keeps the story's); the story takes its headline."""
     article.duplicate_of = None
     session.flush()
     session.execute(update(Article).where(or_(Article.id == former.id,
