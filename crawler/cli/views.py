@@ -154,7 +154,8 @@ def story_json(row: StoryRow) -> dict[str, Any]:
             "first_seen_at": iso(row.story.first_seen_at),
             "last_seen_at": iso(row.story.last_seen_at),
             "article_count": row.articles, "copy_count": row.copies,
-            "source_count": row.sources}
+            "source_count": row.sources, "lead_article_id": row.lead_article_id,
+            "languages": list(row.languages)}
 
 
 def stories_table(rows: list[StoryRow]) -> Table:
@@ -173,9 +174,10 @@ def print_story(console: Console, row: StoryRow, articles: list[Article]) -> Non
     console.print(Text(row.story.headline, style="bold"))
     data = story_json(row)
     for key in ("id", "first_seen_at", "last_seen_at", "article_count", "copy_count",
-                "source_count"):
-        console.print(Text.assemble((f"{key:>14}: ", "dim"), str(data[key])))
-    console.print(articles_table(articles))
+                "source_count", "lead_article_id"):
+        console.print(Text.assemble((f"{key:>15}: ", "dim"), str(data[key])))
+    console.print(Text.assemble((f"{'languages':>15}: ", "dim"), ", ".join(row.languages)))
+    console.print(articles_table(articles))  # the lead first
 
 
 # ---------------------------------------------------------------- sources
