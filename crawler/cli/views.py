@@ -249,6 +249,18 @@ def print_check(console: Console, result: dict[str, Any]) -> None:
     console.print(table)
 
 
+def checks_table(results: list[dict[str, Any]]) -> Table:
+    """`sources check --all`: one line per source."""
+    table = Table(title=f"{len(results)} sources checked (nothing stored)", title_justify="left")
+    for name in ("source", "status", "http", "entries", "new", "message"):
+        table.add_column(name, justify="right" if name in ("http", "entries", "new") else "left")
+    for r in results:
+        table.add_row(r["source"], Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
+                      str(r["http_status"] or "-"), str(len(r["entries"])),
+                      str(sum(not e["known"] for e in r["entries"])), Text(r["message"] or ""))
+    return table
+
+
 # ---------------------------------------------------------------- crawl progress and summary
 
 def crawl_summary(report: CrawlReport) -> Table:
