@@ -447,13 +447,14 @@ class Lead:
 def story_leads(session: Session, story_ids: Collection[int]) -> dict[int, Lead]:
     """The lead of each story: its first report from an official source, else its earliest
     report (published, else first seen); copies never lead."""
-    rows = session.execute(
-        select(Article.story_id, Article.id, Article.duplicate_of, Article.language,
-               Article.published_at, Article.first_seen_at, Article.outlet, Source.name,
-               Source.official).join(Source).where(Article.story_id.in_(story_ids))).all()
+    query = select(Article.story_id, Article.id, Article.duplicate_of, Article.language,
+                   Article.published_at, Article.first_seen_at, Article.outlet, Source.name,
+                   Source.official).join(Source)
+    ids = list(story_ids)
     by_story: dict[int, list[Row[Any]]] = {}
-    for row in rows:
-        by_story.setdefault(row.story_id, []).append(row)
+    for start in range(0, len(ids), 500):  # bound the parameters of one statement
+        for row in session.execute(query.where(Article.story_id.in_(ids[start:start + 500]))):
+            by_story.setdefault(row.story_id, []).append(row)
     return {story_id: _lead(members) for story_id, members in by_story.items()
             if any(m.duplicate_of is None for m in members)}
 

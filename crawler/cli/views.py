@@ -162,11 +162,12 @@ def stories_table(rows: list[StoryRow]) -> Table:
     table = Table(title=f"{len(rows)} stories", title_justify="left")
     for name in ("id", "last seen", "first seen", "articles", "copies", "sources"):
         table.add_column(name, justify="left" if "seen" in name else "right", no_wrap=True)
+    table.add_column("lang", no_wrap=True)
     table.add_column("headline", ratio=1)
     for row in rows:
         table.add_row(str(row.story.id), ago(row.story.last_seen_at),
                       ago(row.story.first_seen_at), str(row.articles), str(row.copies),
-                      str(row.sources), Text(row.story.headline))
+                      str(row.sources), " ".join(row.languages), Text(row.story.headline))
     return table
 
 
