@@ -21,7 +21,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult, UnbuiltChannel
+from alerts.channels.base import (
+    AlertItem,
+    AlertMessage,
+    Channel,
+    DeliveryResult,
+    FollowUps,
+    UnbuiltChannel,
+)
 from alerts.outbox import alert_key, operator_message, story_outlets
 from basis.clock import utcnow
 from storage import repository as repo
@@ -219,7 +226,18 @@ def message_for(session: Session, alert: Alert) -> AlertMessage:
         story_id=alert.story_id,
         outlets=story_outlets(session, alert.story_id, alert.article_id),
         message_id=first if is_first else first.replace("@", f".{alert.id}@"),
-        thread_id=first if alert.kind == "update" else None)
+        thread_id=first if alert.kind == "update" else None,
+        follow_ups=follow_ups(session, alert.story_id) if alert.kind == "update" else None)
+
+
+def follow_ups(session: Session, story_id: int | None) -> FollowUps | None:
+    """What followed the story's lead, as the update is sent."""
+    lead = repo.story_leads(session, [story_id]).get(story_id) if story_id else None
+    if lead is None:
+        return None
+    article = session.get_one(Article, lead.article_id)
+    return FollowUps(article.title or article.canonical_url, lead.follow_ups,
+                     lead.follow_up_languages, lead.follow_up_outlets)
 
 
 def message_id(topic: str, story_id: int | None, article_id: int | None, channel: str) -> str:

@@ -3,7 +3,7 @@ state, articles stored once per canonical URL with their sightings, crawl runs."
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -428,6 +428,54 @@ class StoryRow:
     articles: int  # originals: reports written on their own
     copies: int  # near-copies folded under them
     sources: int  # outlets it was seen at, copies and exact reprints included
+    lead_article_id: int | None = None  # see `story_leads`
+    languages: tuple[str, ...] = ()  # of its articles and copies, sorted
+
+
+@dataclass(frozen=True)
+class Lead:
+    """A story's lead and what followed it: the other originals, their languages and
+    outlets (a news search's item counts as the outlet it points to)."""
+
+    article_id: int
+    languages: tuple[str, ...]  # of the whole story, copies included
+    follow_ups: int
+    follow_up_languages: tuple[str, ...]
+    follow_up_outlets: tuple[str, ...]
+
+
+def story_leads(session: Session, story_ids: Collection[int]) -> dict[int, Lead]:
+    """The lead of each story: its first report from an official source, else its earliest
+    report (published, else first seen); copies never lead."""
+    query = select(Article.story_id, Article.id, Article.duplicate_of, Article.language,
+                   Article.published_at, Article.first_seen_at, Article.outlet, Source.name,
+                   Source.official).join(Source)
+    ids = list(story_ids)
+    by_story: dict[int, list[Row[Any]]] = {}
+    for start in range(0, len(ids), 500):  # bound the parameters of one statement
+        for row in session.execute(query.where(Article.story_id.in_(ids[start:start + 500]))):
+            by_story.setdefault(row.story_id, []).append(row)
+    return {story_id: _lead(members) for story_id, members in by_story.items()
+            if any(m.duplicate_of is None for m in members)}
+
+
+def _lead(members: list[Row[Any]]) -> Lead:
+    originals = [m for m in members if m.duplicate_of is None]
+    lead = min(originals, key=lambda m: (not m.official, m.published_at or m.first_seen_at,
+                                         m.id))
+    rest = [m for m in originals if m.id != lead.id]
+    return Lead(lead.id, _codes(members), len(rest), _codes(rest),
+                tuple(sorted({m.outlet or m.name for m in rest})))
+
+
+def _codes(members: Iterable[Row[Any]]) -> tuple[str, ...]:
+    return tuple(sorted({m.language for m in members if m.language}))
+
+
+def with_lead(row: StoryRow, leads: dict[int, Lead]) -> StoryRow:
+    lead = leads.get(row.story.id)
+    return row if lead is None else replace(row, lead_article_id=lead.article_id,
+                                            languages=lead.languages)
 
 
 def list_stories(session: Session, since: datetime | None = None,
@@ -449,11 +497,14 @@ def list_stories(session: Session, since: datetime | None = None,
         query = query.where(counts.c.latest >= since)
     if limit:
         query = query.limit(limit)
-    return [StoryRow(*row) for row in session.execute(query)]
+    rows = [StoryRow(*row) for row in session.execute(query)]
+    leads = story_leads(session, [row.story.id for row in rows])
+    return [with_lead(row, leads) for row in rows]
 
 
-def get_story(session: Session, story_id: int) -> tuple[StoryRow, Sequence[Article]] | None:
-    """A story with its counts and its articles, originals and copies, oldest first."""
+def get_story(session: Session, story_id: int) -> tuple[StoryRow, list[Article]] | None:
+    """A story with its counts and its articles, originals and copies: its lead first, the
+    others oldest first."""
     story = session.get(Story, story_id)
     if story is None:
         return None
@@ -464,7 +515,9 @@ def get_story(session: Session, story_id: int) -> tuple[StoryRow, Sequence[Artic
         .order_by(Article.first_seen_at, Article.id)).all()
     sources = {s.source_id for a in articles for s in a.sightings}
     originals = sum(a.duplicate_of is None for a in articles)
-    return StoryRow(story, originals, len(articles) - originals, len(sources)), articles
+    row = with_lead(StoryRow(story, originals, len(articles) - originals, len(sources)),
+                    story_leads(session, [story_id]))
+    return row, sorted(articles, key=lambda a: a.id != row.lead_article_id)
 
 
 def get_article(session: Session, article_id: int) -> Article | None:

@@ -52,6 +52,27 @@ def test_repository_config_yaml_is_valid() -> None:
     assert config.sources and config.topics and config.channels
 
 
+def test_the_mission_config_watches_where_follow_ups_appear() -> None:
+    """The issuer's own site (official) and Taiwan, Hong Kong, broadcaster and diaspora
+    outlets, each of which says it was not checked from here (issue 18, item 6)."""
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    config = load_config(ROOT / "config.yaml", env={"SMTP_PASSWORD": "x", "SMTP_USER": "u",
+                                                      "SLACK_WEBHOOK_URL": "https://hooks.slack.com/x"})
+    official = [s for s in config.sources if s.official]
+    assert [(s.kind, s.language) for s in official] == [("listing", "zh")]
+    regions = {"taiwan", "hong-kong", "broadcaster", "diaspora"}
+    added = [s for s in config.sources if s.official or regions & set(s.tags)]
+    assert regions <= {t for s in added for t in s.tags}
+    assert {s.language for s in added} == {"en", "zh"}
+    assert len({s.url for s in config.sources}) == len(config.sources)  # no outlet twice
+    lines = text.splitlines()
+    for source in added:
+        at = next(i for i, line in enumerate(lines) if f"- name: {source.name}" in line)
+        above = "\n".join(lines[at - 3:at])
+        assert "# not checked from here: run mediawatch sources check --all once online" \
+            in above, source.name
+
+
 @pytest.mark.parametrize("text, expected", [
     ("sources:\n  - name: a\n   kind: feed\n", "config.yaml: invalid YAML: line 3, column 4"),
     ("crawl: {timout: 3}\n", "config.yaml: crawl: unknown key 'timout' (did you mean 'timeout'?)"),

@@ -13,6 +13,7 @@ from crawler.stages.dedupe import material_change
 from spiders.feed import NotAFeed, parse_feed
 from spiders.sitemap import NotASitemap, parse_sitemap
 from tests.conftest import Cli, web_config
+from tests.test_crawl import STATEMENTS
 from tests.webserver import FixtureWeb
 
 SITEMAP = {"name": "sitemap", "kind": "sitemap", "url": "/sitemaps/index.xml"}
@@ -144,6 +145,26 @@ def test_sources_check_shows_what_a_source_would_yield_and_stores_nothing(
     assert "nothing stored" in table.out and "new" in table.out
     missing = cli("sources", "check", "nope")
     assert missing.code == 2 and "no source named 'nope'" in missing.err
+
+
+def test_sources_check_all_checks_every_source_in_one_line_each(cli: Cli, web: FixtureWeb) -> None:
+    gone = {"name": "gone", "kind": "feed", "url": "/feeds/no-such-feed.xml"}
+    cli.write_config(web_config(web, LISTING, STATEMENTS, gone))
+    checked = cli("sources", "check", "--all", "--json")
+    assert checked.code == 1 and "1 of 3 sources failed: gone" in checked.err
+    results = {r["source"]: r for r in checked.json()}
+    assert list(results) == ["newsroom", "statements", "gone"]  # config order
+    assert (results["newsroom"]["status"], len(results["newsroom"]["entries"])) == ("ok", 4)
+    assert results["statements"]["status"] == "ok" and results["statements"]["entries"]
+    assert (results["gone"]["status"], results["gone"]["http_status"]) == ("failed", 404)
+    assert cli("articles", "list", "--json").json() == []
+
+    table = cli("sources", "check", "--all").out.splitlines()
+    for name, status in (("newsroom", "ok"), ("statements", "ok"), ("gone", "failed")):
+        (line,) = [line for line in table if f" {name} " in line]
+        assert f" {status} " in line
+    assert cli("sources", "check").code == 2
+    assert cli("sources", "check", "newsroom", "--all").code == 2
 
 
 # ---------------------------------------------------------------- pure parts

@@ -22,6 +22,17 @@ class AlertItem:
 
 
 @dataclass(frozen=True)
+class FollowUps:
+    """What followed a story's lead (its official statement, else its first report): the
+    story's other reports (copies not counted), their languages and outlets."""
+
+    lead_title: str  # untrusted, like every title
+    reports: int
+    languages: tuple[str, ...]
+    outlets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AlertMessage:
     """new: the first article of a story for a topic; update: later articles of the same
     story, batched; digest: one item per story; test: a sample from `alerts test`;
@@ -34,6 +45,7 @@ class AlertMessage:
     outlets: int = 1  # distinct sources now covering the story
     message_id: str = ""  # stable, e.g. "<espionage-warnings.story-12@mediawatch>"
     thread_id: str | None = None  # the message an update belongs to (email threading)
+    follow_ups: FollowUps | None = None  # update: what followed the story's lead
 
 
 @dataclass(frozen=True)

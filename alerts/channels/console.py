@@ -48,6 +48,8 @@ def lines(alert: AlertView) -> list[Text]:
     out = [Text(), head]
     if alert.kind == "update":
         out.append(Text(f"{plural(alert.outlets, 'outlet')} now cover this story.", "dim"))
+        if alert.followed:
+            out.append(Text(alert.followed, "dim"))
     for item in alert.items:
         out.extend(_item(alert, item))
     return out

@@ -1,7 +1,8 @@
 """JSON Lines: one JSON object per alert appended to a file, for scripts and local use.
 
-Fields: kind, topic, story_id, outlets, message_id, thread_id, sent_at (ISO, UTC) and items
-(title, url, source, published_at ISO or null, snippet, matched, articles, outlets). Text is
+Fields: kind, topic, story_id, outlets, message_id, thread_id, sent_at (ISO, UTC), items
+(title, url, source, published_at ISO or null, snippet, matched, articles, outlets) and
+follow_ups (update: lead_title, reports, languages, outlets; else null). Text is
 written as received (JSON escapes it; `ensure_ascii=False` keeps Chinese readable). Each
 alert is one `write` of one line in append mode. OSError → retry.
 """
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from alerts.channels.base import AlertItem, AlertMessage, DeliveryResult
+from alerts.channels.base import AlertItem, AlertMessage, DeliveryResult, FollowUps
 
 
 class JsonlChannel:
@@ -45,7 +46,15 @@ def record(message: AlertMessage) -> dict[str, Any]:
     return {"kind": message.kind, "topic": message.topic, "story_id": message.story_id,
             "outlets": message.outlets, "message_id": message.message_id,
             "thread_id": message.thread_id, "items": [_item(i) for i in message.items],
+            "follow_ups": _follow_ups(message.follow_ups),
             "sent_at": datetime.now(timezone.utc).isoformat()}
+
+
+def _follow_ups(follow_ups: FollowUps | None) -> dict[str, Any] | None:
+    if follow_ups is None:
+        return None
+    return {"lead_title": follow_ups.lead_title, "reports": follow_ups.reports,
+            "languages": list(follow_ups.languages), "outlets": list(follow_ups.outlets)}
 
 
 def _item(item: AlertItem) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from alerts.channels.base import AlertItem, AlertMessage
+from alerts.channels.base import AlertItem, AlertMessage, FollowUps
 from basis.text import one_line
 from basis.urls import safe_url
 
@@ -99,6 +99,7 @@ class AlertView:
     items: tuple[ItemView, ...]
     outlets: int
     more_outlets: int  # new: other outlets covering the story besides this one
+    followed: str = ""  # update: what followed the story's lead (see `followed`)
 
 
 def item_view(item: AlertItem) -> ItemView:
@@ -118,7 +119,19 @@ def view(message: AlertMessage) -> AlertView:
     return AlertView(kind=message.kind, label=_KIND_LABEL.get(message.kind, "Alert"),
                      topic=topic, headline=line, subject=one_line(f"[{topic}] {line}", 250),
                      items=items, outlets=max(message.outlets, 1),
-                     more_outlets=max(message.outlets - 1, 0))
+                     more_outlets=max(message.outlets - 1, 0),
+                     followed=followed(message.follow_ups) if message.follow_ups else "")
+
+
+def followed(follow_ups: FollowUps) -> str:
+    """`4 follow-ups in 2 languages, 3 outlets since: <the lead's title>`."""
+    counts = plural(follow_ups.reports, "follow-up")
+    if follow_ups.languages:
+        counts += f" in {plural(len(follow_ups.languages), 'language')}"
+    if follow_ups.outlets:
+        counts += f", {plural(len(follow_ups.outlets), 'outlet')}"
+    lead = one_line(follow_ups.lead_title, TITLE_LIMIT) or "(untitled)"
+    return f"{counts} since: {lead}"
 
 
 def headline(message: AlertMessage, items: tuple[ItemView, ...]) -> str:

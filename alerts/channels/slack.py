@@ -173,7 +173,8 @@ def _body(alert: AlertView) -> list[dict[str, Any]]:
     room = MAX_BLOCKS - 1  # after the header
     if alert.kind == "update":
         lead = _section(f"*{escape_within(alert.headline, 600)}*\n"
-                        f"{plural(alert.outlets, 'outlet')} now cover this story.")
+                        f"{plural(alert.outlets, 'outlet')} now cover this story."
+                        + (f"\n{escape_within(alert.followed, 600)}" if alert.followed else ""))
         return [lead, *_capped([_story(i, snippet=False) for i in alert.items], room - 1)]
     if alert.kind == "digest":
         stories = [_story(i, extra=(f"{plural(i.articles, 'article')} from "

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from basis.errors import RuntimeFailure
+from basis.errors import RuntimeFailure, UsageError
 from crawler.cli import views
 from crawler.cli.context import Context, emit_json, pass_ctx
 from crawler.cli.views import Text
@@ -49,17 +49,28 @@ def _as_configured(source: SourceConfig, stored: Source | None) -> Source:
 
 
 @sources.command("check")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--all", "every", is_flag=True, help="Check every configured source, one line "
+                                                    "each (--json: one object each).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def sources_check(ctx: Context, name: str, as_json: bool) -> None:
-    """Fetch one source now and show what it would yield, storing nothing."""
-    from crawler.engine.runner import check_source  # see crawler.cli: loaded to crawl
+def sources_check(ctx: Context, name: str | None, every: bool, as_json: bool) -> None:
+    """Fetch one source (or --all) now and show what it would yield, storing nothing."""
+    from crawler.engine.runner import check_sources  # see crawler.cli: loaded to crawl
 
-    result = views.check_json(name, check_source(ctx.config, ctx.db, name, ctx.verbose))
+    if every == (name is not None):
+        raise UsageError("give a source NAME or --all (see: mediawatch sources list)")
+    found = check_sources(ctx.config, ctx.db, [name] if name else [], ctx.verbose)
+    results = [views.check_json(source, items) for source, items in found.items()]
     if as_json:
-        emit_json(result)
+        emit_json(results if every else results[0])
+    elif every:
+        ctx.console.print(views.checks_table(results))
     else:
-        views.print_check(ctx.console, result)
-    if result["status"] == "failed":
-        raise RuntimeFailure(f"{name}: {result['message']}")
+        views.print_check(ctx.console, results[0])
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed and not every:
+        raise RuntimeFailure(f"{name}: {failed[0]['message']}")
+    if failed:
+        raise RuntimeFailure(f"{len(failed)} of {len(results)} sources failed: "
+                             f"{', '.join(r['source'] for r in failed)}")

@@ -154,18 +154,20 @@ def story_json(row: StoryRow) -> dict[str, Any]:
             "first_seen_at": iso(row.story.first_seen_at),
             "last_seen_at": iso(row.story.last_seen_at),
             "article_count": row.articles, "copy_count": row.copies,
-            "source_count": row.sources}
+            "source_count": row.sources, "lead_article_id": row.lead_article_id,
+            "languages": list(row.languages)}
 
 
 def stories_table(rows: list[StoryRow]) -> Table:
     table = Table(title=f"{len(rows)} stories", title_justify="left")
     for name in ("id", "last seen", "first seen", "articles", "copies", "sources"):
         table.add_column(name, justify="left" if "seen" in name else "right", no_wrap=True)
+    table.add_column("lang", no_wrap=True)
     table.add_column("headline", ratio=1)
     for row in rows:
         table.add_row(str(row.story.id), ago(row.story.last_seen_at),
                       ago(row.story.first_seen_at), str(row.articles), str(row.copies),
-                      str(row.sources), Text(row.story.headline))
+                      str(row.sources), " ".join(row.languages), Text(row.story.headline))
     return table
 
 
@@ -173,9 +175,10 @@ def print_story(console: Console, row: StoryRow, articles: list[Article]) -> Non
     console.print(Text(row.story.headline, style="bold"))
     data = story_json(row)
     for key in ("id", "first_seen_at", "last_seen_at", "article_count", "copy_count",
-                "source_count"):
-        console.print(Text.assemble((f"{key:>14}: ", "dim"), str(data[key])))
-    console.print(articles_table(articles))
+                "source_count", "lead_article_id"):
+        console.print(Text.assemble((f"{key:>15}: ", "dim"), str(data[key])))
+    console.print(Text.assemble((f"{'languages':>15}: ", "dim"), ", ".join(row.languages)))
+    console.print(articles_table(articles))  # the lead first
 
 
 # ---------------------------------------------------------------- sources
@@ -245,6 +248,18 @@ def print_check(console: Console, result: dict[str, Any]) -> None:
         table.add_row("known" if entry["known"] else "new", entry["published_at"] or "",
                       Text(entry["title"]), Text(entry["url"]))
     console.print(table)
+
+
+def checks_table(results: list[dict[str, Any]]) -> Table:
+    """`sources check --all`: one line per source."""
+    table = Table(title=f"{len(results)} sources checked (nothing stored)", title_justify="left")
+    for name in ("source", "status", "http", "entries", "new", "message"):
+        table.add_column(name, justify="right" if name in ("http", "entries", "new") else "left")
+    for r in results:
+        table.add_row(r["source"], Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
+                      str(r["http_status"] or "-"), str(len(r["entries"])),
+                      str(sum(not e["known"] for e in r["entries"])), Text(r["message"] or ""))
+    return table
 
 
 # ---------------------------------------------------------------- crawl progress and summary

@@ -37,17 +37,21 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
     return report
 
 
-def check_source(config: Config, db: sessionmaker[Session], name: str,
-                 verbose: bool = False) -> list[Any]:
-    """Poll one source now, unconditionally, without following its links or storing
-    anything. → the items the spider yielded (what a crawl would work on)"""
-    sources = config.select_sources([name])
+def check_sources(config: Config, db: sessionmaker[Session], names: Sequence[str] = (),
+                  verbose: bool = False) -> dict[str, list[Any]]:
+    """Poll the named sources (all when none) now, in one crawl, unconditionally, without
+    following their links or storing anything. → per source, in config order, the items
+    the spider yielded (what a crawl would work on)"""
+    sources = config.select_sources(names)
     sync_config(config, db)
-    spec = replace(source_specs(sources, db, config.crawl.backfill)[0], etag=None,
-                   last_modified=None, follow=False, not_before=None)
+    specs = [replace(spec, etag=None, last_modified=None, follow=False, not_before=None)
+             for spec in source_specs(sources, db, config.crawl.backfill)]
     collected = Collected()
-    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: collected}, [spec], db, config)
-    return collected
+    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: collected}, specs, db, config)
+    found: dict[str, list[Any]] = {source.name: [] for source in sources}
+    for item in collected:
+        found[item.source].append(item)
+    return found
 
 
 def _crawl(settings: dict[str, Any], specs: list[SourceSpec], db: sessionmaker[Session],
