@@ -2,10 +2,12 @@
 `articles show --raw` and `archive export` (a WARC file), pruned after archive.retention."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 from warcio.archiveiterator import ArchiveIterator
 from warcio.timeutils import datetime_to_iso_date
@@ -24,29 +26,38 @@ STATEMENTS = {"name": "statements", "kind": "feed", "url": "/feeds/statements.xm
               "language": "zh", "follow": False}
 
 
-def served(web: FixtureWeb, url: str) -> bytes:
-    return (web.root / url.removeprefix(web.base + "/")).read_bytes()
-
-
 def test_each_article_keeps_the_bytes_it_was_read_from(cli: Cli, web: FixtureWeb,
                                                        tmp_path: Path) -> None:
+    pages = web.root / "charset"
+    sent = {web.url(f"/charset/{p.name}"): p.read_bytes() for p in pages.glob("*.html")}
+    sent |= {web.url(s["url"]): (web.root / s["url"][1:]).read_bytes()
+             for s in (CHARSETS, STATEMENTS)}
+    (pages / "big5-none.html").unlink()  # gone (404): stored from its entry, with its feed
+    zipped = pages / "utf8-none.html"  # sent gzipped: kept as the client decoded it
+    zipped.write_bytes(gzip.compress(zipped.read_bytes()))
+    zipped.with_name("utf8-none.html.headers").write_text("Content-Encoding: gzip\n")
     cli.write_config(web_config(web, CHARSETS, STATEMENTS))
     assert cli("crawl").code == 0
     articles = cli("articles", "list", "--json").json()
     assert len(articles) == 8 + 3
-    for article in articles:
-        shown = cli("articles", "show", str(article["id"]), "--raw")
-        assert shown.code == 0, shown.err
-        archived = cli("articles", "show", str(article["id"]), "--json").json()["archived"]
-        # a page's own bytes (GBK, Big5: undecoded); an entry not followed: its feed's
-        expected = served(web, article["url"] if article["source"] == "charsets"
-                          else web.url(STATEMENTS["url"]))
-        assert shown.raw == expected, article["url"]
-        assert archived["sha256"] == hashlib.sha256(expected).hexdigest()
-        assert archived["http_status"] == 200 and archived["bytes"] == len(expected)
-    with open_database(cli.db)() as session:  # the feed is kept once for its 3 entries
-        assert session.scalar(select(func.count()).select_from(Capture)) == 8 + 1
+    from_feed = {a["url"] for a in articles if a["source"] == "statements"} | \
+        {web.url("/charset/big5-none.html")}
+    with open_database(cli.db)() as session:  # each feed is kept once for all its entries
         captures = {c.url: c for c in session.scalars(select(Capture))}
+        read_from = {a.url: a.capture.url for a in session.scalars(select(Article))}
+    assert len(captures) == 7 + 2
+    for article in articles:
+        # its page's bytes (GBK, Big5: undecoded); an entry stored without its page: its feed's
+        assert read_from[article["url"]] == (
+            web.url(CHARSETS["url"] if article["source"] == "charsets" else STATEMENTS["url"])
+            if article["url"] in from_feed else article["url"])
+        shown = cli("articles", "show", str(article["id"]), "--raw")
+        assert shown.code == 0 and shown.raw == sent[read_from[article["url"]]], article["url"]
+    archived = cli("articles", "show", str(articles[0]["id"]), "--json").json()["archived"]
+    raw = sent[archived["url"]]
+    assert archived["sha256"] == hashlib.sha256(raw).hexdigest() == \
+        captures[archived["url"]].sha256
+    assert archived["http_status"] == 200 and archived["bytes"] == len(raw)
 
     warc = tmp_path / "out.warc.gz"
     result = cli("archive", "export", "--since", "1d", str(warc))
@@ -57,13 +68,15 @@ def test_each_article_keeps_the_bytes_it_was_read_from(cli: Cli, web: FixtureWeb
     assert len(records) == len(captures)
     for warc_headers, http_headers, body in records:
         url = warc_headers.get_header("WARC-Target-URI")
-        assert body == served(web, url), url  # byte for byte what the server sent
-        assert http_headers.get_statuscode() == "200"
-        assert http_headers.get_header("ETag")
+        assert body == sent[url], url  # byte for byte what the server sent
+        assert http_headers.get_statuscode() == "200" and http_headers.get_header("ETag")
+        assert http_headers.get_header("Content-Length") == str(len(body))
+        assert http_headers.get_header("Content-Encoding") is None
         assert warc_headers.get_header("WARC-Date") == \
             datetime_to_iso_date(captures[url].fetched_at)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (storage: as any article)
 def test_archive_false_keeps_no_bytes(cli: Cli, web: FixtureWeb) -> None:
     cli.write_config(web_config(web, STATEMENTS) | {"archive": False})
     assert cli("crawl").code == 0
