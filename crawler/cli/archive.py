@@ -4,12 +4,14 @@ from __future__ import annotations
 from http import HTTPStatus
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
+from basis.errors import UsageError
 from crawler.cli.context import Context, pass_ctx, since_arg
 from storage import archive as stored
 from storage.models import Capture
@@ -33,7 +35,7 @@ def archive_export(ctx: Context, path: Path, since: str | None) -> None:
     line, headers, exact body), dated when it was fetched."""
     after = since_arg(since)
     count = 0
-    with ctx.reader() as session, path.open("wb") as out:
+    with ctx.reader() as session, _created(path) as out:
         writer = WARCWriter(out, gzip=True)
         writer.write_record(writer.create_warcinfo_record(path.name, {
             "software": "mediawatch", "format": "WARC File Format 1.0"}))
@@ -52,6 +54,13 @@ def response_record(writer: WARCWriter, capture: Capture) -> object:
         capture.url, "response", payload=BytesIO(body), length=len(body),
         warc_headers_dict={"WARC-Date": datetime_to_iso_date(capture.fetched_at)},
         http_headers=StatusAndHeaders(status, headers, protocol="HTTP/1.1"))
+
+
+def _created(path: Path) -> BinaryIO:
+    try:
+        return path.open("wb")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _phrase(status: int) -> str:
