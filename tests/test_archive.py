@@ -14,7 +14,7 @@ from warcio.timeutils import datetime_to_iso_date
 
 from basis.clock import utcnow
 from basis.secrets import Redactor
-from crawler.config import load_config
+from crawler.config import ConfigError, load_config, parse_config
 from crawler.daemon.service import Daemon
 from storage.db import open_database
 from storage.models import Article, Capture
@@ -102,3 +102,12 @@ def test_retention_drops_archived_bytes_and_keeps_the_articles(cli: Cli, web: Fi
                               .where(Article.capture_id.is_(None))) == 3
     gone = cli("articles", "list", "--json").json()
     assert len(gone) == 11
+
+
+def test_archive_is_a_mapping_or_false() -> None:
+    assert parse_config("archive: false\n", {}).archive is None
+    assert parse_config("", {}).archive_retention == timedelta(days=365)
+    assert parse_config("archive: {retention: 30d}\n", {}).archive_retention == timedelta(days=30)
+    with pytest.raises(ConfigError) as error:
+        parse_config("archive: {retention: 1y}\n", {})
+    assert "archive.retention: invalid duration '1y'" in error.value.lines()[0]
