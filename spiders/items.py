@@ -26,12 +26,15 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Page:
-    """A fetched article page, still undecoded."""
+    """A fetched response (an article page, or the feed an entry came from), its body as
+    read: HTTP-decoded (chunks, gzip), not charset-decoded."""
 
     url: str
     body: bytes
     content_type: str | None
     status: int
+    headers: tuple[tuple[str, str], ...] = ()  # as received, in order
+    fetched_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ArticleSeen:
     entry: FeedEntry
     page: Page | None = None
     page_error: str | None = None
+    listed_in: Page | None = None  # stored from its entry: the feed (or sitemap…) it was in
     also_seen: tuple[tuple[str, str], ...] = field(default=())  # (source, url) in this run
 
 

@@ -173,11 +173,12 @@ class SourceSpider(scrapy.Spider):
                           self.settings.getint("DOWNLOAD_MAXSIZE"))
         out: list[Any] = []
         new = waited = 0
+        listed_in = read_page(response)
         for entry in newest_first(feed.entries):
             if new >= MAX_URLS and self.is_new(entry):
                 waited += 1
                 continue
-            followed = list(self.follow(spec, entry))
+            followed = list(self.follow(spec, entry, listed_in))
             new += any(isinstance(i, (scrapy.Request, ArticleSeen)) for i in followed)
             out.extend(followed)
         yield SourcePolled(spec.name, 200, entries=len(feed.entries), warning=feed.warning,
@@ -192,7 +193,7 @@ class SourceSpider(scrapy.Spider):
             f"{MAX_SITEMAPS} read per poll" if len(parsed.children) > MAX_SITEMAPS else None
         yield SourcePolled(spec.name, 200, entries=len(parsed.entries), warning=warning,
                            skipped=parsed.skipped)
-        yield from self.follow_all(spec, parsed.entries)
+        yield from self.follow_all(spec, parsed.entries, response)
         for child in children:
             yield response.follow(child, callback=self.parse_child_sitemap,
                                   errback=self.source_failed, dont_filter=True)
@@ -212,7 +213,7 @@ class SourceSpider(scrapy.Spider):
                                response.status)
             return
         yield MoreEntries(spec.name, len(parsed.entries), parsed.skipped)
-        yield from self.follow_all(spec, parsed.entries)
+        yield from self.follow_all(spec, parsed.entries, response)
 
     def parse_listing(self, spec: SourceSpec, response: Response, page: int = 1
                       ) -> Iterator[Any]:
@@ -221,7 +222,7 @@ class SourceSpider(scrapy.Spider):
         entries = listing_entries(response, spec.links or "a")
         yield SourcePolled(spec.name, 200, entries=len(entries)) if page == 1 \
             else MoreEntries(spec.name, len(entries))
-        yield from self.follow_all(spec, entries)
+        yield from self.follow_all(spec, entries, response)
         following = response.css(spec.next_page).attrib.get("href") if spec.next_page else None
         if following and page < spec.max_pages:
             yield response.follow(following, callback=self.parse_listing_page,
@@ -237,38 +238,43 @@ class SourceSpider(scrapy.Spider):
         """A page watched for changes: the snapshot goes to storage, which keeps a new
         version when the text changed materially."""
         yield SourcePolled(spec.name, 200, entries=1)
-        yield PageSnapshot(spec.name, Page(response.url, response.body,
-                                           _header(response, b"Content-Type"), response.status))
+        yield PageSnapshot(spec.name, read_page(response))
 
-    def follow_all(self, spec: SourceSpec, entries: Iterable[FeedEntry]) -> Iterator[Any]:
+    def follow_all(self, spec: SourceSpec, entries: Iterable[FeedEntry], response: Response
+                   ) -> Iterator[Any]:
+        listed_in = read_page(response)
         for entry in entries:
-            yield from self.follow(spec, entry)
+            yield from self.follow(spec, entry, listed_in)
 
     def is_new(self, entry: FeedEntry) -> bool:
         """Whether following the entry would fetch or store an article."""
         key = canonical_url(entry.url)
         return key not in self.in_flight and not self.seen(key)
 
-    def follow(self, spec: SourceSpec, entry: FeedEntry) -> Iterator[Any]:
+    def follow(self, spec: SourceSpec, entry: FeedEntry, listed_in: Page) -> Iterator[Any]:
+        """Fetch the entry's page, or store the entry itself (`follow: false`) with the
+        response it was listed in (`listed_in`), whose bytes are then its evidence."""
         key = canonical_url(entry.url)
         if self.seen(key):
             yield KnownLink(spec.name, entry.url)
         elif key in self.in_flight:
             self.in_flight[key].append((spec.name, entry.url))
         elif not spec.follow:
-            yield ArticleSeen(spec.name, entry)
+            yield ArticleSeen(spec.name, entry, listed_in=listed_in)
         else:
             self.in_flight[key] = []
             yield scrapy.Request(entry.url, callback=self.parse_page, errback=self.page_failed,
-                                 cb_kwargs={"entry": entry}, dont_filter=True)
+                                 cb_kwargs={"entry": entry, "listed_in": listed_in},
+                                 dont_filter=True)
 
     @poll_step
-    def parse_page(self, response: Response, entry: FeedEntry) -> Iterator[ArticleSeen]:
-        content_type = _header(response, b"Content-Type")
-        page = Page(response.url, response.body, content_type, response.status)
-        is_html = (content_type or "text/html").encode().lower().startswith(HTML_TYPES)
+    def parse_page(self, response: Response, entry: FeedEntry, listed_in: Page
+                   ) -> Iterator[ArticleSeen]:
+        page = read_page(response)
+        is_html = (page.content_type or "text/html").encode().lower().startswith(HTML_TYPES)
         yield self._seen(response.meta["source"], entry, page=page if is_html else None,
-                         page_error=None if is_html else f"not an HTML page: {content_type}")
+                         page_error=None if is_html else f"not an HTML page: {page.content_type}",
+                         listed_in=None if is_html else listed_in)
 
     @poll_step
     def page_failed(self, failure: Failure) -> Iterator[ArticleSeen | PageFailed]:
@@ -278,7 +284,8 @@ class SourceSpider(scrapy.Spider):
         entry: FeedEntry = request.cb_kwargs["entry"]
         error_class, message, status = describe_failure(failure)
         if status is not None and 400 <= status < 500:
-            yield self._seen(request.meta["source"], entry, page_error=message)
+            yield self._seen(request.meta["source"], entry, page_error=message,
+                             listed_in=request.cb_kwargs["listed_in"])
             return
         for source, url in [(request.meta["source"], entry.url),
                             *self.in_flight.pop(canonical_url(entry.url), [])]:
@@ -350,6 +357,15 @@ def describe_failure(failure: Failure) -> tuple[str, str, int | None]:
         return type(exc).__name__, str(exc) or "request skipped", None
     text = str(exc).strip().splitlines()
     return type(exc).__name__, text[0] if text else type(exc).__name__, None
+
+
+def read_page(response: Response) -> Page:
+    """A response as read, fetch time now (its body and headers are kept as evidence)."""
+    return Page(response.url, response.body, _header(response, b"Content-Type"),
+                response.status, tuple((name.decode("latin-1"), value.decode("latin-1"))
+                                       for name, values in response.headers.items()
+                                       for value in values),
+                datetime.now(timezone.utc))
 
 
 def _header(response: Response, name: bytes) -> str | None:

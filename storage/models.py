@@ -84,6 +84,23 @@ class Story(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Capture(Base):
+    """The exact bytes of one response an article was read from (its page, or the feed that
+    carried it), kept as evidence: zlib-compressed, with its headers and fetch time. One
+    row per distinct body: a feed read for many articles is kept once."""
+
+    __tablename__ = "captures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the raw body
+    url: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[list[Any]] = mapped_column(JSON)  # [[name, value], …] as received
+    size: Mapped[int] = mapped_column(Integer)  # of the raw body
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # zlib
+
+
 class Article(Base):
     __tablename__ = "articles"
 
@@ -104,9 +121,11 @@ class Article(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
     title_key: Mapped[str | None] = mapped_column(String(200), index=True)  # folded headline
     outlet: Mapped[str | None] = mapped_column(String(200))  # a news-search item's <source>
+    capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"), index=True)
 
     source: Mapped[Source] = relationship()
     story: Mapped[Story | None] = relationship()
+    capture: Mapped[Capture | None] = relationship()
     copies: Mapped[list[Article]] = relationship(order_by="Article.id")  # near-duplicates
     sightings: Mapped[list[Sighting]] = relationship(
         back_populates="article", order_by="Sighting.id", cascade="all, delete-orphan")

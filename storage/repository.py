@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from basis.clock import utcnow
+from storage import archive
 from storage.models import (
     Alert,
     AlertArticle,
@@ -63,6 +64,7 @@ class NewArticle:
     text_hash: str
     title_key: str | None = None  # the headline's comparison form
     outlet: str | None = None  # a news search's item: the outlet it points to
+    capture: archive.NewCapture | None = None  # the bytes it was read from, to archive
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                       date_is_estimated=item.date_is_estimated, first_seen_at=now,
                       text_hash=item.text_hash, sketch=placement.sketch, story=story,
                       title_key=item.title_key, outlet=item.outlet,
+                      capture=archive.keep(session, item.capture) if item.capture else None,
                       duplicate_of=original.id if original is not None else None)
     session.add(article)
     session.flush()

@@ -82,6 +82,7 @@ class Result:
     code: int
     out: str
     err: str
+    raw: bytes = b""  # stdout's bytes (out is their UTF-8 reading)
 
     def json(self) -> Any:
         return json.loads(self.out)
@@ -112,7 +113,8 @@ def invoke(argv: list[str], env: dict[str, str], cwd: Path) -> Result:
             main(argv)
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
-    return Result(code, out.getvalue().decode(), err.getvalue().decode())
+    return Result(code, out.getvalue().decode(errors="replace"), err.getvalue().decode(),
+                  out.getvalue())
 
 
 def web_config(web: webserver.FixtureWeb, *sources: dict[str, Any], **crawl: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 scripts, exit 0 on success and one readable line on failure (`-v` for details).
 
     context.py   what every command shares; views.py how things look (tables, JSON)
-    crawl.py articles.py stories.py sources.py topics.py alerting.py admin.py run.py
-                 one module per command group
+    crawl.py articles.py stories.py sources.py topics.py alerting.py archive.py admin.py
+    run.py       one module per command group
     demo.py      what `mediawatch demo` does
 
 A command that crawls imports the crawl machinery (Scrapy, the reactor: half a second) when
@@ -25,6 +25,7 @@ from basis.errors import MediawatchError, UsageError
 from basis.secrets import Redactor
 from crawler.cli.admin import config_group, db_group
 from crawler.cli.alerting import alerts, digest
+from crawler.cli.archive import archive
 from crawler.cli.articles import articles
 from crawler.cli.context import Context
 from crawler.cli.crawl import crawl, demo
@@ -51,8 +52,8 @@ def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool
     ctx.obj = Context(config_path, db_url, verbose, redactor)
 
 
-for command in (crawl, articles, stories, sources, topics, alerts, digest, config_group, db_group,
-                run, demo):
+for command in (crawl, articles, stories, sources, topics, alerts, digest, archive, config_group,
+                db_group, run, demo):
     cli.add_command(command)
 
 # HTTP clients of the channels: their request lines carry a webhook's or bot's secret path

@@ -18,7 +18,9 @@ from crawler.cli.context import (
     topic_rule,
 )
 from crawler.cli.views import Text
+from storage import archive
 from storage import repository as repo
+from storage.models import Article
 
 
 @click.group()
@@ -51,17 +53,30 @@ def articles_list(ctx: Context, topic: str | None, since: str | None, include_al
 @articles.command("show")
 @click.argument("article_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--raw", is_flag=True,
+              help="Write the archived bytes it was read from (its page, or its feed) to stdout.")
 @pass_ctx
-def articles_show(ctx: Context, article_id: int, as_json: bool) -> None:
+def articles_show(ctx: Context, article_id: int, as_json: bool, raw: bool) -> None:
     """Show one article with its text and where it was seen."""
+    if raw and as_json:
+        raise click.UsageError("--raw and --json exclude each other")
     with ctx.reader() as session:
         article = repo.get_article(session, article_id)
         if article is None:
             raise NotFound(f"no article with id {article_id}")
-        if as_json:
+        if raw:
+            click.echo(archived_bytes(article), nl=False)  # bytes: to the binary stream
+        elif as_json:
             emit_json(views.article_detail_json(article))
         else:
             views.print_article(ctx.console, article)
+
+
+def archived_bytes(article: Article) -> bytes:
+    if article.capture is None:
+        raise NotFound(f"article {article.id} has no archived copy (stored with `archive: "
+                       "false`, before the archive existed, or past archive.retention)")
+    return archive.unpack(article.capture)
 
 
 @articles.command("search")

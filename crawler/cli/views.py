@@ -15,7 +15,7 @@ from basis.dates import iso
 from basis.text import printable
 from crawler.engine.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
-from storage.models import Alert, Article, Source
+from storage.models import Alert, Article, Capture, Source
 from storage.repository import StoryRow, sightings_count
 
 
@@ -82,7 +82,14 @@ def article_detail_json(article: Article) -> dict[str, Any]:
         "highlights": {m.topic: m.highlights for m in article.matches},
         "seen_at": [{"source": s.source.name, "url": s.url, "seen_at": iso(s.seen_at)}
                     for s in article.sightings],
+        "archived": capture_json(article.capture) if article.capture else None,
     }
+
+
+def capture_json(capture: Capture) -> dict[str, Any]:
+    return {"url": capture.url, "fetched_at": iso(capture.fetched_at),
+            "http_status": capture.status, "sha256": capture.sha256, "bytes": capture.size,
+            "stored_bytes": len(capture.body)}
 
 
 def articles_table(articles: list[Article]) -> Table:
@@ -135,6 +142,12 @@ def print_article(console: Console, article: Article) -> None:
         words = [span[3] for span in evidence.get("spans", [])]
         console.print(Text(f"\nmatched {topic}: ", style="bold")
                       + highlighted(evidence.get("snippet", ""), words))
+    if article.capture is not None:
+        capture = article.capture
+        console.print(Text.assemble(("      archived: ", "dim"), f"{capture.url} at "
+                                    f"{_when(capture.fetched_at)}, {capture.size:,} bytes, "
+                                    f"sha256 {capture.sha256} ",
+                                    (f"(mediawatch articles show {article.id} --raw)", "dim")))
     if article.story is not None:
         console.print(Text.assemble(("\n         story: ", "dim"), f"{article.story.headline} ",
                                     (f"(mediawatch stories show {article.story_id})", "dim")))

@@ -75,6 +75,17 @@ class DaemonSettings(Model):
     #                 are spread over this (or the interval, if shorter) after start or reload
 
 
+class ArchiveSettings(Model):
+    """The bytes each stored article was read from, kept as evidence (`archive: false`: none)."""
+
+    retention: Duration = timedelta(days=365)
+
+
+def _archive(value: object) -> object:
+    """`archive: false` turns the archive off; `true` or an empty `archive:` keeps defaults."""
+    return None if value is False else {} if value is True or value is None else value
+
+
 class Source(Model):
     name: Slug
     kind: Literal["feed", "sitemap", "listing", "page"]
@@ -144,6 +155,7 @@ class Config(Model):
     operator_channels: Names = ()  # where source-health alerts go
     digest: Digest = Digest()
     daemon: DaemonSettings = DaemonSettings()
+    archive: Annotated[ArchiveSettings | None, BeforeValidator(_archive)] = ArchiveSettings()
     _from_env: frozenset[str] = PrivateAttr(frozenset())  # values `${VAR}` brought in
 
     @property
@@ -156,6 +168,12 @@ class Config(Model):
         """Legal but worth a second look: an unusual Slack host, a password sent in clear."""
         return [f"channels.{name}.{warning}" for name, channel in self.channels.items()
                 for warning in channel.warnings()]
+
+    @property
+    def archive_retention(self) -> timedelta:
+        """How long archived bytes are kept; with `archive: false`, those kept before go
+        after the default."""
+        return (self.archive or ArchiveSettings()).retention
 
     def verifies_tls(self, source: Source) -> bool:
         return self.crawl.verify_tls and source.verify_tls

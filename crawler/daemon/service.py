@@ -53,6 +53,7 @@ from crawler.engine.shared import ITEMS, REPORT
 from crawler.engine.sources import seen_in, source_specs, spec_for, sync_config
 from spiders.items import SourceSpec
 from spiders.source import SourceSpider
+from storage import archive
 from storage import repository as repo
 from storage.db import engine_of, open_database
 
@@ -390,8 +391,12 @@ class Daemon:
         with self.db.begin() as session:
             sketches = repo.forget_sketches(session, now - self.config.dedupe.retention)
             runs = repo.forget_runs(session, now - RUN_HISTORY)
-        log.info("retention: %d sketches older than %s and %d crawl runs older than %s "
-                 "dropped", sketches, self.config.dedupe.retention, runs, RUN_HISTORY)
+            captures = archive.forget(session, now - self.config.archive_retention)
+        log.info("retention: %d sketches older than %s, %d crawl runs older than %s and %d "
+                 "archived responses older than %s dropped", sketches,
+                 self.config.dedupe.retention, runs, RUN_HISTORY, captures,
+                 self.config.archive_retention)
+
 
     @staticmethod
     def _log_lines(lines: list[str]) -> None:

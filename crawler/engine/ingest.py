@@ -31,6 +31,7 @@ from spiders.items import (
     FeedEntry,
     KnownLink,
     MoreEntries,
+    Page,
     PageFailed,
     PageSnapshot,
     PollDone,
@@ -39,6 +40,7 @@ from spiders.items import (
     SourcePolled,
 )
 from storage import repository as repo
+from storage.archive import NewCapture
 from storage.db import engine_of
 from storage.models import Article
 
@@ -90,6 +92,7 @@ class Rules:
     policies: dict[str, AlertPolicy]
     backfill: timedelta
     recent: RecentArticles
+    archive: bool = True  # keep the bytes each article was read from
 
     @classmethod
     def of(cls, config: Config) -> Rules:
@@ -98,7 +101,8 @@ class Rules:
                    {s.name: s.tags for s in config.sources},
                    TopicSet.compile(config.topics, config.aliases), config.alert_policies(),
                    config.crawl.backfill,
-                   RecentArticles(dedupe.threshold, dedupe.retention, dedupe.story_window))
+                   RecentArticles(dedupe.threshold, dedupe.retention, dedupe.story_window),
+                   config.archive is not None)
 
 
 class Ingest(Shared):
@@ -168,6 +172,7 @@ class Ingest(Shared):
         """Store a new article; a copy of a stored one only adds a sighting."""
         now = utcnow()
         new = to_new_article(item, self.rules.language_hints.get(item.source), now)
+        new = replace(new, capture=self.capture(item.page or item.listed_in))
         self.store(new, item.source, tally, now, item.also_seen)
         if item.page_error:
             tally.errors += 1
@@ -179,6 +184,7 @@ class Ingest(Shared):
         now = utcnow()
         new = to_new_article(ArticleSeen(item.source, FeedEntry(item.page.url), item.page),
                              self.rules.language_hints.get(item.source), now)
+        new = replace(new, capture=self.capture(item.page))
         with self.db() as session:
             versions = repo.page_versions(session, new.canonical_url)
         if not versions:
@@ -189,6 +195,13 @@ class Ingest(Shared):
                        item.source, tally, now, story_id=versions[-1].story_id)
         else:
             tally.known += 1
+
+    def capture(self, page: Page | None) -> NewCapture | None:
+        """What the archive keeps of the response an article was read from."""
+        if page is None or not self.rules.archive:
+            return None
+        return NewCapture(page.url, page.status, page.headers, page.body,
+                          page.fetched_at or utcnow())
 
     def store(self, new: repo.NewArticle, source: str, tally: SourceReport, now: datetime,
               also_seen: Iterable[tuple[str, str]] = (), story_id: int | None = None) -> None:
