@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem, AlertMessage, Channel, DeliveryResult, UnbuiltChannel
-from alerts.outbox import alert_key, operator_message, story_outlets
+from alerts.outbox import STATEMENT_KINDS, alert_key, operator_message, story_outlets
 from basis.clock import utcnow
 from storage import repository as repo
 from storage.models import Alert, Article, Snooze, TopicMatch
@@ -136,6 +136,8 @@ class Dispatcher:
         quiet = controls.quiet_until(now)
         if quiet is not None:
             return quiet, f"quiet hours until {quiet:%Y-%m-%d %H:%M} UTC"
+        if alert.kind in STATEMENT_KINDS:  # about one statement, however many outlets
+            return None
         outlets = story_outlets(session, alert.story_id, alert.article_id)
         if outlets < controls.min_sources:
             return now + timedelta(minutes=10), \
@@ -203,7 +205,7 @@ def channel_hold(session: Session, channel: str, now: datetime) -> tuple[datetim
 
 def message_for(session: Session, alert: Alert) -> AlertMessage:
     """The message for one alert: its article and those batched with it."""
-    if alert.kind == "operator":
+    if alert.kind in ("operator", *STATEMENT_KINDS):
         return operator_message(alert)
     articles = [alert.article, *(entry.article for entry in alert.batch)]
     first = message_id(alert.topic, alert.story_id, alert.article_id, alert.channel)

@@ -32,6 +32,8 @@ class Page:
     body: bytes
     content_type: str | None
     status: int
+    etag: str | None = None  # its validators, for a conditional GET when it is re-checked
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,31 @@ class PollDone:
 
     source: str
     started_at: datetime
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A stored article (an official statement) to fetch again, with its page's validators."""
+
+    source: str
+    article_id: int
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Rechecked:
+    """A stored article fetched again: unchanged (304), its page now (200), gone (404,
+    410), or failed (`error`); `landed_at` is where redirects ended."""
+
+    source: str
+    article_id: int
+    url: str
+    status: int | None
+    landed_at: str | None = None
+    page: Page | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

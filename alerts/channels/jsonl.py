@@ -1,7 +1,8 @@
 """JSON Lines: one JSON object per alert appended to a file, for scripts and local use.
 
 Fields: kind, topic, story_id, outlets, message_id, thread_id, sent_at (ISO, UTC) and items
-(title, url, source, published_at ISO or null, snippet, matched, articles, outlets). Text is
+(title, url, source, published_at ISO or null, snippet, matched, articles, outlets, diff: a
+statement's changed lines). Text is
 written as received (JSON escapes it; `ensure_ascii=False` keeps Chinese readable). Each
 alert is one `write` of one line in append mode. OSError → retry.
 """
@@ -51,7 +52,8 @@ def record(message: AlertMessage) -> dict[str, Any]:
 def _item(item: AlertItem) -> dict[str, Any]:
     return {"title": item.title, "url": item.url, "source": item.source,
             "published_at": _iso(item.published_at), "snippet": item.snippet,
-            "matched": list(item.matched), "articles": item.articles, "outlets": item.outlets}
+            "matched": list(item.matched), "articles": item.articles, "outlets": item.outlets,
+            "diff": list(item.diff)}
 
 
 def _iso(moment: datetime | None) -> str | None:
