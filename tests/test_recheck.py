@@ -3,15 +3,23 @@ schedule, with a conditional GET; an edit keeps a new version and alerts once wi
 a page gone (404, or a redirect to the front page) alerts once pointing to the copy kept."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
+from alerts.channels.base import AlertItem, AlertMessage
+from alerts.channels.console import ConsoleChannel
+from alerts.channels.jsonl import JsonlChannel
 from basis.clock import utcnow
 from crawler.stages.recheck import is_front_page, next_check, text_diff
 from storage.db import open_database
 from storage.models import Article
 from tests.conftest import Cli, web_config
+from tests.receivers import SlackReceiver, SmtpServer
+from tests.test_channels import TOPIC, bodies, email_channel, mrkdwn, slack
 from tests.test_crawl import COVERAGE, STATEMENTS, by_path
 from tests.test_originals import alerted
 from tests.webserver import FixtureWeb
@@ -102,3 +110,35 @@ def test_an_edited_and_a_removed_statement_alert_once_an_unchanged_one_costs_a_3
     assert len(web.hits("/" + CASE)) == 2
     coverage = [p for p in articles if p.startswith("coverage/")]
     assert coverage and all(len(web.hits("/" + p)) == 1 for p in coverage)  # never re-checked
+
+
+DIFF = ("  二是乙。", "- 可以不予追究 <script>alert(1)</script>",
+        "+ [bold]可以从轻处理[/bold] <!channel> \x1b[31m{{ 7*7 }}")
+
+
+def test_a_statement_alert_shows_its_diff_as_data_in_every_channel(
+        smtp_server: SmtpServer, slack_receiver: SlackReceiver, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    message = AlertMessage("edited", TOPIC, (AlertItem(
+        "国家安全部提醒", "https://mss.example/a.html", "statements", None,
+        "Version 2 of this statement", diff=DIFF),), story_id=3)
+    assert email_channel(smtp_server).send(message).ok
+    text, html = bodies(smtp_server)
+    assert "Statement edited: 国家安全部提醒" in str(smtp_server.messages[0].message["Subject"])
+    assert "&lt;script&gt;" in html and "<script>" not in html and "49" not in html
+    assert "- 可以不予追究 <script>alert(1)</script>" in text and "{{ 7*7 }}" in text
+
+    assert slack(slack_receiver).send(message).ok
+    payload = slack_receiver.requests[0].json
+    (diff,) = [b for b in payload["blocks"] if b["type"] == "rich_text"]
+    shown = diff["elements"][0]["elements"][0]
+    assert shown["type"] == "text" and "<!channel>" in shown["text"]  # literal, never a ping
+    assert "\x1b" not in shown["text"] and "<!channel>" not in mrkdwn(payload)
+
+    assert ConsoleChannel().send(message).ok
+    out = capsys.readouterr().out
+    assert "STATEMENT EDITED" in out and "[bold]可以从轻处理[/bold]" in out and "\x1b" not in out
+
+    path = tmp_path / "alerts.jsonl"
+    assert JsonlChannel(path).send(message).ok
+    assert json.loads(path.read_text("utf-8"))["items"][0]["diff"] == list(DIFF)

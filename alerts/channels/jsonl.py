@@ -1,8 +1,8 @@
 """JSON Lines: one JSON object per alert appended to a file, for scripts and local use.
 
 Fields: kind, topic, story_id, outlets, message_id, thread_id, sent_at (ISO, UTC) and items
-(title, url, source, published_at ISO or null, snippet, matched, articles, outlets, diff: a
-statement's changed lines). Text is
+(title, url, source, published_at ISO or null, snippet, matched, articles, outlets; and diff,
+the changed lines, when a statement was edited). Text is
 written as received (JSON escapes it; `ensure_ascii=False` keeps Chinese readable). Each
 alert is one `write` of one line in append mode. OSError → retry.
 """
@@ -53,7 +53,7 @@ def _item(item: AlertItem) -> dict[str, Any]:
     return {"title": item.title, "url": item.url, "source": item.source,
             "published_at": _iso(item.published_at), "snippet": item.snippet,
             "matched": list(item.matched), "articles": item.articles, "outlets": item.outlets,
-            "diff": list(item.diff)}
+            **({"diff": list(item.diff)} if item.diff else {})}
 
 
 def _iso(moment: datetime | None) -> str | None:
