@@ -17,10 +17,12 @@ from basis.clock import utcnow
 from crawler.stages.recheck import is_front_page, next_check, text_diff
 from storage.db import open_database
 from storage.models import Article
+from tests import events
 from tests.conftest import Cli, web_config
 from tests.receivers import SlackReceiver, SmtpServer
 from tests.test_channels import TOPIC, bodies, email_channel, mrkdwn, slack
 from tests.test_crawl import COVERAGE, STATEMENTS, by_path
+from tests.test_daemon import in_process
 from tests.test_originals import alerted
 from tests.webserver import FixtureWeb
 
@@ -142,3 +144,22 @@ def test_a_statement_alert_shows_its_diff_as_data_in_every_channel(
     path = tmp_path / "alerts.jsonl"
     assert JsonlChannel(path).send(message).ok
     assert json.loads(path.read_text("utf-8"))["items"][0]["diff"] == list(DIFF)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (both backends: above)
+def test_the_daemon_rechecks_due_statements_through_its_running_crawler(
+        cli: Cli, web: FixtureWeb) -> None:
+    config = web_config(web, dict(STATEMENTS, official=True, every="1h"), backfill="36500d")
+    config |= {"daemon": {"recheck_every": "1s", "dispatch_every": "1s"},
+               "topics": [{"name": "statements", "query": "source:statements",
+                           "channels": ["desk"]}],  # (the daemon runs in this folder)
+               "channels": {"desk": {"type": "jsonl",
+                                     "path": str(cli.config.parent / "alerts.jsonl")}}}
+    cli.write_config(config)
+    crawl(cli)
+    (web.root / CASE).unlink()
+    make_due(cli)
+    with in_process(cli):
+        events.wait_for(lambda: [a for a in alerted(cli) if a["kind"] == "removed"],
+                        "the removed statement's alert", timeout=8)
+    assert [a["kind"] for a in alerted(cli)].count("removed") == 1
