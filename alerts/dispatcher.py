@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -205,8 +205,11 @@ def channel_hold(session: Session, channel: str, now: datetime) -> tuple[datetim
 
 def message_for(session: Session, alert: Alert) -> AlertMessage:
     """The message for one alert: its article and those batched with it."""
-    if alert.kind in ("operator", *STATEMENT_KINDS):
+    if alert.kind == "operator":
         return operator_message(alert)
+    if alert.kind in STATEMENT_KINDS:  # threaded under the story's first alert
+        return replace(operator_message(alert), thread_id=message_id(
+            alert.topic, alert.story_id, alert.article_id, alert.channel))
     articles = [alert.article, *(entry.article for entry in alert.batch)]
     first = message_id(alert.topic, alert.story_id, alert.article_id, alert.channel)
     is_first = alert.idempotency_key == alert_key(alert.topic, alert.story_id, alert.channel)
