@@ -274,6 +274,10 @@ def crawl_summary(report: CrawlReport) -> Table:
                       Text(r.message or ""))
     totals = report.totals()
     table.add_row("total", "", "", *(str(totals[k]) for k in counts), "", style="bold")
+    if totals["rechecked"]:
+        table.caption = f"statements re-checked: {totals['rechecked']}, edited " \
+            f"{totals['edited']}, removed {totals['removed']}"
+        table.caption_justify = "left"
     return table
 
 
