@@ -155,7 +155,7 @@ def operator_message(alert: Alert) -> AlertMessage:
                      if details.get("published_at") else None,
                      snippet=details.get("snippet", ""), diff=tuple(details.get("diff", ())))
     kind = alert.kind if alert.kind in STATEMENT_KINDS else "operator"
-    return AlertMessage(kind, alert.topic, (item,), story_id=alert.story_id,  # type: ignore[arg-type]
+    return AlertMessage(kind, alert.topic, (item,), story_id=alert.story_id,
                         message_id=details.get("message_id", ""))
 
 
