@@ -108,6 +108,7 @@ def test_an_edited_and_a_removed_statement_alert_once_an_unchanged_one_costs_a_3
     make_due(cli)
     summary = cli("crawl")  # the edited statement; the removed ones rest
     assert summary.code == 0 and "statements re-checked: 1, edited 0, removed 0" in summary.out
+    assert web.hits("/" + WARNING)[-1].headers["if-none-match"]  # its new version's ETag
     kinds = [a["kind"] for a in alerted(cli)]
     assert kinds == ["new"] * 3 + ["edited", "removed", "removed"]  # once per version, channel
     assert len(web.hits("/" + CASE)) == 2
