@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -29,7 +29,7 @@ from alerts.channels.base import (
     FollowUps,
     UnbuiltChannel,
 )
-from alerts.outbox import alert_key, operator_message, story_outlets
+from alerts.outbox import STATEMENT_KINDS, alert_key, operator_message, story_outlets
 from basis.clock import utcnow
 from storage import repository as repo
 from storage.models import Alert, Article, Snooze, TopicMatch
@@ -147,6 +147,8 @@ class Dispatcher:
         quiet = controls.quiet_until(now)
         if quiet is not None:
             return quiet, f"quiet hours until {quiet:%Y-%m-%d %H:%M} UTC"
+        if alert.kind in STATEMENT_KINDS:  # about one statement, however many outlets
+            return None
         outlets = story_outlets(session, alert.story_id, alert.article_id)
         if outlets < controls.min_sources:
             return now + timedelta(minutes=10), \
@@ -217,6 +219,9 @@ def message_for(session: Session, alert: Alert) -> AlertMessage:
     """The message for one alert: its article and those batched with it."""
     if alert.kind == "operator":
         return operator_message(alert)
+    if alert.kind in STATEMENT_KINDS:  # threaded under the story's first alert
+        return replace(operator_message(alert), thread_id=message_id(
+            alert.topic, alert.story_id, alert.article_id, alert.channel))
     articles = [alert.article, *(entry.article for entry in alert.batch)]
     first = message_id(alert.topic, alert.story_id, alert.article_id, alert.channel)
     is_first = alert.idempotency_key == alert_key(alert.topic, alert.story_id, alert.channel)

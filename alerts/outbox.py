@@ -4,7 +4,8 @@ One row per (topic, story, channel) — its idempotency key — so a story alert
 channel; later articles of the story join that row while it waits, or one "update" row per
 batch within the topic's update window; digest topics collect rows for the next digest.
 A row reports `Alert.article` and the articles in its `batch`. Operator alerts (a source's
-health changed) are rows too, one per (event, channel), their message kept in `details`.
+health changed) are rows too, one per (event, channel), their message kept in `details`;
+so are statement alerts (an official article edited or removed), one per (version, channel).
 `on_queued` tells a dispatcher as soon as a commit queued alerts.
 """
 from __future__ import annotations
@@ -115,15 +116,47 @@ def queue_operator_alerts(session: Session, topic: str, change: str, item: Alert
     return count
 
 
+STATEMENT_KINDS = ("edited", "removed")
+
+
+def queue_statement_alerts(session: Session, article: Article, kind: str, version: int,
+                           item: AlertItem, policies: Mapping[str, AlertPolicy],
+                           now: datetime) -> int:
+    """A statement `edited` (to `version`) or `removed`: one alert per channel of the topics
+    it matched, once per version and channel (a row already written is kept). → rows written"""
+    channels: dict[str, str] = {}  # channel → the first topic that sends to it
+    for match in article.matches:
+        policy = policies.get(match.topic)
+        for channel in policy.channels if policy else ():
+            channels.setdefault(channel, match.topic)
+    details = {"title": item.title, "url": item.url, "source": item.source,
+               "snippet": item.snippet, "diff": list(item.diff),
+               "published_at": item.published_at.isoformat() if item.published_at else None,
+               "message_id": f"<statement.article-{article.id}.{kind}-{version}@mediawatch>"}
+    count = 0
+    for channel, topic in channels.items():
+        key = f"statement:{kind}|{article.id}|{version}|{channel}"  # (no topic has a ':')
+        if session.scalar(select(Alert.id).where(Alert.idempotency_key == key)) is None:
+            session.add(Alert(idempotency_key=key, kind=kind, topic=topic, channel=channel,
+                              story_id=article.story_id, article_id=article.id,
+                              status="pending", attempts=0, created_at=now,
+                              next_attempt_at=now, details=details))
+            count += 1
+    if count:
+        session.info[QUEUED] = True
+    return count
+
+
 def operator_message(alert: Alert) -> AlertMessage:
-    """The message an operator alert row holds."""
+    """The message an operator or statement alert row holds."""
     details = alert.details or {}
     item = AlertItem(title=details.get("title", ""), url=details.get("url", ""),
                      source=details.get("source", ""),
                      published_at=datetime.fromisoformat(details["published_at"])
                      if details.get("published_at") else None,
-                     snippet=details.get("snippet", ""))
-    return AlertMessage("operator", alert.topic, (item,),
+                     snippet=details.get("snippet", ""), diff=tuple(details.get("diff", ())))
+    kind = alert.kind if alert.kind in STATEMENT_KINDS else "operator"
+    return AlertMessage(kind, alert.topic, (item,), story_id=alert.story_id,
                         message_id=details.get("message_id", ""))
 
 

@@ -36,6 +36,18 @@ class Page:
     headers: tuple[tuple[str, str], ...] = ()  # as received, in order
     fetched_at: datetime | None = None
 
+    def header(self, name: str) -> str | None:
+        """A response header's first value (names are case-insensitive)."""
+        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
+
+    @property
+    def etag(self) -> str | None:  # the validators, for a conditional GET when re-checked
+        return self.header("ETag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.header("Last-Modified")
+
 
 @dataclass(frozen=True)
 class FeedEntry:
@@ -128,6 +140,31 @@ class PollDone:
 
     source: str
     started_at: datetime
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A stored article (an official statement) to fetch again, with its page's validators."""
+
+    source: str
+    article_id: int
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Rechecked:
+    """A stored article fetched again: unchanged (304), its page now (200), gone (404,
+    410), or failed (`error`); `landed_at` is where redirects ended."""
+
+    source: str
+    article_id: int
+    url: str
+    status: int | None
+    landed_at: str | None = None
+    page: Page | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ from spiders.items import (
     PageFailed,
     PageSnapshot,
     PollDone,
+    Recheck,
+    Rechecked,
     SourceDeferred,
     SourceFailed,
     SourcePolled,
@@ -102,8 +104,10 @@ class SourceSpider(scrapy.Spider):
 
     def __init__(self, sources: Sequence[SourceSpec],
                  seen: Callable[[str], bool] = lambda url: False, daemon: bool = False,
-                 redact: Callable[[str], str] = lambda text: text, **kwargs: Any) -> None:
+                 redact: Callable[[str], str] = lambda text: text,
+                 rechecks: Sequence[Recheck] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.rechecks = rechecks  # stored statements due to be fetched again (a one-off crawl)
         self.daemon = daemon  # stay open, poll only when asked (see crawler.daemon.service)
         self.redact = redact  # masks secrets (a token in a source's URL) in what it reports
         self.sources = {spec.name: spec for spec in sources}
@@ -134,20 +138,36 @@ class SourceSpider(scrapy.Spider):
                 yield SourceDeferred(spec.name, spec.not_before)
             else:
                 yield self.poll(spec)
+        for recheck in self.rechecks:
+            yield self.recheck(recheck)
 
     def poll(self, spec: SourceSpec, done: Deferred | None = None) -> scrapy.Request:
         """The conditional GET that starts a poll; `done` fires when the poll ends."""
-        headers = {}
-        if spec.etag:
-            headers["If-None-Match"] = spec.etag
-        if spec.last_modified:
-            headers["If-Modified-Since"] = spec.last_modified
+        headers = conditional(spec.etag, spec.last_modified)
         poll_id = next(self.poll_ids)
         self.polls[poll_id] = _Poll(spec.name, datetime.now(timezone.utc), done=done)
         return scrapy.Request(spec.url, callback=self.parse_source, errback=self.source_failed,
                               headers=headers, dont_filter=True, priority=POLL_PRIORITY,
                               meta={"source": spec.name, "poll": poll_id,
                                     "handle_httpstatus_list": [304]})
+
+    def recheck(self, spec: Recheck) -> scrapy.Request:
+        """The conditional GET of a stored statement: unchanged, edited or gone?"""
+        return scrapy.Request(spec.url, callback=self.parse_recheck, errback=self.recheck_failed,
+                              headers=conditional(spec.etag, spec.last_modified),
+                              dont_filter=True, meta={"source": spec.source, "recheck": spec,
+                                                      "handle_httpstatus_list": [304, 404, 410]})
+
+    def parse_recheck(self, response: Response) -> Iterator[Rechecked]:
+        spec: Recheck = response.meta["recheck"]
+        page = read_page(response) if response.status == 200 else None
+        yield Rechecked(spec.source, spec.article_id, spec.url, response.status, response.url,
+                        page)
+
+    def recheck_failed(self, failure: Failure) -> Iterator[Rechecked]:
+        spec: Recheck = failure.request.meta["recheck"]
+        _, message, status = describe_failure(failure)
+        yield Rechecked(spec.source, spec.article_id, spec.url, status, error=message)
 
     @poll_step
     def parse_source(self, response: Response) -> Iterator[Any]:
@@ -301,6 +321,16 @@ class SourceSpider(scrapy.Spider):
         error_class, message, status = describe_failure(failure)
         yield SourceFailed(failure.request.meta["source"], error_class, message, status,
                            retry_after(failure))
+
+
+def conditional(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """The headers of a conditional GET."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
 
 
 def newest_first(entries: list[FeedEntry]) -> list[FeedEntry]:

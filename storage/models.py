@@ -122,6 +122,11 @@ class Article(Base):
     title_key: Mapped[str | None] = mapped_column(String(200), index=True)  # folded headline
     outlet: Mapped[str | None] = mapped_column(String(200))  # a news-search item's <source>
     capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"), index=True)
+    # an official statement, fetched again for edits and deletions (crawler.stages.recheck)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    etag: Mapped[str | None] = mapped_column(Text)  # validators of its page's last fetch
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its page went away
 
     source: Mapped[Source] = relationship()
     story: Mapped[Story | None] = relationship()
@@ -131,6 +136,24 @@ class Article(Base):
         back_populates="article", order_by="Sighting.id", cascade="all, delete-orphan")
     matches: Mapped[list[TopicMatch]] = relationship(
         back_populates="article", order_by="TopicMatch.topic", cascade="all, delete-orphan")
+    versions: Mapped[list[ArticleVersion]] = relationship(
+        order_by="ArticleVersion.version", cascade="all, delete-orphan")
+
+
+class ArticleVersion(Base):
+    """One version of a re-checked statement's text: version 1 is what was first stored,
+    each material edit found later adds one (the article row holds the latest)."""
+
+    __tablename__ = "article_versions"
+    __table_args__ = (UniqueConstraint("article_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sha: Mapped[str] = mapped_column(String(64))  # SHA-256 of the text (UTF-8)
 
 
 class Sighting(Base):
@@ -169,7 +192,8 @@ class TopicMatch(Base):
 class Alert(Base):
     """The outbox: one row per (topic, story, channel) — plus one per batch of updates —
     written with the match, delivered by the dispatcher. An operator alert (kind
-    "operator") has no article: its message is in `details`."""
+    "operator") has no article: its message is in `details`; nor has a statement alert
+    (kind "edited" or "removed") any batch: its diff or archived copy is in `details`."""
 
     __tablename__ = "alerts"
 

@@ -2,9 +2,10 @@
 state, articles stored once per canonical URL with their sightings, crawl runs."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from storage.models import (
     Alert,
     AlertArticle,
     Article,
+    ArticleVersion,
     ChannelWait,
     CrawlRun,
     Sighting,
@@ -65,6 +67,9 @@ class NewArticle:
     title_key: str | None = None  # the headline's comparison form
     outlet: str | None = None  # a news search's item: the outlet it points to
     capture: archive.NewCapture | None = None  # the bytes it was read from, to archive
+    next_check_at: datetime | None = None  # an official statement: when to fetch it again
+    etag: str | None = None  # its page's validators, for that conditional GET
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,8 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                       text_hash=item.text_hash, sketch=placement.sketch, story=story,
                       title_key=item.title_key, outlet=item.outlet,
                       capture=archive.keep(session, item.capture) if item.capture else None,
+                      next_check_at=item.next_check_at, etag=item.etag,
+                      last_modified=item.last_modified,
                       duplicate_of=original.id if original is not None else None)
     session.add(article)
     session.flush()
@@ -351,6 +358,50 @@ def sighting_of_url(session: Session, canonical: str, source_name: str) -> bool:
     if article is None:
         return False
     return add_sighting(session, article, source_by_name(session, source_name), canonical)
+
+
+# ---------------------------------------------------------------- statements re-checked
+
+@dataclass(frozen=True)
+class DueCheck:
+    article_id: int
+    source: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+
+
+def claim_checks(session: Session, sources: Collection[str], now: datetime, lease: timedelta,
+                 limit: int = 500) -> list[DueCheck]:
+    """Articles of these sources due to be fetched again (see `Article.next_check_at`),
+    the most overdue first; each is not due again for `lease` (its check sets the next)."""
+    rows = session.execute(
+        select(Article.id, Source.name, Article.url, Article.etag, Article.last_modified)
+        .join(Source).where(Article.next_check_at <= now, Source.name.in_(sources))
+        .order_by(Article.next_check_at, Article.id).limit(limit)).all()
+    due = [DueCheck(*row) for row in rows]
+    if due:
+        session.execute(update(Article).where(Article.id.in_([d.article_id for d in due]))
+                        .values(next_check_at=now + lease)
+                        .execution_options(synchronize_session=False))
+    return due
+
+
+def add_version(session: Session, article: Article, title: str, text: str,
+                fetched_at: datetime) -> int:
+    """Keep a new version of an article's text (the first time, the stored one becomes
+    version 1) and make it the article's text. → its number"""
+    if not article.versions:
+        article.versions.append(_version(1, article.title, article.text, article.first_seen_at))
+    number = article.versions[-1].version + 1
+    article.versions.append(_version(number, title, text, fetched_at))
+    article.title, article.text = title or article.title, text
+    return number
+
+
+def _version(number: int, title: str, text: str, fetched_at: datetime) -> ArticleVersion:
+    return ArticleVersion(version=number, title=title, text=text, fetched_at=fetched_at,
+                          sha=hashlib.sha256(text.encode()).hexdigest())
 
 
 # ---------------------------------------------------------------- dedupe memory
@@ -528,7 +579,8 @@ def get_article(session: Session, article_id: int) -> Article | None:
                                                      .selectinload(Sighting.source),
                                                      selectinload(Article.matches),
                                                      selectinload(Article.copies),
-                                                     selectinload(Article.story)])
+                                                     selectinload(Article.story),
+                                                     selectinload(Article.versions)])
 
 
 def originals_since(session: Session, since: datetime | None,

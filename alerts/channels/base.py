@@ -19,6 +19,7 @@ class AlertItem:
     matched: tuple[str, ...] = ()  # the original text of what matched, for highlighting
     articles: int = 1  # digest: articles in the story
     outlets: int = 1  # distinct sources covering the story
+    diff: tuple[str, ...] = ()  # a statement edited: `- old` / `+ new` / `  context` lines
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,10 @@ class FollowUps:
 class AlertMessage:
     """new: the first article of a story for a topic; update: later articles of the same
     story, batched; digest: one item per story; test: a sample from `alerts test`;
-    operator: a source's health changed (failing, silent, recovered)."""
+    operator: a source's health changed (failing, silent, recovered); edited / removed: an
+    official statement was edited (its item has the diff) or taken down."""
 
-    kind: Literal["new", "update", "digest", "test", "operator"]
+    kind: Literal["new", "update", "digest", "test", "operator", "edited", "removed"]
     topic: str
     items: tuple[AlertItem, ...]
     story_id: int | None = None

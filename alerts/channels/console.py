@@ -14,7 +14,8 @@ from alerts.channels.base import AlertMessage, DeliveryResult
 from alerts.channels.render import AlertView, ItemView, plural, view
 
 LABEL_STYLE = {"new": "bold green", "update": "bold cyan", "digest": "bold magenta",
-               "test": "bold yellow"}
+               "test": "bold yellow", "edited": "bold red", "removed": "bold red"}
+DIFF_STYLE = {"-": "red", "+": "green"}
 
 
 class ConsoleChannel:
@@ -70,4 +71,5 @@ def _item(alert: AlertView, item: ItemView) -> list[Text]:
         for text, hit in item.segments:
             snippet.append(text, "bold yellow" if hit else "")
         out.append(snippet)
+    out.extend(Text("    " + line, DIFF_STYLE.get(line[:1], "dim")) for line in item.diff)
     return out

@@ -1,8 +1,9 @@
 """JSON Lines: one JSON object per alert appended to a file, for scripts and local use.
 
 Fields: kind, topic, story_id, outlets, message_id, thread_id, sent_at (ISO, UTC), items
-(title, url, source, published_at ISO or null, snippet, matched, articles, outlets) and
-follow_ups (update: lead_title, reports, languages, outlets; else null). Text is
+(title, url, source, published_at ISO or null, snippet, matched, articles, outlets; and diff,
+the changed lines, when a statement was edited) and follow_ups (update: lead_title, reports,
+languages, outlets; else null). Text is
 written as received (JSON escapes it; `ensure_ascii=False` keeps Chinese readable). Each
 alert is one `write` of one line in append mode. OSError → retry.
 """
@@ -60,7 +61,8 @@ def _follow_ups(follow_ups: FollowUps | None) -> dict[str, Any] | None:
 def _item(item: AlertItem) -> dict[str, Any]:
     return {"title": item.title, "url": item.url, "source": item.source,
             "published_at": _iso(item.published_at), "snippet": item.snippet,
-            "matched": list(item.matched), "articles": item.articles, "outlets": item.outlets}
+            "matched": list(item.matched), "articles": item.articles, "outlets": item.outlets,
+            **({"diff": list(item.diff)} if item.diff else {})}
 
 
 def _iso(moment: datetime | None) -> str | None:

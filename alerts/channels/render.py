@@ -24,8 +24,10 @@ from basis.urls import safe_url
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TITLE_LIMIT = 300
 SNIPPET_LIMIT = 1000
+DIFF_LINES, DIFF_LINE = 60, 400  # a statement's diff: lines shown, characters per line
 _KIND_LABEL = {"new": "New", "update": "Update", "digest": "Digest", "test": "Test",
-               "operator": "Source health"}
+               "operator": "Source health", "edited": "Statement edited",
+               "removed": "Statement removed"}
 
 Segment = tuple[str, bool]  # a piece of text and whether it is a matched term
 
@@ -85,6 +87,7 @@ class ItemView:
     matched: tuple[str, ...]
     articles: int
     outlets: int
+    diff: tuple[str, ...] = ()  # a statement edited: what changed, one clean line each
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,14 @@ def item_view(item: AlertItem) -> ItemView:
                     url=safe_url(item.url), source=one_line(item.source, 100),
                     when=when(item.published_at), snippet=snippet,
                     segments=tuple(highlight(snippet, matched)), matched=matched,
-                    articles=max(item.articles, 1), outlets=max(item.outlets, 1))
+                    articles=max(item.articles, 1), outlets=max(item.outlets, 1),
+                    diff=tuple(diff_line(line) for line in item.diff[:DIFF_LINES]))
+
+
+def diff_line(line: str) -> str:
+    """`- removed`, `+ added` or `  context`, the text after the mark one clean line."""
+    mark = line[:1] if line[:1] in "+-" else " "
+    return f"{mark} {one_line(line[2:], DIFF_LINE)}"
 
 
 def view(message: AlertMessage) -> AlertView:
@@ -137,8 +147,9 @@ def followed(follow_ups: FollowUps) -> str:
 def headline(message: AlertMessage, items: tuple[ItemView, ...]) -> str:
     """The one-line summary used as email subject, Slack fallback text and Apprise title.
 
-    new: the title; update: `N more outlets now covering: <title>` where N counts the
-    distinct sources among the update's items; digest: `Digest: N stories`."""
+    new: the title; edited / removed: `Statement edited: <title>`; update: `N more outlets
+    now covering: <title>` where N counts the distinct sources among the update's items;
+    digest: `Digest: N stories`."""
     title = items[0].title if items else "(untitled)"
     if message.kind == "update":
         sources = {i.source for i in items} or {""}
@@ -147,6 +158,8 @@ def headline(message: AlertMessage, items: tuple[ItemView, ...]) -> str:
         return f"Digest: {plural(len(items), 'story', 'stories')}"
     if message.kind == "test":
         return f"Test alert: {title}"
+    if message.kind in ("edited", "removed"):
+        return f"Statement {message.kind}: {title}"
     return title
 
 

@@ -180,7 +180,7 @@ def _body(alert: AlertView) -> list[dict[str, Any]]:
         stories = [_story(i, extra=(f"{plural(i.articles, 'article')} from "
                                     f"{plural(i.outlets, 'outlet')}",)) for i in alert.items]
         return _capped(stories, room) or [_section("_No new stories._")]
-    blocks = [_story(i) for i in alert.items]
+    blocks = [block for i in alert.items for block in (_story(i), *_diff(i))]
     if alert.more_outlets:
         blocks.append(_context(f"+{plural(alert.more_outlets, 'more outlet')} covering "
                                "this story"))
@@ -192,6 +192,15 @@ def _story(item: ItemView, snippet: bool = True, extra: tuple[str, ...] = ()) ->
     if snippet and item.segments:
         head += "\n>" + bold_matches(item, SECTION_LIMIT - len(head) - 2)
     return _section(head)
+
+
+def _diff(item: ItemView) -> list[dict[str, Any]]:
+    """A statement's diff as preformatted rich text: literal, never parsed as mrkdwn."""
+    if not item.diff:
+        return []
+    text = clip("\n".join(item.diff), SECTION_LIMIT)
+    return [{"type": "rich_text", "elements": [{"type": "rich_text_preformatted",
+                                                "elements": [{"type": "text", "text": text}]}]}]
 
 
 def _section(text: str) -> dict[str, Any]:

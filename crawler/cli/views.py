@@ -83,6 +83,10 @@ def article_detail_json(article: Article) -> dict[str, Any]:
         "seen_at": [{"source": s.source.name, "url": s.url, "seen_at": iso(s.seen_at)}
                     for s in article.sightings],
         "archived": capture_json(article.capture) if article.capture else None,
+        "removed_at": iso(article.removed_at),  # a statement's page went away
+        "versions": [{"version": v.version, "title": v.title, "text": v.text,
+                      "fetched_at": iso(v.fetched_at), "sha256": v.sha}
+                     for v in article.versions],  # a statement edited: each text kept
     }
 
 
@@ -125,6 +129,12 @@ def _title(article: Article) -> Text:
     return title
 
 
+def _versions(article: Article) -> str:
+    """A statement's versions, when it was edited: `1 (date), 2 (date) (texts: --json)`."""
+    listed = ", ".join(f"{v.version} ({_when(v.fetched_at)})" for v in article.versions)
+    return f"{listed} (texts: --json)" if listed else ""
+
+
 def print_article(console: Console, article: Article) -> None:
     data = article_detail_json(article)
     console.print(Text(article.title or "(no title)", style="bold"))
@@ -134,7 +144,10 @@ def print_article(console: Console, article: Article) -> None:
               "first seen": _when(article.first_seen_at),
               "language": article.language or "unknown",
               "copy of": "" if article.duplicate_of is None else str(article.duplicate_of),
-              "topics": ", ".join(data["topics"]) or "none"}
+              "topics": ", ".join(data["topics"]) or "none",
+              "removed": "" if article.removed_at is None else
+              f"{_when(article.removed_at)} (the page went away; below: the copy kept)",
+              "versions": _versions(article)}
     for label, value in fields.items():
         if value:
             console.print(Text.assemble((f"{label:>14}: ", "dim"), value))
@@ -289,6 +302,10 @@ def crawl_summary(report: CrawlReport) -> Table:
                       Text(r.message or ""))
     totals = report.totals()
     table.add_row("total", "", "", *(str(totals[k]) for k in counts), "", style="bold")
+    if totals["rechecked"]:
+        table.caption = f"statements re-checked: {totals['rechecked']}, edited " \
+            f"{totals['edited']}, removed {totals['removed']}"
+        table.caption_justify = "left"
     return table
 
 
@@ -301,6 +318,7 @@ def source_report_json(r: SourceReport) -> dict[str, Any]:
     return {"source": r.name, "status": r.status, "http_status": r.http_status,
             "requests": r.requests, "items": r.items, "new": r.new, "known": r.known,
             "duplicates": r.duplicates, "skipped": r.skipped, "waited": r.waited,
+            "rechecked": r.rechecked, "edited": r.edited, "removed": r.removed,
             "matches": r.matches, "alerts": r.alerts, "errors": r.errors,
             "error_class": r.error_class, "message": r.message}
 

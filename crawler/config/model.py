@@ -73,6 +73,7 @@ class DaemonSettings(Model):
     #                 often (silence is measured in hours; failures after each poll too)
     startup_spread: Duration = timedelta(seconds=20)  # first polls of new or overdue sources
     #                 are spread over this (or the interval, if shorter) after start or reload
+    recheck_every: Duration = timedelta(minutes=5)  # statements due are re-checked this often
 
 
 class ArchiveSettings(Model):
@@ -100,6 +101,7 @@ class Source(Model):
     expect_every: Duration | None = None  # silent longer than this: tell the operator
     verify_tls: bool = True  # false: its host's certificate is not checked (warned)
     official: bool = False  # its version of a story is the original (see README)
+    recheck: bool = True  # official: its articles are fetched again for edits and deletions
 
 
 

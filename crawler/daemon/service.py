@@ -1,9 +1,10 @@
 """`mediawatch run`: one process, one Twisted reactor, one long-lived Scrapy crawler into which
 every scheduled poll is injected as a request (an unchanged feed costs one conditional GET,
-no new crawler). APScheduler jobs poll the sources and run alert dispatch, digests, source
-health and retention; a commit that queued alerts wakes the dispatch at once (its tick is the
-safety net). One daemon per database (a lock); SIGTERM/SIGINT stop cleanly,
-SIGHUP reloads the config (an invalid one is rejected and the running one kept)."""
+no new crawler). APScheduler jobs poll the sources, re-check official statements, and run
+alert dispatch, digests, source health and retention; a commit that queued alerts wakes the
+dispatch at once (its tick is the safety net). One daemon per database (a lock);
+SIGTERM/SIGINT stop cleanly, SIGHUP reloads the config (an invalid one is rejected and the
+running one kept)."""
 from __future__ import annotations
 
 import fcntl
@@ -46,12 +47,18 @@ from crawler.daemon.site import listen, site
 from crawler.daemon.watchdog import check_sources
 from crawler.engine import reactor
 from crawler.engine.fetchguard import install_resolver
-from crawler.engine.ingest import Ingest, Rules
+from crawler.engine.ingest import Ingest, Rules, rechecked_sources
 from crawler.engine.report import CrawlReport, SourceReport
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS, REPORT
-from crawler.engine.sources import seen_in, source_specs, spec_for, sync_config
-from spiders.items import SourceSpec
+from crawler.engine.sources import (
+    due_rechecks,
+    seen_in,
+    source_specs,
+    spec_for,
+    sync_config,
+)
+from spiders.items import Recheck, SourceSpec
 from spiders.source import SourceSpider
 from storage import archive
 from storage import repository as repo
@@ -292,6 +299,9 @@ class Daemon:
             seconds=config.daemon.health_every.total_seconds()), id="health")
         self.scheduler.add_job(self.retention_job, CronTrigger(hour=3, timezone="UTC"),
                                id="retention")
+        self.scheduler.add_job(self.recheck_job, IntervalTrigger(
+            seconds=config.daemon.recheck_every.total_seconds()), id="recheck",
+            next_run_time=now)
 
     def poll_job(self, name: str) -> None:
         """(A pool thread.) Poll a source now unless its backoff or Retry-After holds. The
@@ -318,6 +328,21 @@ class Daemon:
         done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
         done.addErrback(self.poll_given_up, spec.name)
         done.addBoth(self._unmark, spec.name)
+
+    def recheck_job(self) -> None:
+        """(A pool thread.) Fetch the official statements due again (for edits and
+        deletions, see crawler.stages.recheck) through the running crawler."""
+        if self.stopping:
+            return
+        due = due_rechecks(self.db, rechecked_sources(self.config))
+        if due:
+            self.reactor.callFromThread(self.start_rechecks, due)
+
+    def start_rechecks(self, due: list[Recheck]) -> None:
+        """(The reactor.)"""
+        if not self.stopping:
+            for spec in due:
+                self.crawler.engine.crawl(self.crawler.spider.recheck(spec))
 
     def _unmark(self, result: Any, name: str) -> Any:
         self.polling.pop(name, None)

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.channels.base import AlertItem
 from alerts.match import Document
-from alerts.outbox import AlertPolicy, queue_alerts
+from alerts.outbox import AlertPolicy, queue_alerts, queue_statement_alerts
 from alerts.topics import TopicSet
 from basis.clock import utcnow
 from basis.languages import language_of
@@ -26,6 +27,7 @@ from crawler.stages.dedupe import material_change
 from crawler.stages.extract import decode_html, extract_article
 from crawler.stages.normalize import preferred_url, text_fingerprint, title_key
 from crawler.stages.placement import Assessment, RecentArticles
+from crawler.stages.recheck import GONE, is_front_page, next_check, text_diff
 from spiders.items import (
     ArticleSeen,
     FeedEntry,
@@ -35,6 +37,7 @@ from spiders.items import (
     PageFailed,
     PageSnapshot,
     PollDone,
+    Rechecked,
     SourceDeferred,
     SourceFailed,
     SourcePolled,
@@ -72,7 +75,8 @@ def to_new_article(item: ArticleSeen, language_hint: str | None,
         language=language_hint or language or language_of(text or title),
         published_at=published_at, date_is_estimated=estimated,
         text_hash=text_fingerprint(text), title_key=title_key(title),
-        outlet=entry.outlet[:OUTLET_CHARS] if entry.outlet and page is None else None)
+        outlet=entry.outlet[:OUTLET_CHARS] if entry.outlet and page is None else None,
+        etag=page.etag if page else None, last_modified=page.last_modified if page else None)
 
 
 def settle_date(published: datetime | None, now: datetime) -> tuple[datetime, bool]:
@@ -93,6 +97,7 @@ class Rules:
     backfill: timedelta
     recent: RecentArticles
     archive: bool = True  # keep the bytes each article was read from
+    rechecked: frozenset[str] = frozenset()  # sources whose articles are fetched again
 
     @classmethod
     def of(cls, config: Config) -> Rules:
@@ -102,7 +107,14 @@ class Rules:
                    TopicSet.compile(config.topics, config.aliases), config.alert_policies(),
                    config.crawl.backfill,
                    RecentArticles(dedupe.threshold, dedupe.retention, dedupe.story_window),
-                   config.archive is not None)
+                   config.archive is not None, rechecked_sources(config))
+
+
+def rechecked_sources(config: Config) -> frozenset[str]:
+    """Official sources whose article pages are fetched again for edits and deletions (a
+    watched page already keeps its versions at each poll)."""
+    return frozenset(s.name for s in config.sources
+                     if s.official and s.recheck and s.follow and s.kind != "page")
 
 
 class Ingest(Shared):
@@ -116,7 +128,8 @@ class Ingest(Shared):
         self.handlers: dict[type, Callable[[Any, SourceReport], None]] = {
             SourcePolled: self.polled, SourceFailed: self.failed, SourceDeferred: self.deferred,
             MoreEntries: self.more, ArticleSeen: self.article, PageSnapshot: self.snapshot,
-            KnownLink: self.known, PageFailed: self.page_failed, PollDone: self.poll_done}
+            KnownLink: self.known, PageFailed: self.page_failed, PollDone: self.poll_done,
+            Rechecked: self.rechecked}
         self.answers: dict[str, SourcePolled] = {}  # per source, until its poll ends
 
     def __call__(self, item: Any) -> None:
@@ -173,6 +186,8 @@ class Ingest(Shared):
         now = utcnow()
         new = to_new_article(item, self.rules.language_hints.get(item.source), now)
         new = replace(new, capture=self.capture(item.page or item.listed_in))
+        if item.source in self.rules.rechecked and item.page is not None:
+            new = replace(new, next_check_at=next_check(now, now))
         self.store(new, item.source, tally, now, item.also_seen)
         if item.page_error:
             tally.errors += 1
@@ -202,6 +217,57 @@ class Ingest(Shared):
             return None
         return NewCapture(page.url, page.status, page.headers, page.body,
                           page.fetched_at or utcnow())
+
+    def rechecked(self, item: Rechecked, tally: SourceReport) -> None:
+        """A statement fetched again: a material edit is kept as a new version, a page gone
+        (404, 410, a redirect to the front page) marks it removed; either alerts once. The
+        next check follows the schedule (`crawler.stages.recheck`); none after a removal."""
+        now = utcnow()
+        with self.db.begin() as session:
+            article = session.get(Article, item.article_id)
+            if article is None or article.removed_at is not None:
+                return
+            tally.rechecked += 1
+            article.next_check_at = next_check(article.first_seen_at, now)
+            if item.status in GONE or \
+                    (item.landed_at and is_front_page(item.url, item.landed_at)):
+                tally.removed += 1
+                tally.alerts += self.removed(session, article, item, now)
+            elif item.page is not None:
+                article.etag, article.last_modified = item.page.etag, item.page.last_modified
+                new = to_new_article(ArticleSeen(item.source, FeedEntry(item.url), item.page),
+                                     self.rules.language_hints.get(item.source), now)
+                if material_change(article.text, new.text):
+                    tally.edited += 1
+                    tally.alerts += self.edited(session, article, new, now)
+            elif item.error:
+                tally.message = f"{item.url}: {item.error} (re-checked again later)"
+
+    def edited(self, session: Session, article: Article, new: repo.NewArticle,
+               now: datetime) -> int:
+        """Keep the new version; queue its "statement edited" alerts, with the diff."""
+        diff = text_diff(article.text, new.text)
+        version = repo.add_version(session, article, new.title, new.text, now)
+        article.text_hash = new.text_hash
+        snippet = f"Version {version} of this statement, seen {now:%Y-%m-%d %H:%M} UTC, " \
+            f"differs from the one before (versions: mediawatch articles show {article.id})."
+        return queue_statement_alerts(session, article, "edited", version, AlertItem(
+            article.title, article.url, article.source.name, article.published_at, snippet,
+            diff=tuple(diff)), self.rules.policies, now)
+
+    def removed(self, session: Session, article: Article, item: Rechecked,
+                now: datetime) -> int:
+        """Mark the statement removed; queue its "statement removed" alerts, which point to
+        the copy kept."""
+        article.removed_at, article.next_check_at = now, None
+        how = f"HTTP {item.status}" if item.status in GONE else \
+            f"redirected to the front page {item.landed_at}"
+        snippet = f"The page is gone ({how}, {now:%Y-%m-%d %H:%M} UTC). The text as stored: " \
+            f"mediawatch articles show {article.id}; the bytes read: mediawatch articles " \
+            f"show {article.id} --raw."
+        return queue_statement_alerts(session, article, "removed", 0, AlertItem(
+            article.title, article.url, article.source.name, article.published_at, snippet),
+            self.rules.policies, now)
 
     def store(self, new: repo.NewArticle, source: str, tally: SourceReport, now: datetime,
               also_seen: Iterable[tuple[str, str]] = (), story_id: int | None = None) -> None:

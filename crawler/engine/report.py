@@ -26,6 +26,9 @@ class SourceReport:
     skipped: int = 0  # links not followed: robots.txt, the per-poll cap, the backfill window,
     #                   feed items with no http(s) link
     waited: int = 0  # new feed links beyond the per-poll cap: followed on the next polls
+    rechecked: int = 0  # official statements fetched again (see crawler.stages.recheck)
+    edited: int = 0  # of those: edited (a new version kept)
+    removed: int = 0  # of those: gone
     error_class: str | None = None
     message: str | None = None
 
@@ -67,4 +70,5 @@ class CrawlReport(Shared):
         rows = self.sources.values()
         return {key: sum(getattr(r, key) for r in rows)
                 for key in ("requests", "items", "new", "known", "duplicates", "skipped",
-                            "waited", "matches", "alerts", "errors")}
+                            "waited", "rechecked", "edited", "removed", "matches", "alerts",
+                            "errors")}

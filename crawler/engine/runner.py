@@ -13,27 +13,29 @@ from twisted.internet.defer import Deferred
 from crawler.config import Config
 from crawler.engine import reactor
 from crawler.engine.fetchguard import install_resolver
-from crawler.engine.ingest import Ingest, Rules
+from crawler.engine.ingest import Ingest, Rules, rechecked_sources
 from crawler.engine.report import CrawlReport
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS, REPORT, Shared
-from crawler.engine.sources import seen_in, source_specs, sync_config
-from spiders.items import SourceSpec
+from crawler.engine.sources import due_rechecks, seen_in, source_specs, sync_config
+from spiders.items import Recheck, SourceSpec
 from spiders.source import SourceSpider
 
 
 def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = (),
               on_change: Callable[[CrawlReport], None] | None = None,
               verbose: bool = False) -> CrawlReport:
-    """Crawl the named sources (all when none) once, and wait for it to end."""
+    """Crawl the named sources (all when none) once, and re-check their statements that
+    are due; wait for it to end."""
     sources = config.select_sources(names)
     sync_config(config, db)
     report = CrawlReport.for_sources([s.name for s in sources])
     if on_change:
         report.on_change = on_change
     ingest = Ingest(db, report, Rules.of(config))
+    rechecks = due_rechecks(db, rechecked_sources(config) & {s.name for s in sources})
     _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: ingest, REPORT: report},
-           source_specs(sources, db, config.crawl.backfill), db, config)
+           source_specs(sources, db, config.crawl.backfill), db, config, rechecks)
     return report
 
 
@@ -55,13 +57,13 @@ def check_sources(config: Config, db: sessionmaker[Session], names: Sequence[str
 
 
 def _crawl(settings: dict[str, Any], specs: list[SourceSpec], db: sessionmaker[Session],
-           config: Config) -> None:
-    """One crawl of `specs` on the process's reactor."""
+           config: Config, rechecks: list[Recheck] | None = None) -> None:
+    """One crawl of `specs` (and `rechecks`) on the process's reactor."""
 
     def crawl() -> Deferred[None]:
         install_resolver(settings, reactor.install())
         return CrawlerRunner(settings).crawl(SourceSpider, sources=specs, seen=seen_in(db),
-                                             redact=config.redactor())
+                                             redact=config.redactor(), rechecks=rechecks or ())
 
     reactor.run_on_reactor(crawl)
 

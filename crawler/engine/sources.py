@@ -3,7 +3,7 @@ as `SourceSpec`s, and the persistent seen-filter. No Scrapy here (`sources list`
 it without crawling)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from basis.clock import utcnow
 from basis.urls import canonical_url
 from crawler.config import Config, Source
-from spiders.items import SourceSpec
+from spiders.items import Recheck, SourceSpec
 from storage import repository as repo
 from storage.models import Source as SourceRow
+
+RECHECK_LEASE = timedelta(minutes=30)  # a claimed re-check not answered by then: due again
 
 
 def sync_config(config: Config, db: sessionmaker[Session]) -> None:
@@ -49,3 +51,11 @@ def seen_in(db: sessionmaker[Session]) -> Callable[[str], bool]:
             return repo.is_known_url(session, canonical_url(url))
 
     return seen
+
+
+def due_rechecks(db: sessionmaker[Session], names: Collection[str]) -> list[Recheck]:
+    """The stored statements of these sources due to be fetched again now, claimed for
+    `RECHECK_LEASE` (so that a check still under way is not started twice)."""
+    with db.begin() as session:
+        return [Recheck(d.source, d.article_id, d.url, d.etag, d.last_modified)
+                for d in repo.claim_checks(session, names, utcnow(), RECHECK_LEASE)]

@@ -6,4 +6,5 @@ SQLAlchemy is imported here (but by `placement`, which reads what storage rememb
     dedupe.py     MinHash sketches and the near-duplicate index; material change of a page
     stories.py    the facts a report states, and the story index that threads reports
     placement.py  where a new article goes: under its original, into a story, or alone
+    recheck.py    when a statement is fetched again; gone or edited, and the diff
 """
