@@ -24,9 +24,11 @@ MIN_SCORE = 3.0  # shared evidence a report needs against one anchor of a story
 ANCHOR_SCORE = 5.0  # a report joined on this much evidence is an anchor itself
 CONCEPT_WEIGHT, CONCEPT_CAP = 0.5, 1.5  # concepts are vocabulary: they weigh little
 MIN_SPECIFIC = 2  # figures, dates and names shared, at least
+NEAR = timedelta(days=3)  # a date this near a report's own is its news day
 LEXICON = Path(__file__).with_name("lexicon.txt")
 
-# facts are prefixed by kind: n: number, d: date, c: concept, p: Latin-script name;
+# facts are prefixed by kind: n: number, d: date, c: concept, p: Latin-script name,
+# q: a quoted Chinese term;
 # `~` marks the pinyin reading of what may be a Chinese personal name (王毅 → ~p:wang yi),
 # which only counts against a Latin-script name, never against another reading
 READING = "~"
@@ -44,11 +46,12 @@ _CN_NUM = r"(\d{1,2}|[一二三四五六七八九十]{1,3})"
 _ZH_DATE = re.compile(rf"{_CN_NUM}月{_CN_NUM}日")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ZH_WEEKDAYS = {c: i for i, c in enumerate("一二三四五六日")} | {"天": 6}
-_EN_WEEKDAY = re.compile(r"\bon (mon|tues|wednes|thurs|fri|satur|sun)day\b")
+_EN_WEEKDAY = re.compile(r"\bon (mon|tues|wednes|thurs|fri|satur|sun)day\b", re.IGNORECASE)
 _ZH_WEEKDAY = re.compile(r"(?:周|星期|礼拜)([一二三四五六日天])")
-_TODAY = re.compile(r"\b(?:today|yesterday)\b|今天|今日|昨天|昨日")
+_TODAY = re.compile(r"\b(?:today|yesterday)\b|今天|今日|昨天|昨日", re.IGNORECASE)
 _ZH_DAY = re.compile(r"(?<![月\d])(\d{1,2})日")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")  # Daniel Okafor, Home Affairs
+_QUOTED = re.compile(r"[“「『]([\u3400-\u9fff]{2,6})[”」』]")  # “银杉”: a storm, an app, a slogan
 _HAN = re.compile(r"[\u3400-\u9fff]+")
 # the commonest Chinese surnames (about 70% of people), and the readings a surname takes
 SURNAMES = set("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
@@ -121,6 +124,7 @@ def facts(title: str, text: str, lexicon: Lexicon | None = None,
     found = {f"n:{n}" for n in numbers(folded)} | {f"d:{d}" for d in dates(folded, published)}
     found |= {f"c:{c}" for c in concepts}
     found |= {f"p:{name}" for name in latin_names(raw, rest)}
+    found |= {f"q:{term}" for term in _QUOTED.findall(folded)}
     found |= {f"{READING}p:{name}" for name in chinese_name_readings(folded)}
     return frozenset(found)
 
@@ -178,7 +182,7 @@ def dates(folded: str, published: date | None = None) -> set[str]:
     found = set() if published is None else {f"{d.month}-{d.day}" for d in
                                               relative_dates(folded, published)}
     for month, day, day2, month2 in _EN_DATE.findall(folded):
-        found.add(f"{_MONTHS.index((month or month2)[:3]) + 1}-{int(day or day2)}")
+        found.add(f"{_MONTHS.index((month or month2)[:3].lower()) + 1}-{int(day or day2)}")
     for month, day in _ZH_DATE.findall(folded):
         m, d = _small_number(month), _small_number(day)
         if 1 <= m <= 12 and 1 <= d <= 31:
@@ -190,10 +194,10 @@ def relative_dates(folded: str, published: date) -> set[date]:
     """The days a report names relative to its publication date."""
     days = set()
     for word in _EN_WEEKDAY.findall(folded) + _ZH_WEEKDAY.findall(folded):
-        weekday = _WEEKDAYS.index(word[:3]) if word[:3] in _WEEKDAYS else _ZH_WEEKDAYS[word]
+        weekday = _ZH_WEEKDAYS.get(word) or _WEEKDAYS.index(word[:3].lower())
         days.add(published - timedelta(days=(published.weekday() - weekday) % 7))
     for word in _TODAY.findall(folded):
-        days.add(published - timedelta(days=word in ("yesterday", "昨天", "昨日")))
+        days.add(published - timedelta(days=word.lower() in ("yesterday", "昨天", "昨日")))
     for day in map(int, _ZH_DAY.findall(folded)):
         month = published if day <= published.day + 7 else \
             published.replace(day=1) - timedelta(1)  # 28日 in a report of the 2nd
@@ -245,15 +249,28 @@ def shared(a: Iterable[str], b: frozenset[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def score(evidence: Collection[str]) -> float:
-    """How strongly shared evidence says "the same event": figures, dates and names count
-    one each, concepts (vocabulary: any two reports on a subject share it) little, and
-    nothing without at least MIN_SPECIFIC figures, dates or names."""
+def score(evidence: Collection[str], when: Collection[date] = ()) -> float:
+    """How strongly shared evidence says "the same event": figures, names, quoted terms and
+    dates count one each — but the days around `when` (the reports' own: every report of
+    those days names them) one in all; concepts (vocabulary: any two reports on a subject
+    share it) little; and nothing without MIN_SPECIFIC of the others, one identifying."""
     concepts = sum(fact.startswith("c:") for fact in evidence)
-    specific = len(evidence) - concepts
-    if specific < MIN_SPECIFIC:
+    near = sum(fact.startswith("d:") and _near(fact[2:], when) for fact in evidence)
+    identifying = len(evidence) - concepts - near
+    specific = identifying + min(near, 1)
+    if identifying < 1 or specific < MIN_SPECIFIC:
         return 0.0
     return specific + min(concepts * CONCEPT_WEIGHT, CONCEPT_CAP)
+
+
+def _near(month_day: str, when: Collection[date]) -> bool:
+    month, day = map(int, month_day.split("-"))
+    for around in when:
+        for year in (around.year - 1, around.year, around.year + 1):
+            with suppress(ValueError):
+                if abs(date(year, month, day) - around) <= NEAR:
+                    return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -263,10 +280,12 @@ class Link:
     story_id: int
     article_id: int
     evidence: tuple[str, ...]
+    score: float
 
     @property
-    def score(self) -> float:
-        return score(self.evidence)
+    def strong(self) -> bool:
+        """Whether the report it joined is an anchor of its story too."""
+        return self.score >= ANCHOR_SCORE
 
 
 @dataclass(frozen=True)
@@ -306,22 +325,17 @@ class StoryIndex:
                     abs(report.dated - dated) > self.window:
                 continue
             evidence = shared(own, self._distinctive(report.source, report.facts, 1))
-            if score(evidence) >= self.min_score and (best is None or
-                                                      score(evidence) > best.score):
-                best = Link(report.story_id, article_id, tuple(sorted(evidence)))
+            strength = score(evidence, (dated.date(), report.dated.date()))
+            if strength >= self.min_score and (best is None or strength > best.score):
+                best = Link(report.story_id, article_id, tuple(sorted(evidence)), strength)
         return best
 
-    def story_for(self, source: str, found: frozenset[str], dated: datetime) -> int | None:
-        link = self.link(source, found, dated)
-        return link.story_id if link else None
-
     def add(self, article_id: int, story_id: int, source: str, found: frozenset[str],
-            seen_at: datetime, dated: datetime | None = None,
-            link: Link | None = None) -> None:
-        """Index a report: `link` is how it joined its story (None: it began one)."""
+            seen_at: datetime, dated: datetime | None = None, anchor: bool = True) -> None:
+        """Index a report (`anchor`: it began its story, or joined it on strong evidence;
+        `dated`: published, else first seen)."""
         if article_id in self._reports:
             return
-        anchor = link is None or link.score >= ANCHOR_SCORE
         self._reports[article_id] = _Report(article_id, story_id, source, found, seen_at,
                                             dated or seen_at, anchor)
         self._by_source.setdefault(source, Counter()).update(found)
