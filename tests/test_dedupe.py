@@ -137,10 +137,12 @@ def test_story_threading_across_languages_holds_the_quality_gate() -> None:
     unrelated = {a["id"] for a in FIXTURES if a["kind"] in ("unrelated", "related-event")}
     assert not [pair for pair in wrong if unrelated & set(pair)]
     assert (round(precision, 2), round(recall, 2), round(across, 2)) == (1.0, 0.91, 0.9)
-    # a Chinese statement's English follow-ups join it on figures and dates (the 12339
-    # hotline, 11月20日 = November 20), a Chinese report an English one on converted figures
+    # a Chinese statement's English follow-ups join it on its date (11月20日 = November 20)
+    # and its words quoted (“学术合作” = "academic cooperation"); a Chinese report an
+    # English one on converted figures, or a name in Latin script
     assert story_of["en-mss-same-straitreview"] == story_of["zh-mss-orig"]
-    assert {"n:12339", "d:11-20", "c:mss"} <= set(links["en-mss-same-straitreview"].evidence)
+    assert {"d:11-20", "q:c:academic-cooperation", "c:mss"} <= set(
+        links["en-mss-same-straitreview"].evidence)
     assert {"n:38200000000", "n:21.4"} <= set(links["zh-trade-same-huashang"].evidence)
     assert "p:norland systems" in links["zh-chip-same-xinzhi"].evidence
     # the same ministry's next statement, a week later, is a story of its own
@@ -169,13 +171,13 @@ def test_a_chain_of_weak_links_does_not_snowball_two_events_into_one() -> None:
     """A ~ B ~ C: B shares just enough with A, C shares much with B and nothing with A; C
     must not join A's story through B (it is compared with anchors only)."""
     index, when = StoryIndex(), datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
-    statement = facts("国家安全部11月20日提醒留学生警惕间谍", "举报电话12339。",
+    statement = facts("国家安全部11月20日提醒留学生警惕间谍", "已有1200名学生举报。",
                       published=when.date())
     index.add(1, 1, "a", statement, when)
     bridge = facts("Ministry of State Security warns students abroad of spies; asylum figures",
-                   "On November 20 the "
-                   "ministry named its 12339 hotline. Australia: 3,555 claims, 512 in 2021-22, "
-                   "893 last year, 150,000 students.", published=when.date())
+                   "On November 20 the ministry said 1,200 students had come forward. "
+                   "Australia: 3,555 claims, 512 in 2021-22, 893 last year, 150,000 students.",
+                   published=when.date())
     link = index.link("b", bridge, when)
     assert link is not None and link.story_id == 1 and not link.strong
     index.add(2, 1, "b", bridge, when, anchor=link.strong)
@@ -189,7 +191,7 @@ def test_a_chain_of_weak_links_does_not_snowball_two_events_into_one() -> None:
 
 
 def test_reports_further_apart_than_the_window_do_not_join() -> None:
-    text = "On November 20 the ministry named its 12339 hotline; 3,555 claims."
+    text = "On November 20 the ministry said 1,200 students had come forward; 3,555 claims."
     index = StoryIndex(window=timedelta(days=3))
     index.add(1, 1, "a", facts("", text), SEEN)
     assert index.link("b", facts("", text), SEEN + timedelta(days=2)).story_id == 1
@@ -355,8 +357,10 @@ def test_crawled_reprints_fold_onto_their_originals(cli: Cli, web: FixtureWeb) -
         ("reprints", "reprints/warning-students-hk.html"),
         ("reprints", "reprints/warning-students-farm.html")}
     story = cli("stories", "show", str(statement["story_id"]), "--json").json()
-    assert (story["article_count"], story["copy_count"], story["source_count"]) == (1, 2, 2)
-    assert {a["id"] for a in story["articles"]} == {statement["id"], *statement["copies"]}
+    # the statement, its two copies, and the English report on it with its wire copy
+    assert (story["article_count"], story["copy_count"], story["source_count"]) == (2, 3, 3)
+    assert {a["id"] for a in story["articles"]} == {statement["id"], *statement["copies"],
+                                                    coverage["id"], *coverage["copies"]}
     listed = {s["id"]: s for s in cli("stories", "list", "--json").json()}
     assert listed[statement["story_id"]]["headline"] == statement["title"]
     table = cli("stories", "list")
@@ -371,3 +375,28 @@ def test_retention_drops_sketches_past_the_window(db) -> None:
         assert repo.forget_sketches(session, datetime.now(timezone.utc) + timedelta(days=1)) == 1
     copy, created = store(db, RecentArticles(), BY_ID["zh-typhoon-farm-kuaixun"])
     assert created and copy.duplicate_of is None  # nothing left to compare with
+
+
+def test_a_chinese_statement_and_its_english_coverage_form_one_story_with_the_evidence(
+        cli: Cli, web: FixtureWeb) -> None:
+    """The fixture web's statement (Chinese, no figure but the hotline) and an English
+    report on it the same day ("On November 27th … issued a warning", "coercive
+    cooperation", contraband in luggage): one story, and `stories show` says why."""
+    cli.write_config(web_config(web, STATEMENTS, COVERAGE))
+    assert cli("crawl", "--no-alerts").code == 0
+    stored = by_path(cli("articles", "list", "--json").json())
+    statement = stored["statements/warning-students.html"]
+    coverage = stored["coverage/2026/11/students-subverted.html"]
+    assert coverage["story_id"] == statement["story_id"]
+    others = {p: a["story_id"] for p, a in stored.items()
+              if p not in ("statements/warning-students.html",
+                           "coverage/2026/11/students-subverted.html")}
+    assert statement["story_id"] not in others.values(), others
+    shown = cli("stories", "show", str(statement["story_id"]), "--json").json()
+    joined = {a["id"]: a["joined_by"] for a in shown["articles"]}
+    assert joined[statement["id"]] is None  # it began the story
+    assert joined[coverage["id"]]["article_id"] == statement["id"]
+    assert {"c:mss", "c:coercive-cooperation", "d:11-27"} <= set(
+        joined[coverage["id"]]["evidence"])
+    table = cli("stories", "show", str(statement["story_id"]))
+    assert f"{coverage['id']} joined {statement['id']} on " in table.out

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -28,20 +28,22 @@ NEAR = timedelta(days=3)  # a date this near a report's own is its news day
 LEXICON = Path(__file__).with_name("lexicon.txt")
 
 # facts are prefixed by kind: n: number, d: date, c: concept, p: Latin-script name,
-# q: a quoted Chinese term;
+# q: a quoted Chinese term, q:c: a quoted concept;
 # `~` marks the pinyin reading of what may be a Chinese personal name (王毅 → ~p:wang yi),
 # which only counts against a Latin-script name, never against another reading
 READING = "~"
 _SCALE = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12, "万": 4, "亿": 8}
 _NUMBER = re.compile(r"(?<![0-9a-z.])(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s*(thousand|million|billion|"
                      r"trillion)\b|\s*([万亿]))?")
-_CN_DIGITS = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
+_CN_DIGITS = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9),
+                      strict=True))
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万亿余多]{2,}")
 _YEAR = re.compile(r"(?:19|20)\d\d")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
-_EN_DATE = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})\b|\b(\d{{1,2}})\s+{_MONTH}", re.IGNORECASE)
+_EN_DATE = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b|"
+                      rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}", re.IGNORECASE)
 _CN_NUM = r"(\d{1,2}|[一二三四五六七八九十]{1,3})"
 _ZH_DATE = re.compile(rf"{_CN_NUM}月{_CN_NUM}日")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,8 +53,15 @@ _ZH_WEEKDAY = re.compile(r"(?:周|星期|礼拜)([一二三四五六日天])")
 _TODAY = re.compile(r"\b(?:today|yesterday)\b|今天|今日|昨天|昨日", re.IGNORECASE)
 _ZH_DAY = re.compile(r"(?<![月\d])(\d{1,2})日")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")  # Daniel Okafor, Home Affairs
-_QUOTED = re.compile(r"[“「『]([\u3400-\u9fff]{2,6})[”」』]")  # “银杉”: a storm, an app, a slogan
+_QUOTED_HAN = re.compile(r"[“「『]([\u3400-\u9fff]{2,6})[”」』]")  # “银杉”: a storm, an app
+# a key term quoted (“胁迫合作” = “coercive cooperation”): a statement's words, repeated
+_QUOTE = re.compile(r"[“「『\"]([^”」』\"\n]{2,120})[”」』\"]")
+_LEADING = {"a", "after", "an", "and", "as", "at", "before", "but", "by", "during", "for",
+            "from", "in", "last", "next", "of", "on", "since", "the", "this", "to", "until",
+            "when", "with", *(m for m in _MONTHS), "january", "february", "march", "april",
+            "june", "july", "august", "september", "october", "november", "december"}
 _HAN = re.compile(r"[\u3400-\u9fff]+")
+_LATIN = re.compile(r"[a-z]")
 # the commonest Chinese surnames (about 70% of people), and the readings a surname takes
 SURNAMES = set("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
                "于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江"
@@ -65,7 +74,9 @@ class Lexicon:
 
     def __init__(self, bundles: Mapping[str, Sequence[str]]) -> None:
         self.terms = {fold(term): key for key, terms in bundles.items() for term in terms}
-        self._han = sorted((t for t in self.terms if _HAN.search(t)), key=len, reverse=True)
+        # Chinese terms and numbers (a hotline) are looked for as substrings
+        self._han = sorted((t for t in self.terms if not _LATIN.search(t)), key=len,
+                           reverse=True)
         latin = sorted(set(self.terms) - set(self._han), key=len, reverse=True)
         self._latin = re.compile("|".join(map(_latin_pattern, latin))) if latin else None
         self._prefixes = sorted((t for t in latin if t.endswith("*")), key=len, reverse=True)
@@ -76,9 +87,12 @@ class Lexicon:
         return cls({**_lexicon_file(), **{f"@{k}": v for k, v in (aliases or {}).items()}})
 
     def concepts(self, folded: str) -> tuple[set[str], str]:
-        """The concepts named in folded text, and the text with the Latin terms blanked
-        (so that "Ministry of State Security" is not a name as well)."""
+        """The concepts named in folded text, and the text with the Latin terms and numbers
+        blanked (so that "Ministry of State Security" is not a name, nor 12339 a figure)."""
         found = {self.terms[t] for t in self._han if t in folded}
+        for term in self._han:
+            if term.isdigit() and term in folded:
+                folded = folded.replace(term, " ")
         if self._latin is None:
             return found, folded
         for match in self._latin.finditer(folded):
@@ -120,11 +134,13 @@ def facts(title: str, text: str, lexicon: Lexicon | None = None,
     "24日" too), concepts, names."""
     raw = f"{title}\n{text}"
     folded = fold(raw)
-    concepts, rest = (lexicon or default_lexicon()).concepts(folded)
-    found = {f"n:{n}" for n in numbers(folded)} | {f"d:{d}" for d in dates(folded, published)}
+    lexicon = lexicon or default_lexicon()
+    concepts, rest = lexicon.concepts(folded)
+    found = {f"n:{n}" for n in numbers(rest)} | {f"d:{d}" for d in dates(folded, published)}
     found |= {f"c:{c}" for c in concepts}
     found |= {f"p:{name}" for name in latin_names(raw, rest)}
-    found |= {f"q:{term}" for term in _QUOTED.findall(folded)}
+    found |= {f"q:{term}" for term in _QUOTED_HAN.findall(folded) if term not in lexicon.terms}
+    found |= {f"q:c:{c}" for quote in _QUOTE.findall(folded) for c in lexicon.concepts(quote)[0]}
     found |= {f"{READING}p:{name}" for name in chinese_name_readings(folded)}
     return frozenset(found)
 
@@ -217,8 +233,11 @@ def latin_names(raw: str, rest: str) -> set[str]:
     names = set()
     for name in _NAME.findall(raw):
         folded = fold(name)
-        if folded in rest:
-            names.add(re.sub(r"(?<=[a-z])-(?=[a-z])", "", folded))
+        words = folded.split()
+        while words and words[0] in _LEADING:  # "On November", "The Hudson Institute"
+            words.pop(0)
+        if len(words) > 1 and folded in rest:
+            names.add(re.sub(r"(?<=[a-z])-(?=[a-z])", "", " ".join(words)))
     return names
 
 
@@ -253,14 +272,18 @@ def score(evidence: Collection[str], when: Collection[date] = ()) -> float:
     """How strongly shared evidence says "the same event": figures, names, quoted terms and
     dates count one each — but the days around `when` (the reports' own: every report of
     those days names them) one in all; concepts (vocabulary: any two reports on a subject
-    share it) little; and nothing without MIN_SPECIFIC of the others, one identifying."""
+    share it) little. Nothing without MIN_SPECIFIC of the others, one of them identifying."""
     concepts = sum(fact.startswith("c:") for fact in evidence)
     near = sum(fact.startswith("d:") and _near(fact[2:], when) for fact in evidence)
     identifying = len(evidence) - concepts - near
-    specific = identifying + min(near, 1)
-    if identifying < 1 or specific < MIN_SPECIFIC:
+    day = near > 0
+    if identifying < 1 or identifying + day < MIN_SPECIFIC:
         return 0.0
-    return specific + min(concepts * CONCEPT_WEIGHT, CONCEPT_CAP)
+    return identifying + day + min(concepts * CONCEPT_WEIGHT, CONCEPT_CAP)
+
+
+def _day(moment: datetime) -> str:
+    return f"d:{moment.month}-{moment.day}"
 
 
 def _near(month_day: str, when: Collection[date]) -> bool:
@@ -324,7 +347,8 @@ class StoryIndex:
             if report.source == source or not report.anchor or \
                     abs(report.dated - dated) > self.window:
                 continue
-            evidence = shared(own, self._distinctive(report.source, report.facts, 1))
+            evidence = shared(own, self._distinctive(report.source, report.facts, 1)) | \
+                {_day(report.dated)} & own | {_day(dated)} & report.facts  # the other's day
             strength = score(evidence, (dated.date(), report.dated.date()))
             if strength >= self.min_score and (best is None or strength > best.score):
                 best = Link(report.story_id, article_id, tuple(sorted(evidence)), strength)
@@ -368,8 +392,9 @@ class StoryIndex:
     def _distinctive(self, source: str, found: frozenset[str],
                      own_count: int = 0) -> frozenset[str]:
         """`found` without the facts the outlet printed in another of its recent articles
-        (`own_count`: how many times the article itself is already counted)."""
+        (`own_count`: how many times the article itself is already counted) — concepts
+        aside: an outlet's beat is not its boilerplate."""
         seen = self._by_source.get(source)
         if not seen:
             return found
-        return frozenset(f for f in found if seen[f] <= own_count)
+        return frozenset(f for f in found if seen[f] <= own_count or f.startswith("c:"))
