@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
+from ahocorasick_rs import AhoCorasick, MatchKind
 from pypinyin import lazy_pinyin
 
 from basis.folding import fold
@@ -73,13 +74,21 @@ class Lexicon:
     """Concepts by their terms in any language: the bundled lexicon plus alias bundles."""
 
     def __init__(self, bundles: Mapping[str, Sequence[str]]) -> None:
-        self.terms = {fold(term): key for key, terms in bundles.items() for term in terms}
+        self.terms: dict[str, set[str]] = {}  # a term may belong to several concepts
+        for key, terms in bundles.items():
+            for term in terms:
+                self.terms.setdefault(fold(term), set()).add(key)
         # Chinese terms and numbers (a hotline) are looked for as substrings
-        self._han = sorted((t for t in self.terms if not _LATIN.search(t)), key=len,
-                           reverse=True)
-        latin = sorted(set(self.terms) - set(self._han), key=len, reverse=True)
-        self._latin = re.compile("|".join(map(_latin_pattern, latin))) if latin else None
-        self._prefixes = sorted((t for t in latin if t.endswith("*")), key=len, reverse=True)
+        han = [t for t in self.terms if not _LATIN.search(t)]
+        self._han = AhoCorasick(han) if han else None
+        self._numbers = [t for t in han if t.isdigit()]
+        # Latin terms as whole words; `term*`: any word beginning so
+        self._stems = sorted({t.rstrip("*") for t in self.terms if _LATIN.search(t)})
+        self._keys = [self.terms.get(stem, set()) | self.terms.get(f"{stem}*", set())
+                      for stem in self._stems]
+        self._open = [f"{stem}*" in self.terms for stem in self._stems]
+        self._latin = AhoCorasick(self._stems, matchkind=MatchKind.LeftmostLongest) \
+            if self._stems else None
 
     @classmethod
     def bundled(cls, aliases: Mapping[str, Sequence[str]] | None = None) -> Lexicon:
@@ -89,27 +98,28 @@ class Lexicon:
     def concepts(self, folded: str) -> tuple[set[str], str]:
         """The concepts named in folded text, and the text with the Latin terms and numbers
         blanked (so that "Ministry of State Security" is not a name, nor 12339 a figure)."""
-        found = {self.terms[t] for t in self._han if t in folded}
-        for term in self._han:
-            if term.isdigit() and term in folded:
-                folded = folded.replace(term, " ")
+        found = set() if self._han is None else set().union(*(
+            self.terms[t] for t in self._han.find_matches_as_strings(folded, overlapping=True)))
+        for term in self._numbers:
+            folded = folded.replace(term, " ")
         if self._latin is None:
             return found, folded
-        for match in self._latin.finditer(folded):
-            found.add(self._key(match.group()))
-        return found, self._latin.sub(" ", folded)
+        kept, at = [], 0
+        for term, start, end in self._latin.find_matches_as_indexes(folded):
+            if start and _word_char(folded[start - 1]):
+                continue
+            while self._open[term] and end < len(folded) and _word_char(folded[end]):
+                end += 1
+            if end < len(folded) and _word_char(folded[end]):
+                continue
+            found |= self._keys[term]
+            kept.append(folded[at:start])
+            at = end
+        return found, " ".join([*kept, folded[at:]])
 
-    def _key(self, word: str) -> str:
-        if word in self.terms:
-            return self.terms[word]
-        return next(self.terms[p] for p in self._prefixes if word.startswith(p.rstrip("*")))
 
-
-def _latin_pattern(term: str) -> str:
-    """A whole word or phrase; `term*`: any word beginning so."""
-    if term.endswith("*"):
-        return rf"(?<!\w){re.escape(term[:-1])}\w*"
-    return rf"(?<!\w){re.escape(term)}(?!\w)"
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 @lru_cache(maxsize=1)
@@ -249,10 +259,15 @@ def chinese_name_readings(folded: str) -> set[str]:
         for i, char in enumerate(run):
             if char not in SURNAMES:
                 continue
-            surname = _SURNAME_READING.get(char) or lazy_pinyin(char)[0]
+            surname = _SURNAME_READING.get(char) or _pinyin(char)
             for given in {run[i + 1:i + 2], run[i + 1:i + 3]} - {""}:
-                readings.add(f"{surname} {''.join(lazy_pinyin(given))}")
+                readings.add(f"{surname} {''.join(map(_pinyin, given))}")
     return readings
+
+
+@lru_cache(maxsize=None)
+def _pinyin(char: str) -> str:
+    return lazy_pinyin(char)[0]
 
 
 def shared(a: Iterable[str], b: frozenset[str]) -> frozenset[str]:
