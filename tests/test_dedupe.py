@@ -14,7 +14,16 @@ from sqlalchemy import select
 from crawler.stages.dedupe import THRESHOLD, NearDuplicateIndex, load_sketch, shingles, sketch
 from crawler.stages.normalize import text_fingerprint, title_key
 from crawler.stages.placement import RecentArticles
-from crawler.stages.stories import Lexicon, Link, StoryIndex, dates, facts, numbers, shared
+from crawler.stages.stories import (
+    ANCHOR_SCORE,
+    Lexicon,
+    Link,
+    StoryIndex,
+    dates,
+    facts,
+    numbers,
+    shared,
+)
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Article, Sighting
@@ -320,6 +329,20 @@ def test_the_labeled_set_stored_newest_first_folds_and_threads_the_same(tmp_path
     typhoon = [a for a in FIXTURES if TRUE_ORIGINAL[a["id"]] == "zh-typhoon-orig"]
     earliest = min(typhoon, key=lambda a: datetime.fromisoformat(a["published_at"]))
     assert {original[a["id"]] for a in typhoon} == {row_of[earliest["id"]]}
+
+
+def test_the_evidence_that_joined_a_report_is_stored_and_read_back_after_a_restart(db) -> None:
+    statement, _ = store(db, RecentArticles(), BY_ID["zh-mss-orig"], dated=True)
+    report, _ = store(db, RecentArticles(), BY_ID["en-mss-same-straitreview"], dated=True)
+    assert report.story_id == statement.story_id
+    with db() as session:
+        links = repo.story_links(session, [statement.id, report.id])
+        reports = {r.id: r for r in repo.originals_after(session, 0, SEEN - timedelta(days=30))}
+    assert list(links) == [report.id] and links[report.id].linked_article_id == statement.id
+    assert {"d:11-20", "q:c:academic-cooperation"} <= set(links[report.id].evidence)
+    # a new process knows the report joined on weak evidence: it is no anchor of the story
+    assert reports[statement.id].link_score is None
+    assert reports[report.id].link_score == links[report.id].score < ANCHOR_SCORE
 
 
 # ---------------------------------------------------------------- end to end

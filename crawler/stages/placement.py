@@ -101,16 +101,16 @@ class RecentArticles:
         """Index a stored article (after its transaction committed); one that took its
         original's place (see `repo.rank`) takes it here too."""
         former = assessment.placement.duplicate_of
+        anchor = assessment.link is None or assessment.link.strong
         if former is not None and article.duplicate_of is None:
             self.copies.reassign(former, article.id)
-            self.stories.discard(former)
+            anchor = self.stories.discard(former)  # and its story link: see repo.take_over
         if assessment.minhash is not None:
             self.copies.add(article.id, assessment.minhash, article.duplicate_of,
                             article.first_seen_at)
         if article.duplicate_of is None and article.story_id is not None:
             self.stories.add(article.id, article.story_id, source, assessment.facts,
-                             article.first_seen_at, article.published_at,
-                             anchor=assessment.link is None or assessment.link.strong)
+                             article.first_seen_at, article.published_at, anchor)
 
 
 def _site(outlet_or_url: str) -> str | None:

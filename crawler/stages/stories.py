@@ -387,16 +387,18 @@ class StoryIndex:
                 break
             self.discard(article_id)
 
-    def discard(self, article_id: int) -> None:
-        """Forget a report (expired, or now a copy of a better original)."""
+    def discard(self, article_id: int) -> bool:
+        """Forget a report (expired, or now a copy of a better original). → whether it
+        was an anchor of its story (or not indexed: a story's first report is one)"""
         report = self._reports.pop(article_id, None)
         if report is None:
-            return
+            return True
         self._by_source[report.source].subtract(report.facts)
         for fact in report.facts:
             self._by_fact[fact].discard(article_id)
             if not self._by_fact[fact]:
                 del self._by_fact[fact]
+        return report.anchor
 
     def _lookup(self, fact: str) -> set[int]:
         """Reports stating `fact`, or its counterpart across scripts."""
