@@ -164,6 +164,7 @@ def test_evidence_is_language_neutral() -> None:
     assert numbers("$38.2 billion, 382亿美元, 四十余万元 and 400,000 yuan") == \
         {"38200000000", "400000"}
     assert numbers("千万不要 in 2026, 12 years, 二〇二六") == set()
+    assert numbers("热线0898-5550 1234, call (02) 5550 1911 or +61 2 5550 1911") == set()
     friday = date(2026, 11, 20)
     assert dates("November 20; 20 Nov.; on Friday", friday) == {"11-20"}
     assert dates("11月20日，十一月二十日，周五，今天，20日", friday) == {"11-20"}

@@ -36,6 +36,9 @@ READING = "~"
 _SCALE = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12, "万": 4, "亿": 8}
 _NUMBER = re.compile(r"(?<![0-9a-z.])(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s*(thousand|million|billion|"
                      r"trillion)\b|\s*([万亿]))?")
+# telephone numbers with an area code are contact details, not figures: 0898-5550 1234,
+# (02) 5550 1911, +61 2 5550 1911
+_PHONE = re.compile(r"\+\d{1,3}(?:[- ]?\d){7,12}|\(?(?<!\d)0\d{1,3}\)?[- ]?\d{3,5}(?:[- ]\d{3,4})?")
 _CN_DIGITS = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9),
                       strict=True))
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
@@ -159,6 +162,7 @@ def numbers(folded: str) -> set[str]:
     """Figures of three digits or more, years aside, however written: 3,555 / 3555 /
     三千五百五十五; 38.2 billion / 382亿; 12.6万 / 126,000; 8.3 (a percentage)."""
     found = set()
+    folded = _PHONE.sub(" ", folded)
     for digits, word, unit in _NUMBER.findall(folded):
         value = _decimal(digits.replace(",", ""), _SCALE.get(word or unit, 0))
         if value is not None:
