@@ -2,7 +2,9 @@
 from another outlet that states the same event — in any language. What two reports must
 share is language-neutral evidence: figures (3,555 = 3555 = 三千五百五十五, $38.2 billion =
 382亿美元), dates (November 20 = 11月20日), concepts (国家安全部 = Ministry of State Security,
-from the bundled lexicon and config.yaml `aliases:`) and names (Wang Yi = 王毅 by pinyin)."""
+from the bundled lexicon and config.yaml `aliases:`), names (Wang Yi = 王毅 by pinyin) and
+quoted key terms (“学术合作” = "academic cooperation"), within a few days of each other. A
+report is compared with a story's anchors only, so weak links never chain (see StoryIndex)."""
 from __future__ import annotations
 
 import re
