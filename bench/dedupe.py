@@ -19,7 +19,9 @@ in CPU seconds (`time.process_time`, generation not counted):
 
 It checks our duplicate decisions against the generator's ground truth (precision and
 recall of "copy of original X"), prints RSS at 0/25/50/75/100% of N so the growth of memory
-can be seen, a table, and as its last line one JSON object.
+can be seen, the story threading figures on the labeled fixture set (pair precision and
+recall, across languages too, and the stories stage's speed), a table, and as its last line
+one JSON object.
 
     python -m bench.dedupe [--n 100000] [--seed 7] [--baseline-n 10000]
 """
@@ -586,6 +588,45 @@ def run_baseline(n: int, seed: int) -> dict:
             "rss_start_mb": rss0, "peak_rss_mb": rss_mb()[1]}
 
 
+def labeled_stories(rounds: int = 5) -> dict:
+    """Story threading on the labeled fixture set (tests/fixtures/dedupe/): pair precision
+    and recall (all pairs, and same-event pairs in two languages), copies placed under
+    their labeled original, the reports threaded in publication order; and the speed of the
+    stories stage over it (best of `rounds`)."""
+    from itertools import combinations
+
+    from crawler.stages.stories import StoryIndex, default_lexicon, facts
+
+    path = REPO / "tests/fixtures/dedupe/articles.jsonl"
+    articles = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    default_lexicon()  # built once per process, not per article
+    best = float("inf")
+    for _ in range(rounds):
+        t0, index, story = time.process_time(), StoryIndex(), {}
+        for number, a in enumerate(articles):
+            if a["duplicate_of"]:
+                story[a["id"]] = story[a["duplicate_of"]]
+                continue
+            dated = datetime.fromisoformat(a["published_at"])
+            found = facts(a["title"], a["text"], published=dated.date())
+            link = index.link(a["source"], found, dated)
+            story[a["id"]] = link.story_id if link else -number - 1
+            index.add(number, story[a["id"]], a["source"], found, dated, dated,
+                      anchor=link is None or link.strong)
+        best = min(best, time.process_time() - t0)
+    tp = fp = fn = across = across_found = 0
+    for a, b in combinations(articles, 2):
+        same, said = a["story"] == b["story"], story[a["id"]] == story[b["id"]]
+        tp, fp, fn = tp + (same and said), fp + (said and not same), fn + (same and not said)
+        if same and a["language"] != b["language"]:
+            across, across_found = across + 1, across_found + said
+    originals = sum(not a["duplicate_of"] for a in articles)
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
+            "across": ratio(across_found, across), "articles": len(articles),
+            "stories": len({a["story"] for a in articles}), "originals": originals,
+            "per_s": ratio(originals, best)}
+
+
 def child(kind: str, args: argparse.Namespace) -> dict:
     """Run one side in a fresh interpreter; → its result and its peak RSS."""
     cmd = [sys.executable, "-m", "bench.dedupe", "--child", kind, "--n", str(args.n),
@@ -625,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = child("ours", args)  # first, in its own process: the peak RSS is ours alone
     base = child("baseline", args)
+    threads = labeled_stories()
 
     n = ours["n"]
     per_s = n / ours["cpu_s"]
@@ -670,6 +712,12 @@ def main(argv: list[str] | None = None) -> int:
         ("peak RSS, baseline", f"{base['peak_rss_mb']:,.0f} MB (for {base['n']:,} articles)"),
         ("RSS, ours", ", ".join(f"{c['done']:,}: {c['rss_mb']:,.0f} MB" for c in checkpoints)),
         ("  growth", f"KB per article in each quarter: {', '.join(growth)}"),
+        ("stories, labeled set", f"precision {threads['precision']:.4f}, recall "
+                                 f"{threads['recall']:.4f}, across languages "
+                                 f"{threads['across']:.4f} (gate: ≥ 0.95, ≥ 0.90, ≥ 0.80; "
+                                 f"{threads['articles']} articles, {threads['stories']} stories)"),
+        ("  stories stage", f"{threads['per_s']:,.0f} reports/s (evidence + link + add, "
+                            f"{threads['originals']} reports in publication order)"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -680,7 +728,11 @@ def main(argv: list[str] | None = None) -> int:
                       "peak_rss_mb": round(ours["peak_rss_mb"], 1),
                       "precision": round(precision, 4), "recall": round(recall, 4),
                       "baseline_n": base["n"], "baseline_peak_rss_mb":
-                          round(base["peak_rss_mb"], 1), "seed": args.seed}))
+                          round(base["peak_rss_mb"], 1), "seed": args.seed,
+                      "story_precision": round(threads["precision"], 4),
+                      "story_recall": round(threads["recall"], 4),
+                      "story_recall_across_languages": round(threads["across"], 4),
+                      "stories_per_s": round(threads["per_s"], 1)}))
     return 0
 
 

@@ -156,6 +156,18 @@ class ArticleVersion(Base):
     sha: Mapped[str] = mapped_column(String(64))  # SHA-256 of the text (UTF-8)
 
 
+class StoryLink(Base):
+    """Why a report joined its story: the earlier report it was compared with and the
+    evidence they share (figures, dates, concepts, names; see crawler.stages.stories)."""
+
+    __tablename__ = "story_links"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), primary_key=True)
+    linked_article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    evidence: Mapped[list[str]] = mapped_column(JSON)
+    score: Mapped[float]
+
+
 class Sighting(Base):
     """One URL at one source where an article was seen."""
 

@@ -36,6 +36,7 @@ from storage.models import (
     Snooze,
     Source,
     Story,
+    StoryLink,
     TopicMatch,
     TopicState,
 )
@@ -192,11 +193,15 @@ def same_text(session: Session, text_hash: str) -> Article | None:
 @dataclass(frozen=True)
 class Placement:
     """Where dedupe puts a new article: a near-copy of an original, or into a story (None:
-    a story of its own); `sketch` is its MinHash state, kept for later comparisons."""
+    a story of its own); `sketch` is its MinHash state, kept for later comparisons;
+    `linked_to`, `evidence` and `score`: why it joined the story (stored as a StoryLink)."""
 
     sketch: bytes | None = None
     duplicate_of: int | None = None
     story_id: int | None = None
+    linked_to: int | None = None
+    evidence: tuple[str, ...] = ()
+    score: float = 0.0
 
 
 def add_article(session: Session, item: NewArticle, source_name: str,
@@ -235,6 +240,9 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                       duplicate_of=original.id if original is not None else None)
     session.add(article)
     session.flush()
+    if original is None and placement.linked_to is not None and story_id is not None:
+        session.add(StoryLink(article_id=article.id, linked_article_id=placement.linked_to,
+                              evidence=list(placement.evidence), score=placement.score))
     if original is not None and _rank(article) < _rank(original):
         take_over(session, article, original)
         original = None
@@ -288,6 +296,10 @@ def take_over(session: Session, article: Article, former: Article) -> None:
                     .values(article_id=article.id).execution_options(synchronize_session=False))
     session.execute(update(TopicMatch).where(TopicMatch.article_id == former.id)
                     .values(article_id=article.id).execution_options(synchronize_session=False))
+    for column in (StoryLink.article_id, StoryLink.linked_article_id):  # the same text
+        session.execute(update(StoryLink).where(column == former.id)
+                        .values({column: article.id})
+                        .execution_options(synchronize_session=False))
     session.expire(former)
     if article.story is not None:
         article.story.headline = article.title or article.canonical_url
@@ -422,6 +434,8 @@ class StoredReport:
     title: str
     text: str
     first_seen_at: datetime
+    published_at: datetime | None
+    link_score: float | None  # how strongly it joined its story (None: it began it)
 
 
 def sketches_after(session: Session, after_id: int, since: datetime) -> list[StoredSketch]:
@@ -437,7 +451,8 @@ def originals_after(session: Session, after_id: int, since: datetime) -> list[St
     """Originals stored after `after_id` and first seen since `since`, by id."""
     rows = session.execute(
         select(Article.id, Article.story_id, Source.name, Article.title, Article.text,
-               Article.first_seen_at).join(Source)
+               Article.first_seen_at, Article.published_at, StoryLink.score).join(Source)
+        .outerjoin(StoryLink, StoryLink.article_id == Article.id)
         .where(Article.id > after_id, Article.first_seen_at >= since,
                Article.duplicate_of.is_(None), Article.story_id.is_not(None))
         .order_by(Article.id))
@@ -572,6 +587,12 @@ def get_story(session: Session, story_id: int) -> tuple[StoryRow, list[Article]]
     row = with_lead(StoryRow(story, originals, len(articles) - originals, len(sources)),
                     story_leads(session, [story_id]))
     return row, sorted(articles, key=lambda a: a.id != row.lead_article_id)
+
+
+def story_links(session: Session, article_ids: Collection[int]) -> dict[int, StoryLink]:
+    """Why each of these articles joined its story, by article id (none: it began it)."""
+    links = session.scalars(select(StoryLink).where(StoryLink.article_id.in_(article_ids)))
+    return {link.article_id: link for link in links}
 
 
 def get_article(session: Session, article_id: int) -> Article | None:

@@ -42,8 +42,10 @@ def stories_show(ctx: Context, story_id: int, as_json: bool) -> None:
         if found is None:
             raise NotFound(f"no story with id {story_id} (see: mediawatch stories list)")
         row, articles = found
+        links = repo.story_links(session, [a.id for a in articles])
         if as_json:
             emit_json(views.story_json(row) | {
-                "articles": [views.article_json(a) for a in articles]})
+                "articles": [views.article_json(a) | {"joined_by": views.link_json(links.get(a.id))}
+                             for a in articles]})
         else:
-            views.print_story(ctx.console, row, list(articles))
+            views.print_story(ctx.console, row, list(articles), links)

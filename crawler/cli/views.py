@@ -1,7 +1,7 @@
 """How stored things look to people (rich tables) and to scripts (JSON documents)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,7 +15,7 @@ from basis.dates import iso
 from basis.text import printable
 from crawler.engine.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
-from storage.models import Alert, Article, Capture, Source
+from storage.models import Alert, Article, Capture, Source, StoryLink
 from storage.repository import StoryRow, sightings_count
 
 
@@ -197,7 +197,8 @@ def stories_table(rows: list[StoryRow]) -> Table:
     return table
 
 
-def print_story(console: Console, row: StoryRow, articles: list[Article]) -> None:
+def print_story(console: Console, row: StoryRow, articles: list[Article],
+                links: Mapping[int, StoryLink]) -> None:
     console.print(Text(row.story.headline, style="bold"))
     data = story_json(row)
     for key in ("id", "first_seen_at", "last_seen_at", "article_count", "copy_count",
@@ -205,6 +206,19 @@ def print_story(console: Console, row: StoryRow, articles: list[Article]) -> Non
         console.print(Text.assemble((f"{key:>15}: ", "dim"), str(data[key])))
     console.print(Text.assemble((f"{'languages':>15}: ", "dim"), ", ".join(row.languages)))
     console.print(articles_table(articles))  # the lead first
+    for article_id, link in sorted(links.items()):
+        console.print(Text.assemble(
+            (f"{article_id} joined {link.linked_article_id} on ", "dim"),
+            ", ".join(link.evidence), (f" (score {link.score:g})", "dim")))
+
+
+def link_json(link: StoryLink | None) -> dict[str, Any] | None:
+    """Why an article joined its story: the report it matched and the evidence shared
+    (n: figure, d: date, c: concept, p: name, q: quoted term)."""
+    if link is None:
+        return None
+    return {"article_id": link.linked_article_id, "evidence": link.evidence,
+            "score": link.score}
 
 
 # ---------------------------------------------------------------- sources

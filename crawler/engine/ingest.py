@@ -106,7 +106,8 @@ class Rules:
                    {s.name: s.tags for s in config.sources},
                    TopicSet.compile(config.topics, config.aliases), config.alert_policies(),
                    config.crawl.backfill,
-                   RecentArticles(dedupe.threshold, dedupe.retention, dedupe.story_window),
+                   RecentArticles(dedupe.threshold, dedupe.retention, dedupe.story_window,
+                                  config.aliases),
                    config.archive is not None, rechecked_sources(config))
 
 

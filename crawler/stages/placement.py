@@ -3,6 +3,7 @@ near-copies and reported facts for threading stories, kept in step with the data
 a restart, or another crawler process on the same database, loses nothing."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from basis.urls import is_web_url, site_of
 from crawler.stages import dedupe, stories
 from crawler.stages.dedupe import NearDuplicateIndex, dump_sketch, load_sketch, sketch
-from crawler.stages.stories import StoryIndex, facts
+from crawler.stages.stories import ANCHOR_SCORE, Lexicon, Link, StoryIndex, facts
 from storage import repository as repo
 from storage.models import Article
 
@@ -24,14 +25,17 @@ class Assessment:
     placement: repo.Placement
     minhash: RMinHash | None
     facts: frozenset[str]
+    link: Link | None = None  # how it joined another report's story
 
 
 class RecentArticles:
     def __init__(self, threshold: float = dedupe.THRESHOLD,
                  retention: timedelta = dedupe.RETENTION,
-                 story_window: timedelta = stories.WINDOW) -> None:
+                 story_window: timedelta = stories.WINDOW,
+                 aliases: Mapping[str, Sequence[str]] | None = None) -> None:
         self.copies = NearDuplicateIndex(threshold, retention)
         self.stories = StoryIndex(story_window)
+        self.lexicon = Lexicon.bundled(aliases)  # config.yaml's alias bundles are concepts
         self._sketches_seen = self._reports_seen = 0  # highest article id loaded
 
     def sync(self, session: Session, now: datetime) -> None:
@@ -45,8 +49,12 @@ class RecentArticles:
         for report in repo.originals_after(session, self._reports_seen, now - self.stories.window):
             self._reports_seen = report.id
             if report.id not in self.stories:
+                dated = report.published_at or report.first_seen_at
                 self.stories.add(report.id, report.story_id, report.source,
-                                 facts(report.title, report.text), report.first_seen_at)
+                                 facts(report.title, report.text, self.lexicon, dated.date()),
+                                 report.first_seen_at, dated,
+                                 anchor=report.link_score is None
+                                 or report.link_score >= ANCHOR_SCORE)
         self.copies.expire(now)
         self.stories.expire(now)
 
@@ -57,7 +65,8 @@ class RecentArticles:
         into `story_id` when given (a new version of a watched page), the story of another
         outlet's report of the same facts, or a story of its own."""
         self.sync(session, now)
-        minhash, found = sketch(new.text), facts(new.title, new.text)
+        dated = new.published_at or now
+        minhash, found = sketch(new.text), facts(new.title, new.text, self.lexicon, dated.date())
         state = dump_sketch(minhash) if minhash is not None else None
         if story_id is not None:
             return Assessment(repo.Placement(state, story_id=story_id), minhash, found)
@@ -66,8 +75,12 @@ class RecentArticles:
             self.headline_twin(session, new, now)
         if original is not None:
             return Assessment(repo.Placement(state, duplicate_of=original), minhash, found)
-        return Assessment(repo.Placement(state, story_id=self.stories.story_for(source, found)),
-                          minhash, found)
+        link = self.stories.link(source, found, dated)
+        if link is None:
+            return Assessment(repo.Placement(state), minhash, found)
+        return Assessment(repo.Placement(state, story_id=link.story_id,
+                                         linked_to=link.article_id, evidence=link.evidence,
+                                         score=link.score), minhash, found, link)
 
     def headline_twin(self, session: Session, new: repo.NewArticle,
                       now: datetime) -> int | None:
@@ -88,15 +101,16 @@ class RecentArticles:
         """Index a stored article (after its transaction committed); one that took its
         original's place (see `repo.rank`) takes it here too."""
         former = assessment.placement.duplicate_of
+        anchor = assessment.link is None or assessment.link.strong
         if former is not None and article.duplicate_of is None:
             self.copies.reassign(former, article.id)
-            self.stories.discard(former)
+            anchor = self.stories.discard(former)  # and its story link: see repo.take_over
         if assessment.minhash is not None:
             self.copies.add(article.id, assessment.minhash, article.duplicate_of,
                             article.first_seen_at)
         if article.duplicate_of is None and article.story_id is not None:
             self.stories.add(article.id, article.story_id, source, assessment.facts,
-                             article.first_seen_at)
+                             article.first_seen_at, article.published_at, anchor)
 
 
 def _site(outlet_or_url: str) -> str | None:
