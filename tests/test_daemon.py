@@ -384,14 +384,14 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
     assert not [r for r in first.records() if r["logger"].startswith("alembic")]  # only with -v
     polled_before = len(web.hits("/feeds/statements.xml"))
     with daemon(cli) as second:
-        def all_sent() -> bool:
+        def all_sent() -> bool:  # how many: as many stories as the topic matched
             alerts = cli("alerts", "list", "--json").json()
-            return len(alerts) >= 4 and all(a["status"] == "sent" for a in alerts)
+            return len(alerts) >= 3 and all(a["status"] == "sent" for a in alerts)
 
-        second.wait_for(all_sent, "every alert sent")
         second.wait_for(lambda: any(h.headers.get("if-none-match") for h in
                                     web.hits("/feeds/statements.xml")[polled_before:]),
                         "a conditional poll by the restarted daemon")
+        second.wait_for(all_sent, "every alert sent")
         assert second.stop() == 0
     alerts = cli("alerts", "list", "--json").json()
     ids = [m.message["Message-ID"] for m in smtp_server.messages]
