@@ -35,10 +35,12 @@ def unpack(capture: Capture) -> bytes:
 
 
 def keep(session: Session, new: NewCapture) -> Capture:
-    """The capture of these bytes: stored once, whoever reads the same body again (a feed
-    polled for many articles) shares it."""
+    """The capture of these bytes at this URL: stored once, whoever reads the same body there
+    again (a feed polled for many articles) shares it; the same bytes at another URL (a
+    soft 404, a challenge page) are that URL's own evidence."""
     digest = hashlib.sha256(new.body).hexdigest()
-    found = session.scalar(select(Capture).where(Capture.sha256 == digest))
+    found = session.scalar(select(Capture).where(Capture.sha256 == digest,
+                                                 Capture.url == new.url))
     if found is None:
         found = Capture(sha256=digest, url=new.url, fetched_at=new.fetched_at,
                         status=new.status, headers=[list(h) for h in new.headers],
@@ -56,8 +58,11 @@ def captures_since(session: Session, since: datetime | None) -> Iterator[Capture
 
 
 def forget(session: Session, before: datetime) -> int:
-    """Drop the captures fetched before `before` (archive.retention); their articles stay.
-    → how many were dropped"""
-    old = select(Capture.id).where(Capture.fetched_at < before)
+    """Drop the captures fetched before `before` (archive.retention) that no article first
+    seen since still points to (a feed body read again shares its first capture); their
+    articles stay. → how many were dropped"""
+    recent = select(Article.capture_id).where(Article.first_seen_at >= before,
+                                              Article.capture_id.is_not(None))
+    old = select(Capture.id).where(Capture.fetched_at < before, Capture.id.not_in(recent))
     session.execute(update(Article).where(Article.capture_id.in_(old)).values(capture_id=None))
-    return session.execute(delete(Capture).where(Capture.fetched_at < before)).rowcount or 0
+    return session.execute(delete(Capture).where(Capture.id.in_(old))).rowcount or 0

@@ -87,12 +87,13 @@ class Story(Base):
 class Capture(Base):
     """The exact bytes of one response an article was read from (its page, or the feed that
     carried it), kept as evidence: zlib-compressed, with its headers and fetch time. One
-    row per distinct body: a feed read for many articles is kept once."""
+    row per distinct body at a URL: a feed read for many articles is kept once."""
 
     __tablename__ = "captures"
+    __table_args__ = (UniqueConstraint("sha256", "url"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the raw body
+    sha256: Mapped[str] = mapped_column(String(64))  # of the raw body
     url: Mapped[str] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     status: Mapped[int] = mapped_column(Integer)

@@ -16,6 +16,7 @@ from basis.clock import utcnow
 from basis.secrets import Redactor
 from crawler.config import ConfigError, load_config, parse_config
 from crawler.daemon.service import Daemon
+from storage import archive
 from storage.db import open_database
 from storage.models import Article, Capture
 from tests.conftest import Cli, web_config
@@ -92,10 +93,19 @@ def test_retention_drops_archived_bytes_and_keeps_the_articles(cli: Cli, web: Fi
     cli.write_config(web_config(web, STATEMENTS, CHARSETS) | {"archive": {"retention": "30d"}})
     assert cli("crawl").code == 0
     db = open_database(cli.db)
-    with db.begin() as session:  # the statements feed was read 31 days ago
+    daemon = Daemon(cli.config, cli.db, load_config(cli.config), db, None, Redactor())
+    month_ago = utcnow() - timedelta(days=31)
+    with db.begin() as session:  # the statements feed was first read 31 days ago …
         session.execute(update(Capture).where(Capture.url.endswith("statements.xml"))
-                        .values(fetched_at=utcnow() - timedelta(days=31)))
-    Daemon(cli.config, cli.db, load_config(cli.config), db, None, Redactor()).retention_job()
+                        .values(fetched_at=month_ago))
+    daemon.retention_job()
+    with db() as session:  # … but articles seen since still point to it: kept
+        assert session.scalar(select(func.count()).select_from(Capture)) == 9
+    with db.begin() as session:  # … and so were its articles
+        feed = select(Capture.id).where(Capture.url.endswith("statements.xml"))
+        session.execute(update(Article).where(Article.capture_id.in_(feed))
+                        .values(first_seen_at=month_ago))
+    daemon.retention_job()
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Capture)) == 8
         assert session.scalar(select(func.count()).select_from(Article)
@@ -111,3 +121,16 @@ def test_archive_is_a_mapping_or_false() -> None:
     with pytest.raises(ConfigError) as error:
         parse_config("archive: {retention: 1y}\n", {})
     assert "archive.retention: invalid duration '1y'" in error.value.lines()[0]
+
+
+def test_the_same_bytes_at_two_urls_are_two_pieces_of_evidence(db_url: str) -> None:
+    db = open_database(db_url)
+    now = utcnow()
+    with db.begin() as session:
+        read = [archive.keep(session, archive.NewCapture(url, 200, (), b"<html>Not found</html>",
+                                                         now))
+                for url in ("https://a.example/1", "https://a.example/2", "https://a.example/1")]
+        session.flush()
+        assert [c.url for c in read] == ["https://a.example/1", "https://a.example/2",
+                                         "https://a.example/1"]
+        assert read[0] is read[2] and read[0] is not read[1]

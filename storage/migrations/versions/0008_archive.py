@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column('size', sa.Integer(), nullable=False),
         sa.Column('body', sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_captures')),
-        sa.UniqueConstraint('sha256', name=op.f('uq_captures_sha256')),
+        sa.UniqueConstraint('sha256', 'url', name=op.f('uq_captures_sha256_url')),
     )
     op.create_index('ix_captures_fetched_at', 'captures', ['fetched_at'], unique=False)
     with op.batch_alter_table('articles', schema=None) as batch_op:
