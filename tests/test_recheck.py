@@ -116,6 +116,19 @@ def test_an_edited_and_a_removed_statement_alert_once_an_unchanged_one_costs_a_3
     assert coverage and all(len(web.hits("/" + p)) == 1 for p in coverage)  # never re-checked
 
 
+def test_a_page_that_yields_no_text_is_no_edit(cli: Cli, web: FixtureWeb) -> None:
+    """A statement page rendered by script (no text to read) leaves the text kept as it is."""
+    config = web_config(web, dict(STATEMENTS, official=True), backfill="36500d")
+    cli.write_config(config)
+    crawl(cli)
+    warning = by_path(cli("articles", "list", "--json").json())[WARNING]
+    (web.root / WARNING).write_text("<html><body><script>render()</script></body></html>")
+    make_due(cli)
+    assert crawl(cli)["edited"] == 0
+    shown = cli("articles", "show", str(warning["id"]), "--json").json()
+    assert "留学生" in shown["text"] and shown["versions"] == []  # kept as first stored
+
+
 DIFF = ("  二是乙。", "- 可以不予追究 <script>alert(1)</script>",
         "+ [bold]可以从轻处理[/bold] <!channel> \x1b[31m{{ 7*7 }}")
 

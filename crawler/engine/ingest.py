@@ -238,11 +238,12 @@ class Ingest(Shared):
                 article.etag, article.last_modified = item.page.etag, item.page.last_modified
                 new = to_new_article(ArticleSeen(item.source, FeedEntry(item.url), item.page),
                                      self.rules.language_hints.get(item.source), now)
-                if material_change(article.text, new.text):
+                if new.text and material_change(article.text, new.text):  # none: unread
                     tally.edited += 1
                     tally.alerts += self.edited(session, article, new, now)
-            elif item.error:
-                tally.message = f"{item.url}: {item.error} (re-checked again later)"
+            elif item.error:  # not the poll's message: the source itself is fine
+                log.warning("re-checking %s failed: %s (checked again later)", item.url,
+                            item.error)
 
     def edited(self, session: Session, article: Article, new: repo.NewArticle,
                now: datetime) -> int:
