@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, union, update
 from sqlalchemy.orm import Session
 
-from storage.models import Article, Capture
+from storage.models import Article, ArticleVersion, Capture
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,11 @@ def forget(session: Session, before: datetime) -> int:
     """Drop the captures fetched before `before` (archive.retention) that no article first
     seen since still points to (a feed body read again shares its first capture); their
     articles stay. → how many were dropped"""
-    recent = select(Article.capture_id).where(Article.first_seen_at >= before,
-                                              Article.capture_id.is_not(None))
+    recent = union(select(Article.capture_id).where(Article.first_seen_at >= before,
+                                                    Article.capture_id.is_not(None)),
+                   select(ArticleVersion.capture_id).where(ArticleVersion.fetched_at >= before,
+                                                           ArticleVersion.capture_id.is_not(None)))
     old = select(Capture.id).where(Capture.fetched_at < before, Capture.id.not_in(recent))
-    session.execute(update(Article).where(Article.capture_id.in_(old)).values(capture_id=None))
+    for table in (Article, ArticleVersion):
+        session.execute(update(table).where(table.capture_id.in_(old)).values(capture_id=None))
     return session.execute(delete(Capture).where(Capture.id.in_(old))).rowcount or 0

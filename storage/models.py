@@ -155,6 +155,9 @@ class ArticleVersion(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sha: Mapped[str] = mapped_column(String(64))  # SHA-256 of the text (UTF-8)
+    capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"))  # bytes read
+
+    capture: Mapped[Capture | None] = relationship()
 
 
 class StoryLink(Base):

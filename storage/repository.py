@@ -30,6 +30,7 @@ from storage.models import (
     AlertArticle,
     Article,
     ArticleVersion,
+    Capture,
     ChannelWait,
     CrawlRun,
     Sighting,
@@ -399,21 +400,26 @@ def claim_checks(session: Session, sources: Collection[str], now: datetime, leas
     return due
 
 
-def add_version(session: Session, article: Article, title: str, text: str,
+def add_version(session: Session, article: Article, new: NewArticle,
                 fetched_at: datetime) -> int:
     """Keep a new version of an article's text (the first time, the stored one becomes
-    version 1) and make it the article's text. → its number"""
+    version 1), each with the bytes it was read from, and make it the article's. → its
+    number"""
     if not article.versions:
-        article.versions.append(_version(1, article.title, article.text, article.first_seen_at))
+        article.versions.append(_version(1, article.title, article.text, article.first_seen_at,
+                                         article.capture))
     number = article.versions[-1].version + 1
-    article.versions.append(_version(number, title, text, fetched_at))
-    article.title, article.text = title or article.title, text
+    capture = archive.keep(session, new.capture) if new.capture else None
+    article.versions.append(_version(number, new.title, new.text, fetched_at, capture))
+    article.title, article.text = new.title or article.title, new.text
+    article.capture = capture  # `articles show --raw`: the bytes of the text shown
     return number
 
 
-def _version(number: int, title: str, text: str, fetched_at: datetime) -> ArticleVersion:
+def _version(number: int, title: str, text: str, fetched_at: datetime,
+             capture: Capture | None) -> ArticleVersion:
     return ArticleVersion(version=number, title=title, text=text, fetched_at=fetched_at,
-                          sha=hashlib.sha256(text.encode()).hexdigest())
+                          sha=hashlib.sha256(text.encode()).hexdigest(), capture=capture)
 
 
 # ---------------------------------------------------------------- dedupe memory
@@ -601,7 +607,8 @@ def get_article(session: Session, article_id: int) -> Article | None:
                                                      selectinload(Article.matches),
                                                      selectinload(Article.copies),
                                                      selectinload(Article.story),
-                                                     selectinload(Article.versions)])
+                                                     selectinload(Article.versions)
+                                                     .selectinload(ArticleVersion.capture)])
 
 
 def originals_since(session: Session, since: datetime | None,

@@ -95,6 +95,8 @@ def test_an_edited_and_a_removed_statement_alert_once_an_unchanged_one_costs_a_3
     articles = by_path(cli("articles", "list", "--json").json())
     shown = cli("articles", "show", str(articles[WARNING]["id"]), "--json").json()
     assert [v["version"] for v in shown["versions"]] == [1, 2]
+    first_read, edit_read = (v["archived"]["sha256"] for v in shown["versions"])
+    assert first_read != edit_read == shown["archived"]["sha256"]  # --raw: the text shown
     assert "可以不予追究" in shown["versions"][0]["text"] and "从轻处理" in shown["text"]
     assert articles[WARNING]["story_id"] == shown["story_id"]
     gone = cli("articles", "show", str(articles[CASE]["id"]), "--json").json()

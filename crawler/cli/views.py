@@ -85,7 +85,8 @@ def article_detail_json(article: Article) -> dict[str, Any]:
         "archived": capture_json(article.capture) if article.capture else None,
         "removed_at": iso(article.removed_at),  # a statement's page went away
         "versions": [{"version": v.version, "title": v.title, "text": v.text,
-                      "fetched_at": iso(v.fetched_at), "sha256": v.sha}
+                      "fetched_at": iso(v.fetched_at), "sha256": v.sha,
+                      "archived": capture_json(v.capture) if v.capture else None}
                      for v in article.versions],  # a statement edited: each text kept
     }
 

@@ -236,8 +236,10 @@ class Ingest(Shared):
                 tally.alerts += self.removed(session, article, item, now)
             elif item.page is not None:
                 article.etag, article.last_modified = item.page.etag, item.page.last_modified
-                new = to_new_article(ArticleSeen(item.source, FeedEntry(item.url), item.page),
-                                     self.rules.language_hints.get(item.source), now)
+                new = replace(to_new_article(ArticleSeen(item.source, FeedEntry(item.url),
+                                                         item.page),
+                                             self.rules.language_hints.get(item.source), now),
+                              capture=self.capture(item.page))
                 if new.text and material_change(article.text, new.text):  # none: unread
                     tally.edited += 1
                     tally.alerts += self.edited(session, article, new, now)
@@ -249,7 +251,7 @@ class Ingest(Shared):
                now: datetime) -> int:
         """Keep the new version; queue its "statement edited" alerts, with the diff."""
         diff = text_diff(article.text, new.text)
-        version = repo.add_version(session, article, new.title, new.text, now)
+        version = repo.add_version(session, article, new, now)
         article.text_hash = new.text_hash
         snippet = f"Version {version} of this statement, seen {now:%Y-%m-%d %H:%M} UTC, " \
             f"differs from the one before (versions: mediawatch articles show {article.id})."

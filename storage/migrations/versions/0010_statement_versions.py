@@ -24,8 +24,11 @@ def upgrade() -> None:
         sa.Column('text', sa.Text(), nullable=False),
         sa.Column('fetched_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('sha', sa.String(length=64), nullable=False),
+        sa.Column('capture_id', sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(['article_id'], ['articles.id'],
                                 name=op.f('fk_article_versions_article_id_articles')),
+        sa.ForeignKeyConstraint(['capture_id'], ['captures.id'],
+                                name=op.f('fk_article_versions_capture_id_captures')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_article_versions')),
         sa.UniqueConstraint('article_id', 'version', name=op.f('uq_article_versions_article_id')),
     )
