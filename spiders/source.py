@@ -155,6 +155,7 @@ class SourceSpider(scrapy.Spider):
         """The conditional GET of a stored statement: unchanged, edited or gone?"""
         return scrapy.Request(spec.url, callback=self.parse_recheck, errback=self.recheck_failed,
                               headers=conditional(spec.etag, spec.last_modified),
+                              priority=POLL_PRIORITY,  # one request: never behind the pages
                               dont_filter=True, meta={"source": spec.source, "recheck": spec,
                                                       "handle_httpstatus_list": [304, 404, 410]})
 

@@ -388,10 +388,12 @@ def claim_checks(session: Session, sources: Collection[str], now: datetime, leas
                  limit: int = 500) -> list[DueCheck]:
     """Articles of these sources due to be fetched again (see `Article.next_check_at`),
     the most overdue first; each is not due again for `lease` (its check sets the next)."""
-    rows = session.execute(
-        select(Article.id, Source.name, Article.url, Article.etag, Article.last_modified)
-        .join(Source).where(Article.next_check_at <= now, Source.name.in_(sources))
-        .order_by(Article.next_check_at, Article.id).limit(limit)).all()
+    query = (select(Article.id, Source.name, Article.url, Article.etag, Article.last_modified)
+             .join(Source).where(Article.next_check_at <= now, Source.name.in_(sources))
+             .order_by(Article.next_check_at, Article.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":  # a crawl beside the daemon: each
+        query = query.with_for_update(of=Article, skip_locked=True)  # claims its own rows
+    rows = session.execute(query).all()
     due = [DueCheck(*row) for row in rows]
     if due:
         session.execute(update(Article).where(Article.id.in_([d.article_id for d in due]))

@@ -156,3 +156,20 @@ def test_a_topic_removed_and_added_again_is_matched_against_the_past_again(db) -
     with db.begin() as session:
         repo.add_article(session, new_article("https://a.example/2", "正文二"), "a")
     assert match("t", "u") == {"t": 1}  # … and back: the article stored meanwhile matches
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_processes_claim_different_rechecks_on_postgresql(db_url: str) -> None:
+    """`mediawatch crawl` beside `run`: a statement due again is claimed by one of them
+    (on SQLite one writer at a time already makes it so)."""
+    db, now = open_database(db_url), datetime.now(timezone.utc)
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("a", "feed", "https://a.example/f.xml")])
+        for n in (1, 2):
+            article, _ = repo.add_article(session, new_article(f"https://a.example/{n}",
+                                                               f"正文{n}"), "a")
+            article.next_check_at = now
+    with db() as first, db() as second:
+        mine = repo.claim_checks(first, ["a"], now, timedelta(minutes=30), limit=1)
+        theirs = repo.claim_checks(second, ["a"], now, timedelta(minutes=30), limit=1)
+        assert len(mine) == len(theirs) == 1 and mine[0].article_id != theirs[0].article_id
