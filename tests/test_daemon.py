@@ -236,9 +236,10 @@ def listening_ports(pid: int) -> set[int]:
 
 
 def source_state(cli: Cli, name: str) -> dict:
-    """A source's row in `sources list`: {} until the daemon has created its database."""
+    """A source's row in `sources list`: {} until the daemon has created its database (or
+    while it migrates it: a reader racing the migration may fail)."""
     listed = cli("sources", "list", "--json")
-    if listed.code == 2 and "no database at" in listed.err:
+    if listed.code != 0:
         return {}
     return next(s for s in listed.json() if s["name"] == name)
 
