@@ -128,6 +128,7 @@ class Article(Base):
     etag: Mapped[str | None] = mapped_column(Text)  # validators of its page's last fetch
     last_modified: Mapped[str | None] = mapped_column(String(64))
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its page went away
+    gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a first "gone": asked again
 
     source: Mapped[Source] = relationship()
     story: Mapped[Story | None] = relationship()

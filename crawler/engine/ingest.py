@@ -27,7 +27,7 @@ from crawler.stages.dedupe import material_change
 from crawler.stages.extract import decode_html, extract_article
 from crawler.stages.normalize import preferred_url, text_fingerprint, title_key
 from crawler.stages.placement import Assessment, RecentArticles
-from crawler.stages.recheck import GONE, is_front_page, next_check, text_diff
+from crawler.stages.recheck import CONFIRM_GONE, GONE, is_front_page, next_check, text_diff
 from spiders.items import (
     ArticleSeen,
     FeedEntry,
@@ -221,8 +221,9 @@ class Ingest(Shared):
 
     def rechecked(self, item: Rechecked, tally: SourceReport) -> None:
         """A statement fetched again: a material edit is kept as a new version, a page gone
-        (404, 410, a redirect to the front page) marks it removed; either alerts once. The
-        next check follows the schedule (`crawler.stages.recheck`); none after a removal."""
+        (404, 410, a redirect to the front page) twice in a row marks it removed; either
+        alerts once. The next check follows the schedule (`crawler.stages.recheck`), the
+        second look at a page gone comes sooner; none after a removal."""
         now = utcnow()
         with self.db.begin() as session:
             article = session.get(Article, item.article_id)
@@ -230,11 +231,20 @@ class Ingest(Shared):
                 return
             tally.rechecked += 1
             article.next_check_at = next_check(article.first_seen_at, now)
-            if item.status in GONE or \
-                    (item.landed_at and is_front_page(item.url, item.landed_at)):
-                tally.removed += 1
-                tally.alerts += self.removed(session, article, item, now)
-            elif item.page is not None:
+            if item.status in GONE or (item.landed_at and
+                                       is_front_page(item.url, item.landed_at)):
+                if article.gone_at is None:  # once may be a glitch: asked again soon
+                    article.gone_at, article.next_check_at = now, now + CONFIRM_GONE
+                else:
+                    tally.removed += 1
+                    tally.alerts += self.removed(session, article, item, now)
+                return
+            if item.error:  # not the poll's message: the source itself is fine
+                log.warning("re-checking %s failed: %s (checked again later)", item.url,
+                            item.error)
+                return
+            article.gone_at = None
+            if item.page is not None:
                 article.etag, article.last_modified = item.page.etag, item.page.last_modified
                 new = replace(to_new_article(ArticleSeen(item.source, FeedEntry(item.url),
                                                          item.page),
@@ -243,9 +253,6 @@ class Ingest(Shared):
                 if new.text and material_change(article.text, new.text):  # none: unread
                     tally.edited += 1
                     tally.alerts += self.edited(session, article, new, now)
-            elif item.error:  # not the poll's message: the source itself is fine
-                log.warning("re-checking %s failed: %s (checked again later)", item.url,
-                            item.error)
 
     def edited(self, session: Session, article: Article, new: repo.NewArticle,
                now: datetime) -> int:

@@ -15,6 +15,7 @@ from basis.text import clip
 SCHEDULE: tuple[tuple[timedelta, timedelta], ...] = (
     (timedelta(hours=1), timedelta(days=1)), (timedelta(days=1), timedelta(days=30)))
 GONE = (404, 410)
+CONFIRM_GONE = timedelta(minutes=15)  # a page gone is asked again this soon: a glitch passes
 DIFF_LINES = 40  # lines of a diff shown in an alert
 LINE_CHARS = 300
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=[.;:])\s+|\n+")

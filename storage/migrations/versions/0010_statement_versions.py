@@ -37,12 +37,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('etag', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('last_modified', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('gone_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_articles_next_check_at', ['next_check_at'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.drop_index('ix_articles_next_check_at')
+        batch_op.drop_column('gone_at')
         batch_op.drop_column('removed_at')
         batch_op.drop_column('last_modified')
         batch_op.drop_column('etag')
