@@ -82,6 +82,18 @@ class ArchiveSettings(Model):
     retention: Duration = timedelta(days=365)
 
 
+class WebSettings(Model):
+    """The reading room: the web pages of `run --listen` and `mediawatch web`."""
+
+    token: Annotated[str, Field(min_length=16)] | None = None  # sign-in secret, from the
+    #                 environment; the pages are served beyond loopback only with one
+    base_url: WebUrl | None = None  # where the pages are reached: alerts link to them
+
+    def story_url(self, story_id: int) -> str | None:
+        """The story's page, for alerts (none without `base_url`)."""
+        return f"{self.base_url.rstrip('/')}/stories/{story_id}" if self.base_url else None
+
+
 def _archive(value: object) -> object:
     """`archive: false` turns the archive off; `true` or an empty `archive:` keeps defaults."""
     return None if value is False else {} if value is True or value is None else value
@@ -158,13 +170,15 @@ class Config(Model):
     digest: Digest = Digest()
     daemon: DaemonSettings = DaemonSettings()
     archive: Annotated[ArchiveSettings | None, BeforeValidator(_archive)] = ArchiveSettings()
+    web: WebSettings = WebSettings()
     _from_env: frozenset[str] = PrivateAttr(frozenset())  # values `${VAR}` brought in
 
     @property
     def secrets(self) -> set[str]:
         """What never leaves the process: every value taken from the environment (a token
-        in a source URL) and the secret parts of the channel URLs."""
-        return set(self._from_env).union(*(c.secrets() for c in self.channels.values()))
+        in a source URL), the web token and the secret parts of the channel URLs."""
+        web = {self.web.token} if self.web.token else set()
+        return set(self._from_env).union(web, *(c.secrets() for c in self.channels.values()))
 
     def channel_warnings(self) -> list[str]:
         """Legal but worth a second look: an unusual Slack host, a password sent in clear."""
