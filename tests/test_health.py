@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from basis.clock import utcnow
 from crawler.config import Config, Topic, parse_config
 from crawler.daemon.metrics import Metrics
-from crawler.daemon.site import atom_feed, listen, parse_address, site
+from crawler.daemon.site import listen, parse_address, site
+from crawler.daemon.web.feeds import atom_feed
 from crawler.engine.reactor import install, run_on_reactor
 from crawler.engine.report import SourceReport
 from crawler.engine.runner import run_crawl
@@ -96,7 +97,7 @@ class Served:
 def serving(db: sessionmaker[Session], config: Config, metrics: Metrics,
             scheduler_alive: Callable[[], bool] = lambda: True) -> Iterator[Served]:
     """The daemon's site on a free loopback port of this process's reactor."""
-    port = run_on_reactor(lambda: listen(install(), site(db, lambda: config, metrics, scheduler_alive),
+    port = run_on_reactor(lambda: listen(install(), site(db, lambda: config, metrics, scheduler_alive, True),
                                          "127.0.0.1:0"))
     try:
         yield Served(f"http://127.0.0.1:{port.getHost().port}")
@@ -285,12 +286,17 @@ def test_unknown_paths_and_topics_are_404(serve) -> None:
     server = serve()
     assert server.get("/topics/quiet.json").json()["matches"] == []
     assert not feedparser.parse(server.get("/topics/quiet.atom").content).bozo
-    for path in ("/topics/nope.atom", "/topics/Quiet.atom", "/topics/quiet.xml",
-                 "/topics/quiet.atom/x", "/topics", "/topics/", "/", "/nothing", "/healthz/x"):
+    for path in ("/topics/nope.atom", "/topics/Quiet.atom", "/topics/nope.json",
+                 "/healthz/x"):
         response = server.get(path)
         assert response.status_code == 404, path
         assert response.headers["Content-Type"] == "application/json", path
         assert "error" in response.json(), path
+    for path in ("/topics/quiet.xml", "/topics/quiet.atom/x", "/topics", "/nothing"):
+        response = server.get(path)  # the reading room's: a page that says so
+        assert response.status_code == 404, path
+        assert response.headers["Content-Type"].startswith("text/html"), path
+        assert "Not Found" in response.text, path
 
 
 def test_metrics_survive_an_unreachable_database(tmp_path: Path) -> None:

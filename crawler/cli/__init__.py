@@ -33,6 +33,7 @@ from crawler.cli.run import run
 from crawler.cli.sources import sources
 from crawler.cli.stories import stories
 from crawler.cli.topics import topics
+from crawler.cli.web import web
 from crawler.config import DEFAULT_PATH, ConfigError
 
 
@@ -53,7 +54,7 @@ def cli(ctx: click.Context, config_path: Path, db_url: str | None, verbose: bool
 
 
 for command in (crawl, articles, stories, sources, topics, alerts, digest, archive, config_group,
-                db_group, run, demo):
+                db_group, run, web, demo):
     cli.add_command(command)
 
 # HTTP clients of the channels: their request lines carry a webhook's or bot's secret path

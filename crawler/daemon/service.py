@@ -43,8 +43,9 @@ from basis.secrets import Redactor
 from crawler.config import Config, ConfigError, load_config
 from crawler.daemon.metrics import Metrics
 from crawler.daemon.schedule import first_run, interval_of, may_poll, trigger_for
-from crawler.daemon.site import listen, site
+from crawler.daemon.site import listen, parse_address, site
 from crawler.daemon.watchdog import check_sources
+from crawler.daemon.web import is_loopback
 from crawler.engine import reactor
 from crawler.engine.fetchguard import install_resolver
 from crawler.engine.ingest import Ingest, Rules, rechecked_sources
@@ -191,9 +192,17 @@ class Daemon:
                  len(self.config.topics), os.getpid())
 
     def serve(self) -> None:
+        loopback = is_loopback(parse_address(self.listen)[0])
         self.port = listen(self.reactor, site(self.db, lambda: self.config, self.metrics,
-                                              lambda: self.scheduler.running), self.listen)
+                                              lambda: self.scheduler.running, loopback),
+                           self.listen)
         log.info("health and metrics on http://%s/healthz", self.listen)
+        if loopback or self.config.web.token:
+            log.info("the reading room on http://%s/", self.listen)
+        else:
+            log.warning("the web pages are not served: %s is beyond loopback and web.token "
+                        "is not set (set it, from the environment, to serve them)",
+                        self.listen)
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling; let polls and sends in flight finish (up to `grace` seconds)."""

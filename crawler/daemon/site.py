@@ -1,6 +1,8 @@
-"""The daemon's HTTP side, a Twisted resource tree: `/healthz`, `/metrics` and per-topic
-feeds of matches (`/topics/NAME.atom`, `/topics/NAME.json`). Database work runs in the
-reactor's thread pool, never on the reactor thread; anything else is a JSON 404."""
+"""The daemon's HTTP side, a Twisted resource tree: `/healthz` and `/metrics`, and every other
+path to the reading room (crawler.daemon.web: pages and topic feeds), a WSGI application
+run in the reactor's thread pool. Database work never runs on the reactor thread. The
+pages are served on loopback, or anywhere once `web.token` is set; until then a daemon
+listening beyond loopback serves only `/healthz` and `/metrics`."""
 from __future__ import annotations
 
 import ipaddress
@@ -10,23 +12,22 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from feedgen.feed import FeedGenerator
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.wsgi import WSGIResource
 
-from basis.clock import utcnow
 from basis.dates import iso
-from basis.urls import safe_url
-from basis.xml import xml_text
-from crawler.config import Config, Topic
+from basis.errors import UsageError
+from crawler.config import Config
 from crawler.daemon.metrics import CONTENT_TYPE, Metrics
-from storage.models import Article, Sighting, TopicMatch
+from crawler.daemon.web import ReadingRoom, is_loopback
+from crawler.engine.reactor import install
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,34 @@ Reply = tuple[int, str, bytes]  # status, content type, body
 
 
 def site(db: sessionmaker[Session], config: Callable[[], Config], metrics: Metrics,
-         scheduler_alive: Callable[[], bool]) -> Site:
+         scheduler_alive: Callable[[], bool], loopback: bool) -> Site:
     """The resource tree the daemon serves (`scheduler_alive` is called on the reactor);
-    `config` gives the running config at each request, so a reload's topics are served."""
-    root = _Page()
+    `config` gives the running config at each request, so a reload's topics and token are
+    seen at once; `loopback`: whether it listens on this machine only."""
+    from twisted.internet import reactor  # the daemon's, installed before we are called
+
+    root = _Root(WSGIResource(reactor, reactor.getThreadPool(), ReadingRoom(db, config)),
+                 lambda: loopback or config().web.token is not None)
     root.putChild(b"healthz", _Health(db, scheduler_alive))
     root.putChild(b"metrics", _Metrics(metrics))
-    root.putChild(b"topics", _Topics(db, config))
     return _QuietSite(root)
+
+
+def serve_web(config: Config, db: sessionmaker[Session], address: str) -> None:
+    """`mediawatch web`: the reading room alone, until SIGTERM or SIGINT. Beyond loopback
+    only with `web.token`."""
+    host, _ = parse_address(address)
+    if not is_loopback(host) and config.web.token is None:
+        raise UsageError(f"refusing to serve the web pages on {address}, beyond loopback, "
+                         "without web.token: set it in the config from the environment "
+                         "(token: \"${MEDIAWATCH_WEB_TOKEN}\"), or listen on 127.0.0.1")
+    reactor = install()
+    room = WSGIResource(reactor, reactor.getThreadPool(), ReadingRoom(db, lambda: config))
+    port = listen(reactor, _QuietSite(_Root(room, lambda: True)), address)
+    bound = port.getHost()
+    log.info("the reading room on http://%s:%d/ (Ctrl-C stops it)",
+             f"[{bound.host}]" if ":" in bound.host else bound.host, bound.port)
+    reactor.run()
 
 
 def listen(reactor: IReactorTCP, site: Site, address: str) -> IListeningPort:
@@ -97,6 +118,21 @@ class _Page(Resource):
 
     def render_GET(self, request: Request) -> bytes | int:
         return _write(request, _error(404, "not found"))
+
+
+class _Root(_Page):
+    """Its own children (health, metrics), else the reading room while `pages()` allows."""
+
+    def __init__(self, room: WSGIResource, pages: Callable[[], bool]) -> None:
+        super().__init__()
+        self.room, self.pages = room, pages
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if not self.pages():
+            return _NotFound("the web pages are served beyond loopback only with web.token "
+                             "set (see the README, \"The reading room\")")
+        request.postpath.insert(0, request.prepath.pop())  # the room sees the whole path
+        return self.room
 
 
 class _NotFound(_Page):
@@ -192,95 +228,3 @@ class _Metrics(_Page):
         self.metrics.sample()  # on the reactor thread, where the scheduler's state lives
         return _answer(request, deferToThread(
             lambda: (200, CONTENT_TYPE, self.metrics.render())))
-
-
-# ---------------------------------------------------------------- /topics/NAME.{atom,json}
-
-class _Topics(_Page):
-    def __init__(self, db: sessionmaker[Session], config: Callable[[], Config]) -> None:
-        super().__init__()
-        self.db, self.config = db, config
-
-    def getChild(self, path: bytes, request: Request) -> Resource:
-        found = _FEED.fullmatch(path)
-        topic = next((t for t in self.config().topics if t.name == found[1].decode()),
-                     None) if found else None
-        if found is None or topic is None:
-            return _NotFound("no such topic: feeds are /topics/NAME.atom and "
-                             "/topics/NAME.json for the topics in the config")
-        return _TopicFeed(self.db, topic, found[2].decode())
-
-
-class _TopicFeed(_Page):
-    def __init__(self, db: sessionmaker[Session], topic: Topic, kind: str) -> None:
-        super().__init__()
-        self.db, self.topic, self.kind = db, topic, kind
-
-    def render_GET(self, request: Request) -> int:
-        return _answer(request, deferToThread(self.reply))
-
-    def reply(self) -> Reply:
-        with self.db() as session:
-            entries = topic_entries(session, self.topic.name)
-        if self.kind == "atom":
-            return 200, ATOM, atom_feed(self.topic, entries)
-        return _json(200, {"topic": self.topic.name, "query": self.topic.query,
-                           "matches": entries})
-
-
-def topic_entries(session: Session, topic: str, limit: int = FEED_SIZE) -> list[dict[str, Any]]:
-    """The latest matches of a topic, one per original article, newest first."""
-    rows = session.execute(
-        select(Article, TopicMatch.highlights).join(TopicMatch)
-        .where(TopicMatch.topic == topic, Article.duplicate_of.is_(None))
-        .options(selectinload(Article.source),
-                 selectinload(Article.sightings).selectinload(Sighting.source))
-        .order_by(Article.first_seen_at.desc(), Article.id.desc()).limit(limit))
-    return [{
-        "story_id": article.story_id,
-        "article_id": article.id,
-        "title": article.title,
-        "canonical_url": article.canonical_url,
-        "source": article.source.name,
-        "published_at": article.published_at,
-        "first_seen_at": article.first_seen_at,
-        "snippet": highlights.get("snippet", "") if isinstance(highlights, dict) else "",
-        "sightings": [{"source": s.source.name, "url": s.url, "seen_at": s.seen_at}
-                      for s in article.sightings],
-    } for article, highlights in rows]
-
-
-def atom_feed(topic: Topic, entries: list[dict[str, Any]]) -> bytes:
-    """An Atom document; feedgen (lxml) escapes all text, characters XML cannot hold are
-    dropped."""
-    feed = FeedGenerator()
-    feed.id(f"urn:mediawatch:topic:{topic.name}")
-    feed.title(f"mediawatch: {topic.name}")
-    feed.subtitle(xml_text(topic.query))
-    feed.author(name="mediawatch")
-    feed.updated(entries[0]["first_seen_at"] if entries else utcnow())
-    for entry in entries:
-        item = feed.add_entry(order="append")
-        item.id(f"urn:mediawatch:article:{entry['article_id']}")
-        item.title(xml_text(entry["title"] or entry["canonical_url"]))
-        link = safe_url(entry["canonical_url"])  # never a javascript: or data: link
-        if link:
-            item.link(href=link)
-        item.updated(entry["first_seen_at"])
-        if entry["published_at"]:
-            item.published(entry["published_at"])
-        item.author(name=xml_text(entry["source"]))
-        if entry["story_id"] is not None:
-            item.category(term=str(entry["story_id"]), scheme="urn:mediawatch:story",
-                          label=f"story {entry['story_id']}")
-        item.content(xml_text(_entry_text(entry)))
-    return feed.atom_str(pretty=True)
-
-
-def _entry_text(entry: dict[str, Any]) -> str:
-    """The snippet and the sightings, as plain text: feedgen 1.0 drops the `rel` of an
-    entry's links, so sightings cannot be `related` links."""
-    head = [entry["snippet"], ""] if entry["snippet"] else []
-    seen = [f"- {s['source']}: {s['url']} ({iso(s['seen_at'])})" for s in entry["sightings"]]
-    return "\n".join([*head, "Seen at:", *seen])
-

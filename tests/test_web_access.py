@@ -1,0 +1,121 @@
+"""The reading room's door: sign-in with web.token, CSRF on every POST, the headers every
+response carries, and where it refuses to be served. In process, through the WSGI app."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from crawler.config.model import Config
+from crawler.daemon.web import ReadingRoom
+from storage.db import open_database
+
+TOKEN = "a-long-enough-test-token"
+
+
+@pytest.fixture
+def room(tmp_path: Path):
+    db = open_database(f"sqlite:///{tmp_path / 'web.db'}")
+    config = {"value": Config.model_validate({"web": {"token": TOKEN},
+                                              "topics": [{"name": "students",
+                                                          "query": "student*"}]})}
+    return Client(ReadingRoom(db, lambda: config["value"])), config
+
+
+def csrf_of(html: str) -> str:
+    return html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def signed_in(client: Client) -> str:
+    """Sign in; → the CSRF token of the signed-in pages."""
+    response = client.post("/signin", data={"token": TOKEN, "next": "/sources"})
+    assert response.status_code == 303
+    return csrf_of(client.get("/").text)
+
+
+def test_a_page_needs_sign_in_and_the_token_signs_in_with_a_strict_cookie(room) -> None:
+    client, _ = room
+    response = client.get("/?since=7d&topic=students")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/signin?next=%2F%3Fsince%3D7d%26topic%3Dstudents"
+    assert 'value="/?since=7d&amp;topic=students"' in client.get(response.headers["Location"]).text
+    wrong = client.post("/signin", data={"token": "not-the-token-at-all", "next": "/"})
+    assert wrong.status_code == 403 and "That is not the token" in wrong.text
+    right = client.post("/signin", data={"token": TOKEN, "next": "/?since=7d"})
+    assert right.status_code == 303 and right.headers["Location"] == "/?since=7d"
+    cookie = right.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
+    assert client.get("/").status_code == 200
+
+
+def test_the_cookie_is_secure_behind_https(room) -> None:
+    client, _ = room
+    response = client.post("/signin", data={"token": TOKEN},
+                           headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_sign_in_goes_back_only_to_a_path_of_this_site(room) -> None:
+    client, _ = room
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:1"):
+        response = client.post("/signin", data={"token": TOKEN, "next": target})
+        assert response.headers["Location"] == "/", target
+
+
+def test_a_forged_cookie_or_a_new_token_signs_out(room) -> None:
+    client, config = room
+    client.set_cookie("mediawatch_session", "nonce.0123456789abcdef")
+    assert client.get("/").status_code == 303
+    signed_in(client)
+    assert client.get("/").status_code == 200
+    config["value"] = config["value"].model_copy(
+        update={"web": config["value"].web.model_copy(update={"token": "x" * 20})})
+    assert client.get("/").status_code == 303
+
+
+def test_every_post_needs_the_session_s_csrf_token(room) -> None:
+    client, _ = room
+    csrf = signed_in(client)
+    assert client.post("/signout", data={}).status_code == 403
+    assert client.post("/signout", data={"csrf": csrf + "0"}).status_code == 403
+    other_site = client.post("/signout", data={"csrf": csrf},
+                             headers={"Origin": "https://evil.example"})
+    assert other_site.status_code == 403
+    assert client.post("/signout", data={"csrf": csrf}).status_code == 303
+    assert client.get("/").status_code == 303  # signed out
+
+
+def test_feeds_take_the_token_as_a_query_parameter_for_feed_readers(room) -> None:
+    client, _ = room
+    assert client.get("/topics/students.atom").status_code == 403
+    assert client.get("/topics/students.json?token=wrong").status_code == 403
+    reply = client.get(f"/topics/students.json?token={TOKEN}")
+    assert reply.status_code == 200 and reply.json["topic"] == "students"
+
+
+def test_every_response_carries_a_strict_policy(room) -> None:
+    client, _ = room
+    for response in (client.get("/"), client.get("/signin"), client.get("/nothing"),
+                     client.get("/static/style.css")):
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_without_a_token_the_pages_are_open_and_posts_still_need_csrf(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'web.db'}")
+    client = Client(ReadingRoom(db, lambda: Config()))
+    page = client.get("/")
+    assert page.status_code == 200 and "HttpOnly" in page.headers["Set-Cookie"]
+    assert "Sign out" not in page.text
+    assert client.post("/signout", data={}).status_code == 403
+
+
+def test_web_refuses_to_listen_beyond_loopback_without_a_token(cli) -> None:
+    cli.write_config({})
+    result = cli("web", "--listen", "0.0.0.0:0")
+    assert result.code == 2
+    assert "without web.token" in result.err and "127.0.0.1" in result.err
