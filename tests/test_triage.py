@@ -129,3 +129,50 @@ def test_list_stories_filters_on_triage_in_the_query(db) -> None:
     assert len(listed(None)) == 6
     with pytest.raises(ValueError):
         listed("archived")
+
+
+# ---------------------------------------------------------------- the CLI
+
+def cli_story(cli) -> tuple[int, int]:
+    """Two stories, their leads first seen at T0 and an hour later → their ids."""
+    cli.write_config({"sources": [{"name": "a", "kind": "feed",
+                                   "url": "https://a.example/f.xml"}]})
+    db = open_database(cli.db)
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("a", "feed", "https://a.example/f.xml")])
+    return add(db, "one", T0).story_id, add(db, "two", T0 + timedelta(hours=1)).story_id
+
+
+def test_stories_review_dismiss_and_reopen_show_in_json_and_filter(cli) -> None:
+    one, two = cli_story(cli)
+    listed = cli("stories", "list", "--json").json()
+    assert {(s["id"], s["triage"], s["triaged_at"]) for s in listed} == {
+        (one, "unreviewed", None), (two, "unreviewed", None)}
+    reviewed = cli("stories", "review", str(one))
+    assert reviewed.code == 0 and f"story {one} marked reviewed" in reviewed.out
+    dismissed = cli("stories", "dismiss", str(two))
+    assert dismissed.code == 0 and f"story {two} dismissed" in dismissed.out
+    shown = cli("stories", "show", str(one), "--json").json()
+    assert shown["triage"] == "reviewed"
+    assert datetime.fromisoformat(shown["triaged_at"]) > T0
+    assert [s["id"] for s in cli("stories", "list", "--triage", "reviewed", "--json").json()] \
+        == [one]
+    assert [s["id"] for s in cli("stories", "list", "--triage", "dismissed", "--json").json()] \
+        == [two]
+    assert cli("stories", "list", "--triage", "unreviewed", "--json").json() == []
+    table = cli("stories", "list").out
+    assert "triage" in table and "reviewed" in table and "dismissed" in table
+    assert "triage: reviewed" in cli("stories", "show", str(one)).out
+    reopened = cli("stories", "reopen", str(two))
+    assert reopened.code == 0 and f"story {two} is unreviewed again" in reopened.out
+    again = cli("stories", "list", "--triage", "unreviewed", "--json").json()
+    assert [(s["id"], s["triaged_at"]) for s in again] == [(two, None)]
+    assert cli("stories", "list", "--triage", "archived").code == 2
+
+
+@pytest.mark.parametrize("command", ["review", "dismiss", "reopen"])
+def test_triage_of_an_unknown_story_exits_2(cli, command: str) -> None:
+    cli_story(cli)
+    result = cli("stories", command, "999")
+    assert result.code == 2
+    assert result.err == "error: no story with id 999 (see: mediawatch stories list)\n"
