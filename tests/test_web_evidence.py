@@ -302,3 +302,15 @@ def test_hostile_titles_urls_and_bidi_are_inert_on_every_page(room: Room) -> Non
         assert "&lt;script&gt;alert(" in html, name
     article = room.get(pages["article"])
     assert 'class="unsafe-link"' in article and "<mark>spy</mark>" in article
+
+
+def test_the_workbench_prefilters_in_sql_only_on_words_every_match_contains() -> None:
+    def groups(text: str) -> list[tuple[str, ...]]:
+        return query_page.required(parse_query(text, ALIASES))
+
+    assert groups("spy AND student*") == [("student",), ("spy",)]  # longest first
+    assert groups('"state security" AND NOT film') == [("security",)]
+    assert groups("spy OR title:asylum") == [("asylum", "spy")]
+    assert groups("spy OR 间谍") == []  # a CJK term may be stored in Traditional script
+    assert groups("NOT spy") == [] and groups("url:spy OR source:x") == []
+    assert groups("(spy AND film) NEAR/5 festival") == [("festival",), ("film",), ("spy",)]
