@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from html import unescape
 from pathlib import Path
@@ -112,7 +112,20 @@ def crawled(url: str, web: FixtureWeb, folder: Path) -> Room:
         alert.next_attempt_at = datetime.now(timezone.utc) + timedelta(minutes=5)
         room.pending = alert.id
     room.hostile = hostile(room)
+    with db.begin() as session:  # the statement edited: its stored spans' offsets shift
+        statement = session.scalars(select(Article).where(
+            Article.canonical_url.endswith("statements/warning-students.html"))).one()
+        edit = replace(_as_new(statement), text="（更新）" + statement.text)
+        repo.add_version(session, statement, edit, datetime.now(timezone.utc))
     return room
+
+
+def _as_new(article: Article) -> repo.NewArticle:
+    return repo.NewArticle(url=article.url, canonical_url=article.canonical_url,
+                           seen_url=article.url, title=article.title, text=article.text,
+                           summary=article.summary, language=article.language,
+                           published_at=article.published_at, date_is_estimated=False,
+                           text_hash=article.text_hash)
 
 
 def marks(html: str) -> list[str]:
@@ -134,7 +147,8 @@ def test_an_article_shows_its_marked_text_why_it_matched_its_copies_and_sighting
     statement = room.article("statements/warning-students.html")
     html = room.get(f"/articles/{statement.id}")
     text = section(html, "text")
-    assert {"国家安全部", "留学生"} <= set(marks(text))
+    assert {"国家安全部", "留学生"} <= set(marks(text))  # found again after the edit
+    assert "（更新）" in text and "version 2" in section(html, "versions")
     explained = section(html, "explain card\" data-topic=\"espionage-warnings")
     assert "term 国家安全部" in explained and "✓" in explained
     assert 'href="/topics/espionage-warnings"' in html
