@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 from crawler.config import Config
 from crawler.daemon.web import feeds, filters
 from crawler.daemon.web.access import HEADERS, Access, local_path
-from crawler.daemon.web.pages import today
+from crawler.daemon.web.pages import alerts, articles, query, sources, today
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ Handler = Callable[["Page"], "Response | tuple[str, dict[str, Any]]"]
 ROUTES = Map([
     Rule("/", endpoint=today.page),
     Rule("/topics/<slug:name>.<any(atom, json):kind>", endpoint=feeds.topic_feed),
+    Rule("/articles/<int:id>", endpoint=articles.page),
+    Rule("/query", endpoint=query.page),
+    Rule("/sources", endpoint=sources.page),
+    Rule("/alerts", endpoint=alerts.page),
     Rule("/signin", endpoint="signin", methods=["GET", "POST"]),
     Rule("/signout", endpoint="signout", methods=["POST"]),
     Rule("/static/<name>", endpoint="static"),
