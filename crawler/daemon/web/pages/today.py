@@ -7,7 +7,7 @@ explicit `?since=7d` wins; the first visit shows the last 24 hours. The page's o
 (pages, filters) carry the window as `?after=ISO`, so page 2 shows the same reading."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -92,13 +92,14 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
         "httponly": True, "samesite": "Strict", "secure": is_https(page.request),
         "path": "/", "max_age": int(KEEP_SEEN.total_seconds())}))
     size = PAGE_SIZE if filters.topic else PER_TOPIC
-    sections = []
-    for topic in page.config.topics:
-        if filters.topic not in (None, topic.name):
-            continue
-        found = topic_stories(page.db, topic.name, filters, window.start, size + 1,
-                              (filters.page - 1) * size, triage)
-        sections.append(Section(topic, story_cards(page.db, found[:size]), len(found) > size))
+    shown = [t for t in page.config.topics if filters.topic in (None, t.name)]
+    found = {t.name: topic_stories(page.db, t.name, filters, window.start, size + 1,
+                                   (filters.page - 1) * size, triage) for t in shown}
+    every = {story_id: moment for rows in found.values() for story_id, moment in rows[:size]}
+    cards = {card.story.id: card for card in story_cards(page.db, list(every.items()))}
+    sections = [Section(t, [replace(cards[story_id], latest=moment)
+                            for story_id, moment in found[t.name][:size]],
+                        len(found[t.name]) > size) for t in shown]
     after = None if window.why == "since" else window.start.isoformat(timespec="seconds")
     return "today.html", {
         "filters": filters, "triage": triage, "window": window, "after": after,
