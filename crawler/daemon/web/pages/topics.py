@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 CHART_DAYS = 30
 SNIPPET_LIMIT = 400
+FEW_MATCHES = 3000  # a topic with fewer: its stories are read from its matches
 TRIAGE_FILTERS = ("unreviewed",)  # `?triage=unreviewed`: what an analyst has not looked at
 _ALIAS = re.compile(r'"[^"]*"|@([A-Za-z0-9_-]+)')
 
@@ -99,9 +100,15 @@ def topic_stories(session: Session, topic: str, filters: ListFilters,
     The topic's matched articles are read newest first (ix_articles_first_seen_at, each
     checked in topic_matches' (article_id, topic) index) and streamed until `offset +
     limit` stories are found: page 1 reads a few dozen rows, not every match of the topic,
-    as grouping by story before sorting would."""
-    matched = select(TopicMatch.id).where(TopicMatch.article_id == Article.id,
-                                          TopicMatch.topic == topic).exists()
+    as grouping by story before sorting would. A rare topic (few matches, where that walk
+    would read many articles for each match) is read from its matches instead."""
+    matches = session.scalar(select(func.count()).where(TopicMatch.topic == topic)) or 0
+    if matches <= FEW_MATCHES:  # a rare topic: its matches, by its index, are fewer rows
+        matched = Article.id.in_(select(TopicMatch.article_id)
+                                 .where(TopicMatch.topic == topic))
+    else:
+        matched = select(TopicMatch.id).where(TopicMatch.article_id == Article.id,
+                                              TopicMatch.topic == topic).exists()
     query: Select[Any] = (select(Article.story_id, Article.first_seen_at).where(matched)
                           .order_by(Article.first_seen_at.desc(), Article.id.desc()))
     if after is not None:
