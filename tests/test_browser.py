@@ -65,6 +65,7 @@ SOURCES = [
      "language": "zh", "tags": ["official"]},
     {"name": "coverage", "kind": "feed", "url": "/feeds/coverage.atom", "every": "2s"},
     {"name": "hostile", "kind": "feed", "url": "/feeds/_hostile.xml", "every": "2s"},
+    {"name": "gone", "kind": "feed", "url": "/status/500", "every": "2s"},  # failing
 ]
 REPRINTS = {"name": "reprints", "kind": "feed", "url": "/feeds/reprints.xml", "every": "2s"}
 
@@ -134,6 +135,7 @@ def crawled(web: FixtureWeb, tmp_path: Path) -> Iterator[tuple[Cli, Running, str
                 "hostile/warning.html"))
 
         running.wait_for(matched, "the statement, its coverage and the hostile page matched")
+        running.wait_for(lambda: web.hits("/status/500"), "a failed poll")
         config["sources"] += web_config(web, REPRINTS)["sources"]
         cli.write_config(config)
         running.process.send_signal(signal.SIGHUP)
@@ -216,7 +218,7 @@ class Reader:
         """Every <time> now reads in the reader's zone (UTC on hover); how many there are."""
         times = self.all("time[datetime]")
         for element in times:
-            title, shown = element.get_attribute("title"), element.text
+            title, shown = element.get_attribute("title"), element.get_attribute("textContent")
             assert title.endswith(" UTC") and shown and shown != title, (title, shown)
         return len(times)
 
@@ -278,7 +280,7 @@ def test_an_analyst_reads_a_story_its_evidence_and_marks_it_reviewed(
     section = reader.one('section.topic[data-topic="espionage-warnings"]')
     assert reader.one('h2 a[href="/topics/espionage-warnings"]', section)
     assert reader.all(f'a.story[href="/stories/{story}"]', section)
-    reader.one("section.attention")
+    assert "gone" in reader.one("section.attention").text  # the failing source
     hostile_on_today(reader)
     assert reader.times_localised() > 0
     reader.shoot("today")
@@ -298,7 +300,8 @@ def test_an_analyst_reads_a_story_its_evidence_and_marks_it_reviewed(
     # the story: the statement first, the English follow-up after it, copies folded
     reader.click(link)
     assert reader.path == f"/stories/{story}"
-    assert statement["title"] in reader.one("h1").text
+    listed = next(s for s in cli("stories", "list", "--json").json() if s["id"] == story)
+    assert reader.one("h1").text.strip() == listed["headline"], (listed, reader.one("h1").text)
     reports = reader.all("article.report")
     ids = [r.get_attribute("data-article-id") for r in reports]
     assert ids[0] == str(statement["id"]) and str(coverage["id"]) in ids[1:], ids
@@ -345,7 +348,8 @@ def test_an_analyst_reads_a_story_its_evidence_and_marks_it_reviewed(
     # sources and alerts
     reader.click(reader.one('header nav a[href="/sources"]'))
     for name in ("statements", "coverage", "hostile", "reprints"):
-        assert reader.one(f'table.sources tr[data-source="{name}"] .state').text.strip()
+        assert reader.one(f'table.sources tr[data-source="{name}"] .state').text.strip() == "ok"
+    assert reader.one('table.sources tr[data-source="gone"] .state').text.strip() == "failing"
     reader.shoot("sources")
     reader.click(reader.one('header nav a[href="/alerts"]'))
     assert reader.all("table.alerts tr[data-alert-id]")
@@ -361,6 +365,12 @@ def test_an_analyst_reads_a_story_its_evidence_and_marks_it_reviewed(
     assert reader.one(".triage-state").text.strip() == "reviewed"
     assert next(s for s in cli("stories", "list", "--json").json()
                 if s["id"] == story)["triage"] == "reviewed"
+
+    # signing out (a POST with the form token too) ends the session
+    reader.submit(reader.one("form.signout button[type=submit]"))
+    assert reader.path.startswith("/signin"), reader.path
+    reader.open(f"/stories/{story}")
+    assert reader.path.startswith("/signin"), reader.path
 
     # nothing the pages did broke their Content-Security-Policy, nor threw
     broken = [entry for entry in reader.console
