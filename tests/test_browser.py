@@ -62,7 +62,7 @@ ALIASES = {"mss": ["国家安全部", "国安部", "国家安全机关", "MSS", 
 HOSTILE_TITLE = "<script>alert(1)</script> Students warned of spy \u202eevil"
 SOURCES = [
     {"name": "statements", "kind": "feed", "url": "/feeds/statements.xml", "every": "2s",
-     "language": "zh", "tags": ["official"]},
+     "language": "zh", "official": True},  # its statement leads the story
     {"name": "coverage", "kind": "feed", "url": "/feeds/coverage.atom", "every": "2s"},
     {"name": "hostile", "kind": "feed", "url": "/feeds/_hostile.xml", "every": "2s"},
     {"name": "gone", "kind": "feed", "url": "/status/500", "every": "2s"},  # failing
@@ -307,6 +307,7 @@ def test_an_analyst_reads_a_story_its_evidence_and_marks_it_reviewed(
     assert ids[0] == str(statement["id"]) and str(coverage["id"]) in ids[1:], ids
     lead = reader.one("article.report.lead")
     assert lead.get_attribute("data-article-id") == str(statement["id"])
+    assert "Official statement" in lead.text
     copies = reader.one("details.copies > summary", lead).text
     assert "+2 copies" in copies and "Traditional" in copies, copies
     assert reader.one(".triage-state").text.strip() == "unreviewed"
