@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Date, Select, cast, func, select
+from sqlalchemy import Date, Select, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from werkzeug.exceptions import NotFound
@@ -126,10 +126,10 @@ def story_cards(session: Session, found: list[tuple[int, datetime]],
     lead_rows = {row.id: row for row in session.execute(
         select(Article.id, Article.outlet, Article.language, Source.name).join(Source)
         .where(Article.id.in_([lead.article_id for lead in leads.values()])))}
-    latest_originals = dict(session.execute(
-        select(Article.story_id, func.max(Article.first_seen_at))
-        .where(Article.story_id.in_(ids), Article.duplicate_of.is_(None))
-        .group_by(Article.story_id)).all())
+    latest_originals = dict(session.execute(  # (no `duplicate_of IS NULL` in WHERE: SQLite
+        select(Article.story_id,              # would take that index over story_id's)
+               func.max(case((Article.duplicate_of.is_(None), Article.first_seen_at))))
+        .where(Article.story_id.in_(ids)).group_by(Article.story_id)).all())
     snippets = best_snippets(session, snippets_of, ids, leads) if snippets_of else {}
     cards = []
     for story_id, moment in found:
