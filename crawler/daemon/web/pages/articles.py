@@ -12,6 +12,7 @@ from werkzeug.exceptions import NotFound
 from alerts.backtest import document
 from alerts.explain import Clause, explain
 from alerts.query import QuerySyntaxError, parse_query
+from basis.folding import drop_format
 from storage.models import Article, ArticleVersion, Sighting, Source, TopicMatch
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     spans = [span for m in matches for span in _spans(m)]
     return "article.html", {
         "article": article, "original": original,
+        "head_title": drop_format(article.title) or f"Article {article.id}",  # no <bdi> there
         "title": highlighted(article.title, spans, "title"),
         "text": highlighted(article.text or article.summary, spans,
                             "text" if article.text else None),
