@@ -307,7 +307,7 @@ def test_an_analyst_reads_a_story_its_evidence_and_marks_it_reviewed(
     assert ids[0] == str(statement["id"]) and str(coverage["id"]) in ids[1:], ids
     lead = reader.one("article.report.lead")
     assert lead.get_attribute("data-article-id") == str(statement["id"])
-    assert "Official statement" in lead.text
+    assert "Official statement" in lead.get_attribute("textContent")  # CSS may upper-case it
     copies = reader.one("details.copies > summary", lead).text
     assert "+2 copies" in copies and "Traditional" in copies, copies
     assert reader.one(".triage-state").text.strip() == "unreviewed"
