@@ -82,6 +82,10 @@ class Story(Base):
     headline: Mapped[str] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # an analyst's verdict (the reading room, `stories review|dismiss`): "reviewed" or
+    # "dismissed", and when; none: unreviewed. As shown, see repository.effective_triage.
+    triage: Mapped[str | None] = mapped_column(String(16))
+    triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Capture(Base):

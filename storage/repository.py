@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
+    and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -22,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
 
 from basis.clock import utcnow
 from storage import archive
@@ -507,6 +510,53 @@ class StoryRow:
     sources: int  # outlets it was seen at, copies and exact reprints included
     lead_article_id: int | None = None  # see `story_leads`
     languages: tuple[str, ...] = ()  # of its articles and copies, sorted
+    triage: str = "unreviewed"  # as shown: see `effective_triage`
+    triaged_at: datetime | None = None  # when an analyst last reviewed or dismissed it
+
+
+# ---------------------------------------------------------------- triage (the reading room)
+
+TRIAGE_STATES = ("unreviewed", "reviewed", "dismissed")
+
+
+def set_triage(session: Session, story_id: int, state: str, now: datetime) -> bool:
+    """Mark a story reviewed or dismissed as of `now`; "unreviewed" clears the mark.
+    → False if there is no such story."""
+    if state not in TRIAGE_STATES:
+        raise ValueError(f"triage state must be one of {', '.join(TRIAGE_STATES)}")
+    story = session.get(Story, story_id)
+    if story is None:
+        return False
+    if state == "unreviewed":
+        story.triage = story.triaged_at = None
+    else:
+        story.triage, story.triaged_at = state, now
+    return True
+
+
+def effective_triage(stored: str | None, triaged_at: datetime | None,
+                     latest_original: datetime | None) -> str:
+    """A story's triage as shown, from the mark stored and the first-seen time of its
+    latest original (a report written on its own, not a near-copy). "reviewed" holds until
+    an original is first seen after the review: a follow-up makes the story unreviewed
+    again. "dismissed" holds whatever follows: the analyst said the story does not matter
+    (`stories reopen` undoes it). Computed on read: storing an article writes nothing here.
+    `_triage_sql` says the same in SQL."""
+    if stored == "dismissed":
+        return "dismissed"
+    if stored == "reviewed" and (latest_original is None or triaged_at is None
+                                 or latest_original <= triaged_at):
+        return "reviewed"
+    return "unreviewed"
+
+
+def _triage_sql(latest_original: ColumnElement[Any]) -> ColumnElement[str]:
+    """`effective_triage` as an SQL expression over `stories` and the latest original."""
+    return case((Story.triage == "dismissed", "dismissed"),
+                (and_(Story.triage == "reviewed",
+                      or_(latest_original.is_(None), Story.triaged_at.is_(None),
+                          latest_original <= Story.triaged_at)), "reviewed"),
+                else_="unreviewed")
 
 
 @dataclass(frozen=True)
@@ -556,25 +606,35 @@ def with_lead(row: StoryRow, leads: dict[int, Lead]) -> StoryRow:
 
 
 def list_stories(session: Session, since: datetime | None = None,
-                 limit: int | None = None) -> list[StoryRow]:
-    """Stories with their counts, most recently active first; `since`: those with an article
-    or copy first seen since then."""
+                 limit: int | None = None, *, triage: str | None = None) -> list[StoryRow]:
+    """Stories with their counts and triage, most recently active first; `since`: those
+    with an article or copy first seen since then; `triage`: those whose triage as shown
+    (`effective_triage`) is this one (filtered in the query: `limit` still fills)."""
+    if triage is not None and triage not in TRIAGE_STATES:
+        raise ValueError(f"triage must be one of {', '.join(TRIAGE_STATES)}")
     counts = (select(Article.story_id,
                      func.count(func.distinct(Article.id)).filter(Article.duplicate_of.is_(None)),
                      func.count(func.distinct(Article.id))
                      .filter(Article.duplicate_of.is_not(None)),
                      func.count(func.distinct(Sighting.source_id)),
-                     func.max(Article.first_seen_at).label("latest"))
+                     func.max(Article.first_seen_at).label("latest"),
+                     func.max(Article.first_seen_at).filter(Article.duplicate_of.is_(None))
+                     .label("latest_original"))
               .select_from(Article).outerjoin(Sighting).group_by(Article.story_id)
               .subquery())
-    query = (select(Story, counts.c[1], counts.c[2], counts.c[3])
+    shown = _triage_sql(counts.c.latest_original)
+    query = (select(Story, counts.c[1], counts.c[2], counts.c[3], shown)
              .join(counts, counts.c.story_id == Story.id)
              .order_by(Story.last_seen_at.desc(), Story.id.desc()))
     if since is not None:
         query = query.where(counts.c.latest >= since)
+    if triage is not None:
+        query = query.where(shown == triage)
     if limit:
         query = query.limit(limit)
-    rows = [StoryRow(*row) for row in session.execute(query)]
+    rows = [StoryRow(story, originals, copies, sources, triage=state,
+                     triaged_at=story.triaged_at)
+            for story, originals, copies, sources, state in session.execute(query)]
     leads = story_leads(session, [row.story.id for row in rows])
     return [with_lead(row, leads) for row in rows]
 
@@ -592,7 +652,10 @@ def get_story(session: Session, story_id: int) -> tuple[StoryRow, list[Article]]
         .order_by(Article.first_seen_at, Article.id)).all()
     sources = {s.source_id for a in articles for s in a.sightings}
     originals = sum(a.duplicate_of is None for a in articles)
-    row = with_lead(StoryRow(story, originals, len(articles) - originals, len(sources)),
+    latest = max((a.first_seen_at for a in articles if a.duplicate_of is None), default=None)
+    row = with_lead(StoryRow(story, originals, len(articles) - originals, len(sources),
+                             triage=effective_triage(story.triage, story.triaged_at, latest),
+                             triaged_at=story.triaged_at),
                     story_leads(session, [story_id]))
     return row, sorted(articles, key=lambda a: a.id != row.lead_article_id)
 

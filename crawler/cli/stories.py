@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from basis.clock import utcnow
 from basis.errors import NotFound
 from crawler.cli import views
 from crawler.cli.context import COUNT, ID, Context, emit_json, pass_ctx, since_arg
@@ -17,14 +18,18 @@ def stories() -> None:
 @stories.command("list")
 @click.option("--since", help="Only stories with an article or copy first seen within this "
                               "duration (7d).")
+@click.option("--triage", type=click.Choice(repo.TRIAGE_STATES),
+              help="Only stories in this triage state (a reviewed story with a follow-up "
+                   "since is unreviewed again).")
 @click.option("--limit", type=COUNT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def stories_list(ctx: Context, since: str | None, limit: int, as_json: bool) -> None:
+def stories_list(ctx: Context, since: str | None, triage: str | None, limit: int,
+                 as_json: bool) -> None:
     """List stories, most recently active first."""
     after = since_arg(since)
     with ctx.reader() as session:
-        rows = repo.list_stories(session, since=after, limit=limit)
+        rows = repo.list_stories(session, since=after, limit=limit, triage=triage)
     if as_json:
         emit_json([views.story_json(row) for row in rows])
     else:
@@ -49,3 +54,39 @@ def stories_show(ctx: Context, story_id: int, as_json: bool) -> None:
                              for a in articles]})
         else:
             views.print_story(ctx.console, row, list(articles), links)
+
+
+def _triage(ctx: Context, story_id: int, state: str) -> None:
+    with ctx.db.begin() as session:
+        if not repo.set_triage(session, story_id, state, utcnow()):
+            raise NotFound(f"no story with id {story_id} (see: mediawatch stories list)")
+
+
+@stories.command("review")
+@click.argument("story_id", type=ID)
+@pass_ctx
+def stories_review(ctx: Context, story_id: int) -> None:
+    """Mark a story reviewed: it shows as unreviewed again once a follow-up report (not a
+    near-copy) is first seen."""
+    _triage(ctx, story_id, "reviewed")
+    click.echo(f"story {story_id} marked reviewed: a follow-up report makes it unreviewed "
+               "again")
+
+
+@stories.command("dismiss")
+@click.argument("story_id", type=ID)
+@pass_ctx
+def stories_dismiss(ctx: Context, story_id: int) -> None:
+    """Mark a story dismissed (it does not matter): it stays so whatever follows."""
+    _triage(ctx, story_id, "dismissed")
+    click.echo(f"story {story_id} dismissed: it stays so whatever follows "
+               f"(undo: mediawatch stories reopen {story_id})")
+
+
+@stories.command("reopen")
+@click.argument("story_id", type=ID)
+@pass_ctx
+def stories_reopen(ctx: Context, story_id: int) -> None:
+    """Clear a story's review or dismissal: it is unreviewed again."""
+    _triage(ctx, story_id, "unreviewed")
+    click.echo(f"story {story_id} is unreviewed again")

@@ -182,7 +182,8 @@ def story_json(row: StoryRow) -> dict[str, Any]:
             "last_seen_at": iso(row.story.last_seen_at),
             "article_count": row.articles, "copy_count": row.copies,
             "source_count": row.sources, "lead_article_id": row.lead_article_id,
-            "languages": list(row.languages)}
+            "languages": list(row.languages), "triage": row.triage,
+            "triaged_at": iso(row.triaged_at)}
 
 
 def stories_table(rows: list[StoryRow]) -> Table:
@@ -190,11 +191,13 @@ def stories_table(rows: list[StoryRow]) -> Table:
     for name in ("id", "last seen", "first seen", "articles", "copies", "sources"):
         table.add_column(name, justify="left" if "seen" in name else "right", no_wrap=True)
     table.add_column("lang", no_wrap=True)
+    table.add_column("triage", no_wrap=True)
     table.add_column("headline", ratio=1)
     for row in rows:
         table.add_row(str(row.story.id), ago(row.story.last_seen_at),
                       ago(row.story.first_seen_at), str(row.articles), str(row.copies),
-                      str(row.sources), " ".join(row.languages), Text(row.story.headline))
+                      str(row.sources), " ".join(row.languages), row.triage,
+                      Text(row.story.headline))
     return table
 
 
@@ -206,6 +209,8 @@ def print_story(console: Console, row: StoryRow, articles: list[Article],
                 "source_count", "lead_article_id"):
         console.print(Text.assemble((f"{key:>15}: ", "dim"), str(data[key])))
     console.print(Text.assemble((f"{'languages':>15}: ", "dim"), ", ".join(row.languages)))
+    console.print(Text.assemble((f"{'triage':>15}: ", "dim"), row.triage, *(
+        [(f" (marked {ago(row.triaged_at)})", "dim")] if row.triaged_at else [])))
     console.print(articles_table(articles))  # the lead first
     for article_id, link in sorted(links.items()):
         console.print(Text.assemble(
