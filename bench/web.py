@@ -57,7 +57,8 @@ from storage.models import (  # noqa: E402
 
 TARGET_P95_MS = 100.0
 GENERATOR = 2  # bump when the generated data changes: cached databases are rebuilt
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)  # fixed: the cache stays valid
+STALE = timedelta(hours=12)  # a cached database older than this is made again: its data
+# ends when it was made, and the pages' windows (24 hours, 7 days) count back from now
 DAYS = 60
 BATCH = 5000
 GROUPS = ("today", "topic", "story", "article", "sources", "alerts", "query")
@@ -146,7 +147,7 @@ class Plan:
     topic_of_story: dict[int, int] = field(default_factory=dict)
 
 
-def plan(sizes: Sizes, rng: random.Random) -> Plan:
+def plan(sizes: Sizes, rng: random.Random, now: datetime) -> Plan:
     """Who belongs where and when: story sizes follow a long tail (story 1 is big)."""
     weights = [1.0 / (rank ** 0.6) for rank in range(1, sizes.stories)]
     big = min(max(sizes.articles // 100, 10), sizes.articles // 2)  # 1% in one story
@@ -156,13 +157,13 @@ def plan(sizes: Sizes, rng: random.Random) -> Plan:
                              k=max(0, sizes.articles - sizes.stories - big + 1)):
         members[story] += 1
     result = Plan()
-    start = NOW - timedelta(days=DAYS)
+    start = now - timedelta(days=DAYS)
     seen: list[tuple[datetime, int]] = []
     for index, count in enumerate(members):
         story_id = index + 1
         began = start + timedelta(seconds=rng.uniform(0, DAYS * 86400 - 3600))
         spread = 86400 * (20 if index == 0 else rng.choice((0.2, 1, 3)))
-        times = sorted(min(began + timedelta(seconds=rng.uniform(0, spread)), NOW)
+        times = sorted(min(began + timedelta(seconds=rng.uniform(0, spread)), now)
                        for _ in range(count))
         times[0] = began
         seen.extend((moment, story_id) for moment in times)
@@ -214,11 +215,12 @@ def generate(sizes: Sizes, path: Path) -> None:
     """Fill a new database at `path` (all migrations run first)."""
     rng = random.Random(17)
     db = open_database(f"sqlite:///{path}")
-    layout = plan(sizes, rng)
+    now = datetime.now(timezone.utc)
+    layout = plan(sizes, rng, now)
     names = source_names(sizes.sources)
     engine = engine_of(db)
     with engine.begin() as connection:
-        connection.execute(insert(Source.__table__), [source_row(i, name, rng)
+        connection.execute(insert(Source.__table__), [source_row(i, name, rng, now)
                                                       for i, name in enumerate(names)])
         for chunk in batches(iter(layout.stories)):
             connection.execute(insert(Story.__table__), chunk)
@@ -235,7 +237,7 @@ def generate(sizes: Sizes, path: Path) -> None:
             connection.execute(insert(StoryLink.__table__), chunk)
         for chunk in batches(alerts(layout, rng)):
             connection.execute(insert(Alert.__table__), chunk)
-        for chunk in batches(runs(sizes, rng)):
+        for chunk in batches(runs(sizes, rng, now)):
             connection.execute(insert(CrawlRun.__table__), chunk)
     with engine.connect() as connection:
         connection.execute(text("ANALYZE"))
@@ -243,13 +245,13 @@ def generate(sizes: Sizes, path: Path) -> None:
     engine.dispose()
 
 
-def source_row(index: int, name: str, rng: random.Random) -> dict[str, Any]:
+def source_row(index: int, name: str, rng: random.Random, now: datetime) -> dict[str, Any]:
     failing = index % 10 == 7
     silent = index % 10 == 3
     return {"id": index + 1, "name": name, "kind": "feed",
             "url": f"https://{name}.example/feed.xml", "official": index % 25 == 0,
-            "last_polled_at": NOW - timedelta(minutes=rng.randrange(15)),
-            "last_success_at": NOW - (timedelta(days=3) if failing else
+            "last_polled_at": now - timedelta(minutes=rng.randrange(15)),
+            "last_success_at": now - (timedelta(days=3) if failing else
                                       timedelta(minutes=rng.randrange(15))),
             "consecutive_failures": 6 if failing else 0,
             "last_error": "HTTP 503 Service Unavailable" if failing else None,
@@ -315,12 +317,12 @@ def alerts(layout: Plan, rng: random.Random) -> Iterator[dict[str, Any]]:
                "details": None}
 
 
-def runs(sizes: Sizes, rng: random.Random) -> Iterator[dict[str, Any]]:
+def runs(sizes: Sizes, rng: random.Random, now: datetime) -> Iterator[dict[str, Any]]:
     """A week of polls every 15 minutes per source."""
     for index in range(sizes.sources):
         failing = index % 10 == 7
         for step in range(7 * 96):
-            started = NOW - timedelta(minutes=15 * step)
+            started = now - timedelta(minutes=15 * step)
             failed = failing and step < 6
             yield {"source_id": index + 1, "started_at": started,
                    "finished_at": started + timedelta(seconds=2),
@@ -331,6 +333,18 @@ def runs(sizes: Sizes, rng: random.Random) -> Iterator[dict[str, Any]]:
                    "error": "HTTP 503" if failed else None}
 
 
+def stale(path: Path) -> bool:
+    """Whether a cached database's newest article is older than STALE (or it is broken)."""
+    try:
+        engine = engine_of(open_database(f"sqlite:///{path}"))
+        with engine.connect() as connection:
+            newest = connection.scalar(select(func.max(Article.first_seen_at)))
+        engine.dispose()
+    except Exception:  # noqa: BLE001 — a half-written or foreign file: made again
+        return True
+    return newest is None or datetime.now(timezone.utc) - newest > STALE
+
+
 def database(sizes: Sizes, fresh: bool, folder: Path | None) -> tuple[Path, float | None]:
     """The cached database of these sizes, generated if missing; → its path and the
     seconds generating it took (None: reused)."""
@@ -338,7 +352,7 @@ def database(sizes: Sizes, fresh: bool, folder: Path | None) -> tuple[Path, floa
                             or Path(tempfile.gettempdir()) / "mediawatch-bench")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sizes.key}.db"
-    if path.exists() and not fresh:
+    if path.exists() and not fresh and not stale(path):
         return path, None
     building = folder / f"{sizes.key}.building.{os.getpid()}.db"
     started = time.perf_counter()
