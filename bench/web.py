@@ -15,6 +15,7 @@ have yet is skipped with a note; a page answering 404 or 500 is a failure. Last 
 JSON object.
 
     python -m bench.web [--articles N] [--stories N] [--sources N] [--requests N] [--fresh]
+                        [--as-is] [--cache DIR]
 """
 from __future__ import annotations
 
@@ -332,10 +333,10 @@ def runs(sizes: Sizes, rng: random.Random, now: datetime) -> Iterator[dict[str, 
                    "error": "HTTP 503" if failed else None}
 
 
-def stale(path: Path) -> bool:
+def stale(path: Path, migrate: bool = True) -> bool:
     """Whether a cached database's newest article is older than STALE (or it is broken)."""
     try:
-        engine = engine_of(open_database(f"sqlite:///{path}"))
+        engine = engine_of(open_database(f"sqlite:///{path}", migrate))
         with engine.connect() as connection:
             newest = connection.scalar(select(func.max(Article.first_seen_at)))
         engine.dispose()
@@ -344,14 +345,15 @@ def stale(path: Path) -> bool:
     return newest is None or datetime.now(timezone.utc) - newest > STALE
 
 
-def database(sizes: Sizes, fresh: bool, folder: Path | None) -> tuple[Path, float | None]:
+def database(sizes: Sizes, fresh: bool, folder: Path | None,
+             migrate: bool = True) -> tuple[Path, float | None]:
     """The cached database of these sizes, generated if missing; → its path and the
     seconds generating it took (None: reused)."""
     folder = folder or Path(os.environ.get("MEDIAWATCH_BENCH_CACHE")
                             or Path(tempfile.gettempdir()) / "mediawatch-bench")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sizes.key}.db"
-    if path.exists() and not fresh and not stale(path):
+    if path.exists() and not fresh and not stale(path, migrate):
         return path, None
     building = folder / f"{sizes.key}.building.{os.getpid()}.db"
     started = time.perf_counter()
@@ -501,14 +503,17 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=50)
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page")
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached database")
+    parser.add_argument("--as-is", action="store_true", help="time the cached database at "
+                        "the schema it has, without migrating it (to compare indexes: "
+                        "downgrade a copy, run with --as-is, then without)")
     parser.add_argument("--cache", type=Path, help="where generated databases are kept "
                         "(default: $MEDIAWATCH_BENCH_CACHE or the temp folder)")
     args = parser.parse_args()
     sizes = Sizes(args.articles, min(args.stories, args.articles), max(args.sources, 3))
-    path, generated = database(sizes, args.fresh, args.cache)
+    path, generated = database(sizes, args.fresh, args.cache, migrate=not args.as_is)
     print(f"database   {path}  ({path.stat().st_size / 2 ** 20:.0f} MB; "
           + (f"generated in {generated:.1f} s)" if generated is not None else "cached)"))
-    db = open_database(f"sqlite:///{path}")  # migrations newer than the cache run here
+    db = open_database(f"sqlite:///{path}", migrate=not args.as_is)  # newer migrations run
     results, anchor = measure(db, sizes, args.requests)
     print(f"anchor     SELECT 1 {anchor['select_1_ms']:.3f} ms, "
           f"sign-in page {anchor['signin_ms']:.2f} ms (medians)")
