@@ -11,14 +11,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertMessage, Channel, DeliveryResult
-from alerts.dispatcher import Backoff, DispatchReport, channel_hold, hold_for, item_for
+from alerts.dispatcher import (
+    Backoff,
+    DispatchReport,
+    StoryUrl,
+    channel_hold,
+    hold_for,
+    item_for,
+)
 from alerts.outbox import story_outlets
 from basis.clock import utcnow
 from storage.models import Alert
 
 
 def send_digests(db: sessionmaker[Session], channels: Mapping[str, Channel],
-                 topic: str | None = None) -> DispatchReport:
+                 topic: str | None = None, *, story_url: StoryUrl | None = None
+                 ) -> DispatchReport:
+    """`story_url`: each story's page (see `Dispatcher`), linked from its item."""
     report = DispatchReport()
     with db() as session:
         query = select(Alert).where(Alert.kind == "digest", Alert.status == "pending")
@@ -27,7 +36,8 @@ def send_digests(db: sessionmaker[Session], channels: Mapping[str, Channel],
         groups: dict[tuple[str, str], list[Alert]] = defaultdict(list)
         for alert in session.scalars(query.order_by(Alert.id)):
             groups[(alert.topic, alert.channel)].append(alert)
-        messages = {key: _digest(session, key[0], alerts) for key, alerts in groups.items()}
+        messages = {key: _digest(session, key[0], alerts, story_url)
+                    for key, alerts in groups.items()}
         ids = {key: [a.id for a in alerts] for key, alerts in groups.items()}
     for (name, channel_name), message in messages.items():
         label = f"digest {name} → {channel_name}"
@@ -44,12 +54,15 @@ def send_digests(db: sessionmaker[Session], channels: Mapping[str, Channel],
     return report
 
 
-def _digest(session: Session, topic: str, alerts: list[Alert]) -> AlertMessage:
+def _digest(session: Session, topic: str, alerts: list[Alert],
+            story_url: StoryUrl | None) -> AlertMessage:
     items = []
     for alert in alerts:
         articles = [alert.article, *(entry.article for entry in alert.batch)]
+        page = story_url(alert.story_id) if story_url and alert.story_id is not None else None
         items.append(replace(item_for(session, alert.article, topic), articles=len(articles),
-                             outlets=story_outlets(session, alert.story_id, alert.article_id)))
+                             outlets=story_outlets(session, alert.story_id, alert.article_id),
+                             story_url=page))
     items.sort(key=lambda item: (-item.outlets, -item.articles))
     return AlertMessage(kind="digest", topic=topic, items=tuple(items),
                         message_id=f"<{topic}.digest.{alerts[0].id}@mediawatch>")

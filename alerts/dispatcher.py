@@ -35,6 +35,7 @@ from storage import repository as repo
 from storage.models import Alert, Article, Snooze, TopicMatch
 
 log = logging.getLogger(__name__)
+StoryUrl = Callable[[int], str | None]  # a story id → its page in the reading room, or None
 UNBUILT_WAIT = timedelta(minutes=5)  # a channel that cannot be built: look again this late
 
 
@@ -76,8 +77,12 @@ class Dispatcher:
                  clock: Callable[[], datetime] = utcnow,
                  sleep: Callable[[float], None] = time.sleep,
                  rng: Callable[[], float] = random.random, backoff: Backoff = Backoff(),
-                 sending_timeout: timedelta = timedelta(minutes=5)) -> None:
+                 sending_timeout: timedelta = timedelta(minutes=5),
+                 story_url: StoryUrl | None = None) -> None:
+        """`story_url`: where a story's page is (the config's `web.story_url`, asked at each
+        send, so a reloaded config may change it); alerts link to it besides the article."""
         self.db, self.channels, self.controls = db, channels, controls or {}
+        self.story_url = story_url
         self.clock, self.sleep, self.rng, self.backoff = clock, sleep, rng, backoff
         self.sending_timeout = sending_timeout
         self.last_sent: dict[str, float] = {}
@@ -119,7 +124,7 @@ class Dispatcher:
         with self.db() as session:
             alert = session.get_one(Alert, alert_id)
             hold = self.hold(session, alert)
-            message = None if hold else message_for(session, alert)
+            message = None if hold else with_page(message_for(session, alert), self.story_url)
             topic, channel_name = alert.topic, alert.channel
         if hold is not None:
             until, reason = hold
@@ -233,6 +238,13 @@ def message_for(session: Session, alert: Alert) -> AlertMessage:
         message_id=first if is_first else first.replace("@", f".{alert.id}@"),
         thread_id=first if alert.kind == "update" else None,
         follow_ups=follow_ups(session, alert.story_id) if alert.kind == "update" else None)
+
+
+def with_page(message: AlertMessage, story_url: StoryUrl | None) -> AlertMessage:
+    """The message with its story's page, when there is a story and a page for it."""
+    if story_url is None or message.story_id is None or message.kind == "operator":
+        return message
+    return replace(message, story_url=story_url(message.story_id))
 
 
 def follow_ups(session: Session, story_id: int | None) -> FollowUps | None:

@@ -303,12 +303,15 @@ def test_a_reload_serves_new_topic_feeds_and_alerts_new_channels_and_operators(
         config["channels"] = {"desk": {"type": "jsonl", "path": str(desk)},
                               "ops": {"type": "jsonl", "path": str(ops)}}
         config["operator_channels"] = ["ops"]
+        config["web"] = {"base_url": "https://desk.example.org"}
         cli.write_config(config)
         run_on_reactor(service.reload)
         feed = requests.get(f"http://{base}/topics/students.atom", timeout=5)
         assert feed.status_code == 200 and not feedparser.parse(feed.content).bozo
         events.wait_for(lambda: desk.exists() and "coverage" in desk.read_text(),
                         "an alert on the channel added")
+        alert = json.loads(desk.read_text().splitlines()[0])
+        assert alert["story_url"] == f"https://desk.example.org/stories/{alert['story_id']}"
         events.wait_for(lambda: ops.exists() and "statements is silent" in ops.read_text(),
                         "the operator alert")
 

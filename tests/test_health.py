@@ -23,6 +23,7 @@ from basis.clock import utcnow
 from crawler.config import Config, Topic, parse_config
 from crawler.daemon.metrics import Metrics
 from crawler.daemon.site import listen, parse_address, site
+from crawler.daemon.web import is_loopback
 from crawler.daemon.web.feeds import atom_feed
 from crawler.engine.reactor import install, run_on_reactor
 from crawler.engine.report import SourceReport
@@ -95,10 +96,12 @@ class Served:
 
 @contextmanager
 def serving(db: sessionmaker[Session], config: Config, metrics: Metrics,
-            scheduler_alive: Callable[[], bool] = lambda: True) -> Iterator[Served]:
-    """The daemon's site on a free loopback port of this process's reactor."""
-    port = run_on_reactor(lambda: listen(install(), site(db, lambda: config, metrics, scheduler_alive, True),
-                                         "127.0.0.1:0"))
+            scheduler_alive: Callable[[], bool] = lambda: True,
+            loopback: bool = True) -> Iterator[Served]:
+    """The daemon's site on a free loopback port of this process's reactor (`loopback`:
+    False serves it as a daemon listening beyond loopback would)."""
+    port = run_on_reactor(lambda: listen(
+        install(), site(db, lambda: config, metrics, scheduler_alive, loopback), "127.0.0.1:0"))
     try:
         yield Served(f"http://127.0.0.1:{port.getHost().port}")
     finally:
@@ -329,3 +332,37 @@ def test_listen_addresses(address: str, expected: tuple[str, int]) -> None:
 def test_bad_listen_addresses_are_clear_errors(address: str) -> None:
     with pytest.raises(ValueError, match="invalid listen address"):
         parse_address(address)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_beyond_loopback_without_a_token_only_health_and_metrics_are_served(
+        filled: Filled) -> None:
+    config = parse_config(yaml.safe_dump(CONFIG), env={})
+    with serving(filled.db, config, Metrics(filled.db), loopback=False) as server:
+        assert server.get("/healthz").status_code == 200
+        assert server.get("/metrics").status_code == 200
+        for path in ("/", f"/topics/{TOPIC}.atom", f"/stories/{filled.ids['story']}",
+                     "/signin", "/static/style.css"):
+            refused = server.get(path)
+            assert refused.status_code == 404, path
+            assert "web.token" in refused.json()["error"], path
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_beyond_loopback_with_a_token_the_pages_ask_for_it(filled: Filled) -> None:
+    token = "t" * 24
+    config = parse_config(yaml.safe_dump({**CONFIG, "web": {"token": "${WEB_TOKEN}"}}),
+                          env={"WEB_TOKEN": token})
+    with serving(filled.db, config, Metrics(filled.db), loopback=False) as server:
+        front = requests.get(server.base + "/", timeout=10, allow_redirects=False)
+        assert front.status_code == 303 and front.headers["Location"].startswith("/signin")
+        assert server.get(f"/topics/{TOPIC}.atom").status_code == 403
+        assert server.get(f"/topics/{TOPIC}.atom?token={token}").status_code == 200
+        assert server.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("localhost", True),
+    ("0.0.0.0", False), ("::", False), ("192.168.1.4", False), ("example.org", False)])
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -20,6 +20,7 @@ class AlertItem:
     articles: int = 1  # digest: articles in the story
     outlets: int = 1  # distinct sources covering the story
     diff: tuple[str, ...] = ()  # a statement edited: `- old` / `+ new` / `  context` lines
+    story_url: str | None = None  # digest: the story's page in the reading room (config)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class AlertMessage:
     message_id: str = ""  # stable, e.g. "<espionage-warnings.story-12@mediawatch>"
     thread_id: str | None = None  # the message an update belongs to (email threading)
     follow_ups: FollowUps | None = None  # update: what followed the story's lead
+    story_url: str | None = None  # the story's page in the reading room (`web.base_url`)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def lines(alert: AlertView) -> list[Text]:
     head = Text.assemble((f" {alert.label.upper()} ", LABEL_STYLE.get(alert.kind, "bold")),
                          " ", (alert.topic, "bold"), " ", alert.headline)
     out = [Text(), head]
+    if alert.story_url:
+        out.append(Text("Open in mediawatch: " + alert.story_url, "blue"))
     if alert.kind == "update":
         out.append(Text(f"{plural(alert.outlets, 'outlet')} now cover this story.", "dim"))
         if alert.followed:
@@ -66,6 +68,8 @@ def _item(alert: AlertView, item: ItemView) -> list[Text]:
     out = [Text("• ") + title, Text("  " + " · ".join(f for f in facts if f), "dim")]
     if item.url:
         out.append(Text("  " + item.url, "blue"))
+    if item.story_url:
+        out.append(Text("  Open in mediawatch: " + item.story_url, "blue"))
     if item.segments:
         snippet = Text("  ")
         for text, hit in item.segments:

@@ -2,8 +2,9 @@
 
 Fields: kind, topic, story_id, outlets, message_id, thread_id, sent_at (ISO, UTC), items
 (title, url, source, published_at ISO or null, snippet, matched, articles, outlets; and diff,
-the changed lines, when a statement was edited) and follow_ups (update: lead_title, reports,
-languages, outlets; else null). Text is
+the changed lines, when a statement was edited; and story_url, a digest's story's page),
+follow_ups (update: lead_title, reports, languages, outlets; else null) and story_url (the
+story's page in mediawatch when `web.base_url` is set, else null). Text is
 written as received (JSON escapes it; `ensure_ascii=False` keeps Chinese readable). Each
 alert is one `write` of one line in append mode. OSError → retry.
 """
@@ -47,7 +48,7 @@ def record(message: AlertMessage) -> dict[str, Any]:
     return {"kind": message.kind, "topic": message.topic, "story_id": message.story_id,
             "outlets": message.outlets, "message_id": message.message_id,
             "thread_id": message.thread_id, "items": [_item(i) for i in message.items],
-            "follow_ups": _follow_ups(message.follow_ups),
+            "follow_ups": _follow_ups(message.follow_ups), "story_url": message.story_url,
             "sent_at": datetime.now(timezone.utc).isoformat()}
 
 
@@ -62,7 +63,8 @@ def _item(item: AlertItem) -> dict[str, Any]:
     return {"title": item.title, "url": item.url, "source": item.source,
             "published_at": _iso(item.published_at), "snippet": item.snippet,
             "matched": list(item.matched), "articles": item.articles, "outlets": item.outlets,
-            **({"diff": list(item.diff)} if item.diff else {})}
+            **({"diff": list(item.diff)} if item.diff else {}),
+            **({"story_url": item.story_url} if item.story_url else {})}
 
 
 def _iso(moment: datetime | None) -> str | None:

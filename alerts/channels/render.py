@@ -88,6 +88,7 @@ class ItemView:
     articles: int
     outlets: int
     diff: tuple[str, ...] = ()  # a statement edited: what changed, one clean line each
+    story_url: str | None = None  # digest: the story's page (http(s) only)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class AlertView:
     outlets: int
     more_outlets: int  # new: other outlets covering the story besides this one
     followed: str = ""  # update: what followed the story's lead (see `followed`)
+    story_url: str | None = None  # the story's page in mediawatch (http(s) only)
 
 
 def item_view(item: AlertItem) -> ItemView:
@@ -113,7 +115,8 @@ def item_view(item: AlertItem) -> ItemView:
                     when=when(item.published_at), snippet=snippet,
                     segments=tuple(highlight(snippet, matched)), matched=matched,
                     articles=max(item.articles, 1), outlets=max(item.outlets, 1),
-                    diff=tuple(diff_line(line) for line in item.diff[:DIFF_LINES]))
+                    diff=tuple(diff_line(line) for line in item.diff[:DIFF_LINES]),
+                    story_url=safe_url(item.story_url) if item.story_url else None)
 
 
 def diff_line(line: str) -> str:
@@ -130,7 +133,8 @@ def view(message: AlertMessage) -> AlertView:
                      topic=topic, headline=line, subject=one_line(f"[{topic}] {line}", 250),
                      items=items, outlets=max(message.outlets, 1),
                      more_outlets=max(message.outlets - 1, 0),
-                     followed=followed(message.follow_ups) if message.follow_ups else "")
+                     followed=followed(message.follow_ups) if message.follow_ups else "",
+                     story_url=safe_url(message.story_url) if message.story_url else None)
 
 
 def followed(follow_ups: FollowUps) -> str:

@@ -170,7 +170,17 @@ def _header(alert: AlertView) -> dict[str, Any]:
 
 
 def _body(alert: AlertView) -> list[dict[str, Any]]:
-    room = MAX_BLOCKS - 1  # after the header
+    if alert.story_url:  # last, with room kept for it: no cap leaves it out
+        return [*_blocks(alert, MAX_BLOCKS - 2), _context(opened(alert.story_url))]
+    return _blocks(alert, MAX_BLOCKS - 1)  # after the header
+
+
+def opened(story_url: str) -> str:
+    """`Open in mediawatch: <url|url>`: the story's page, escaped like every link."""
+    return f"Open in mediawatch: {link(story_url, story_url, 200)}"
+
+
+def _blocks(alert: AlertView, room: int) -> list[dict[str, Any]]:
     if alert.kind == "update":
         lead = _section(f"*{escape_within(alert.headline, 600)}*\n"
                         f"{plural(alert.outlets, 'outlet')} now cover this story."
@@ -178,7 +188,8 @@ def _body(alert: AlertView) -> list[dict[str, Any]]:
         return [lead, *_capped([_story(i, snippet=False) for i in alert.items], room - 1)]
     if alert.kind == "digest":
         stories = [_story(i, extra=(f"{plural(i.articles, 'article')} from "
-                                    f"{plural(i.outlets, 'outlet')}",)) for i in alert.items]
+                                    f"{plural(i.outlets, 'outlet')}",), page=True)
+                   for i in alert.items]
         return _capped(stories, room) or [_section("_No new stories._")]
     blocks = [block for i in alert.items for block in (_story(i), *_diff(i))]
     if alert.more_outlets:
@@ -187,8 +198,11 @@ def _body(alert: AlertView) -> list[dict[str, Any]]:
     return _capped(blocks, room)
 
 
-def _story(item: ItemView, snippet: bool = True, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def _story(item: ItemView, snippet: bool = True, extra: tuple[str, ...] = (),
+           page: bool = False) -> dict[str, Any]:
     head = f"*{link(item.url, item.title)}*\n{meta(item, *extra)}"
+    if page and item.story_url:  # a digest's story: its page
+        head += f"\n{opened(item.story_url)}"
     if snippet and item.segments:
         head += "\n>" + bold_matches(item, SECTION_LIMIT - len(head) - 2)
     return _section(head)

@@ -129,7 +129,8 @@ def digest_send(ctx: Context, topic: str | None) -> None:
 
     if topic is not None:
         known_topic(ctx, topic)
-    report = send_digests(ctx.db, build_channels(ctx.config.channels), topic)
+    report = send_digests(ctx.db, build_channels(ctx.config.channels), topic,
+                          story_url=ctx.config.web.story_url)
     for line in report.lines or ["no digest pending"]:
         ctx.console.print(Text(line))
     fail_on_undelivered(report)

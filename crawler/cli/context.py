@@ -129,7 +129,8 @@ def known_topic(ctx: Context, topic: str) -> None:
 def deliver(ctx: Context, quiet: bool = False) -> DispatchReport:
 
     delivered = Dispatcher(ctx.db, open_channels(ctx.config.channels),
-                           ctx.config.alert_controls()).deliver_due()
+                           ctx.config.alert_controls(),
+                           story_url=ctx.config.web.story_url).deliver_due()
     if not quiet:
         for line in delivered.lines:
             ctx.console.print(Text(line))

@@ -111,7 +111,8 @@ def run_demo(console: Console, keep: Path | None, verbose: bool) -> CrawlReport:
             report = run_crawl(config, db, on_change=progress.update, verbose=verbose)
     console.print(views.crawl_summary(report))
     console.print(Rule("alerts, as the console channel delivers them"))
-    dispatcher = Dispatcher(db, open_channels(config.channels), config.alert_controls())
+    dispatcher = Dispatcher(db, open_channels(config.channels), config.alert_controls(),
+                            story_url=config.web.story_url)
     delivered = dispatcher.deliver_due()
     console.print(f"{delivered.sent} alerts sent, {delivered.failed} failed")
     with db() as session:

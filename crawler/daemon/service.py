@@ -133,7 +133,8 @@ class Daemon:
         self.reactor: Any = reactor.install()
         self.config_path, self.db_url, self.config, self.db = config_path, db_url, config, db
         self.channels = open_channels(config.channels)  # once per config: a bad one logs once
-        self.dispatcher = Dispatcher(db, self.channels, config.alert_controls())
+        self.dispatcher = Dispatcher(db, self.channels, config.alert_controls(),
+                                     story_url=self.story_url)
         self.dispatching = self.dispatch_again = False  # (the reactor) see `wake`
         on_queued(db, lambda: self.reactor.callFromThread(self.wake))
         self.listen = listen
@@ -204,6 +205,10 @@ class Daemon:
                         "is not set (set it, from the environment, to serve them)",
                         self.listen)
 
+    def story_url(self, story_id: int) -> str | None:
+        """The story's page for alerts, from the running config (a reload may change it)."""
+        return self.config.web.story_url(story_id)
+
     def stop(self, grace: float = 30.0) -> None:
         """Stop scheduling; let polls and sends in flight finish (up to `grace` seconds)."""
         if self.stopping:
@@ -260,7 +265,8 @@ class Daemon:
         self.crawler.spider.sources = {spec.name: spec for spec in source_specs(
             config.sources, self.db, config.crawl.backfill)}
         previous, self.config, self.channels = self.config, config, open_channels(config.channels)
-        self.dispatcher = Dispatcher(self.db, self.channels, config.alert_controls())
+        self.dispatcher = Dispatcher(self.db, self.channels, config.alert_controls(),
+                                     story_url=self.story_url)
         self.scheduler.remove_all_jobs()
         self.schedule(config)
         log.info("config reloaded: %d sources, %d topics", len(config.sources),
@@ -410,7 +416,7 @@ class Daemon:
         self._log_lines(self.dispatcher.deliver_due().lines)
 
     def digest_job(self) -> None:
-        self._log_lines(send_digests(self.db, self.channels).lines)
+        self._log_lines(send_digests(self.db, self.channels, story_url=self.story_url).lines)
 
     def health_job(self, names: list[str] | None = None) -> None:
         for name, was, now in check_sources(self.config, self.db, utcnow(), names):

@@ -140,6 +140,9 @@ class _NotFound(_Page):
         super().__init__()
         self.message = message
 
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return self  # the same answer all the way down
+
     def render(self, request: Request) -> bytes:
         return _write(request, _error(404, self.message))
 

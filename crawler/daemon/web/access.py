@@ -14,8 +14,11 @@ SESSION_DAYS = 30
 # Nothing from elsewhere, no inline script or style: a hostile title cannot run or restyle.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# Referrer-Policy same-origin, not no-referrer: under no-referrer a browser sends `Origin: null`
+# with every POST, even from our own page, and check_csrf refuses it (tests/test_browser.py).
+# Links to other sites still carry no referrer.
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+           "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY",
            "Cache-Control": "no-store"}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 from crawler.config import Config
 from crawler.daemon.web import feeds, filters
 from crawler.daemon.web.access import HEADERS, Access, local_path
-from crawler.daemon.web.pages import today
+from crawler.daemon.web.pages import alerts, articles, query, sources, stories, today, topics
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ Handler = Callable[["Page"], "Response | tuple[str, dict[str, Any]]"]
 ROUTES = Map([
     Rule("/", endpoint=today.page),
     Rule("/topics/<slug:name>.<any(atom, json):kind>", endpoint=feeds.topic_feed),
+    Rule("/articles/<int:id>", endpoint=articles.page),
+    Rule("/query", endpoint=query.page),
+    Rule("/sources", endpoint=sources.page),
+    Rule("/alerts", endpoint=alerts.page),
+    Rule("/topics/<slug:name>", endpoint=topics.page),
+    Rule("/stories/<int:id>", endpoint=stories.page),
+    Rule("/stories/<int:id>/triage", endpoint=stories.triage, methods=["POST"]),
     Rule("/signin", endpoint="signin", methods=["GET", "POST"]),
     Rule("/signout", endpoint="signout", methods=["POST"]),
     Rule("/static/<name>", endpoint="static"),
@@ -47,6 +54,8 @@ class Page:
     db: Session
     config: Config
     args: dict[str, Any]
+    # what a page adds to its response: [(name, value, set_cookie options)]
+    cookies: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def arg(self, name: str) -> Any:
         return self.args[name]
@@ -104,11 +113,13 @@ class ReadingRoom:
 
     def page(self, request: Request, handler: Handler, args: dict[str, Any]) -> Response:
         with self.db() as session:
-            made = handler(Page(request, session, self.config(), args))
-            if isinstance(made, Response):
-                return made
-            template, context = made
-            return self.render(request, template, context)
+            page = Page(request, session, self.config(), args)
+            made = handler(page)
+            if not isinstance(made, Response):
+                made = self.render(request, *made)
+            for name, value, options in page.cookies:
+                made.set_cookie(name, value, **options)
+            return made
 
     def render(self, request: Request, template: str, context: dict[str, Any],
                status: int = 200) -> Response:

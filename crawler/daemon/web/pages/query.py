@@ -1,0 +1,223 @@
+"""`/query?q=…`: the query workbench — `topics test` in the browser. A draft query (aliases
+expanded) runs over the stored originals of a window, newest first, with its hits
+highlighted and counted per day and source; a query that does not parse shows where.
+
+Bounded: a keyword prefilter in SQL first (`required`: the plain Latin words the query
+cannot match without, looked up case-insensitively in the stored title and text, so most
+articles of the window are never read into Python); then at most SCAN_LIMIT articles (the
+newest of the window) are matched, in batches of only the columns matching needs, for at
+most SCAN_SECONDS; the page says when it stopped early."""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, func, or_, select
+
+from alerts.channels.render import highlight
+from alerts.match import Document, Matcher
+from alerts.query import (
+    And,
+    Near,
+    Node,
+    Not,
+    Or,
+    QuerySyntaxError,
+    Term,
+    parse_query,
+    query_warnings,
+)
+from crawler.daemon.web.filters import PAGE_SIZE, ListFilters
+from storage.models import Article, Source
+
+if TYPE_CHECKING:
+    from crawler.daemon.web.app import Page
+
+DEFAULT_SINCE = "30d"
+SCAN_LIMIT = 2_000  # newest articles of the window matched at most
+SCAN_SECONDS = 0.75  # and for at most this long
+BATCH = 500
+EXAMPLE = '@alias AND (student* OR 留学生) AND NOT title:film'
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    title: str
+    source: str
+    language: str | None
+    when: datetime
+    url: str
+    snippet: list[tuple[str, bool]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    caret: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    hits: list[Hit]
+    scanned: int
+    prefilter: tuple[tuple[str, ...], ...]  # the words looked up in SQL (all of one group)
+    capped: str | None  # why it stopped before the window's end, if it did
+    per_day: list[tuple[str, int]]
+    per_source: list[tuple[str, int]]
+
+
+def page(page: Page) -> tuple[str, dict[str, Any]]:
+    filters = ListFilters.of(page.request.args)
+    if filters.since is None:
+        filters = replace(filters, since=DEFAULT_SINCE)
+    text = (page.request.args.get("q") or "")
+    draft = " ".join(text.splitlines())  # one line: the caret's column is the query's
+    context: dict[str, Any] = {"filters": filters, "q": text, "problem": None,
+                               "warnings": [], "scan": None, "hits": [], "more": False,
+                               "example": _example(page), "pages": {}, "by_source": {},
+                               "scan_limit": SCAN_LIMIT}
+    if not draft.strip():
+        return "query.html", context
+    try:
+        query = parse_query(draft, page.config.aliases)
+    except QuerySyntaxError as error:
+        context["problem"] = Problem(str(error), error.caret())
+        return "query.html", context
+    except ValueError as error:
+        context["problem"] = Problem(str(error), "")
+        return "query.html", context
+    context["warnings"] = query_warnings(draft)
+    tags = {s.name: s.tags for s in page.config.sources}
+    scan = search(page, query, filters, tags)
+    start = filters.offset
+    context.update(scan=scan, hits=scan.hits[start:start + PAGE_SIZE],
+                   more=len(scan.hits) > start + PAGE_SIZE,
+                   pages={"prev": _address(filters, text, filters.page - 1),
+                          "next": _address(filters, text, filters.page + 1)},
+                   by_source={name: _address(replace(filters, source=name), text, 1)
+                              for name, _ in scan.per_source})
+    return "query.html", context
+
+
+def _example(page: Page) -> str:
+    alias = next(iter(page.config.aliases), None)
+    return EXAMPLE.replace("@alias AND ", f"@{alias} AND " if alias else "")
+
+
+def _address(filters: ListFilters, q: str, number: int) -> str:
+    address = filters.query(page=number)
+    return address + ("&" if address != "?" else "") + urlencode({"q": q})
+
+
+def search(page: Page, query: Any, filters: ListFilters,
+           tags: dict[str, tuple[str, ...]]) -> Scan:
+    """The window's originals that match, newest first (by first seen), with counts."""
+    matcher = Matcher({"draft": query})
+    statement = (select(Article.id, Article.title, Article.text, Article.canonical_url,
+                        Article.language, Article.published_at, Article.first_seen_at,
+                        Source.name)
+                 .join(Source, Source.id == Article.source_id)
+                 # (coalesce: the window's index on first_seen_at, not the one on
+                 # duplicate_of, which nearly every article shares)
+                 .where(func.coalesce(Article.duplicate_of, 0) == 0)
+                 .order_by(Article.first_seen_at.desc(), Article.id.desc())
+                 .limit(SCAN_LIMIT + 1))
+    groups = required(query)
+    postgres = page.db.get_bind().dialect.name == "postgresql"
+    for group in groups:
+        statement = statement.where(or_(*(_contains(column, word, postgres)
+                                          for word in group
+                                          for column in (Article.title, Article.text))))
+    if filters.after is not None:
+        statement = statement.where(Article.first_seen_at >= filters.after)
+    if filters.source:
+        statement = statement.where(Source.name == filters.source)
+    if filters.language:
+        statement = statement.where(Article.language == filters.language)
+    hits: list[Hit] = []
+    per_day: Counter[date] = Counter()
+    per_source: Counter[str] = Counter()
+    scanned, capped = 0, None
+    deadline = None
+    for row in page.db.execute(statement.execution_options(yield_per=BATCH)):
+        if scanned == SCAN_LIMIT:
+            capped = f"searched the newest {SCAN_LIMIT:,} articles in the window"
+            break
+        if deadline is None:  # counted from the first row: the matching is bounded
+            deadline = time.monotonic() + SCAN_SECONDS
+        elif scanned % 100 == 0 and time.monotonic() > deadline:
+            capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest {scanned:,} "
+                      "articles in the window")
+            break
+        scanned += 1
+        doc = Document(row.title, row.text, row.canonical_url, row.name,
+                       tags.get(row.name, ()), row.language)
+        for match in matcher.match(doc):
+            moment = row.published_at or row.first_seen_at
+            per_day[moment.date()] += 1
+            per_source[row.name] += 1
+            words = [h.text for h in match.highlights]
+            hits.append(Hit(row.id, row.title, row.name, row.language, moment,
+                            row.canonical_url, highlight(match.snippet, words)))
+    return Scan(hits, scanned, tuple(groups), capped, _days(per_day, filters),
+                per_source.most_common())
+
+
+_PLAIN = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")
+MAX_GROUPS = 3
+
+
+def required(node: Node) -> list[tuple[str, ...]]:
+    """Groups of plain Latin words such that an article the query matches contains at least
+    one word of every group (as a substring of its title or text, ASCII case aside): the
+    query's SQL prefilter. Words only: a CJK term may be written in another script than the
+    query's (folding maps Traditional to Simplified), and source:/lang:/url: are not text.
+    (An article spelling a word in full-width letters or with invisible characters inside
+    is missed here, though a topic would match it.)"""
+    if isinstance(node, Term):
+        if node.field not in (None, "title", "text") or not _PLAIN.fullmatch(node.text):
+            return []
+        return [(max(node.text.split(" "), key=len),)]  # a phrase: its longest word
+    if isinstance(node, Not):
+        return []
+    if isinstance(node, And | Near):
+        children = node.children if isinstance(node, And) else (node.left, node.right)
+        groups = [group for child in children for group in required(child)]
+        return sorted(set(groups), key=lambda g: (len(g), -min(map(len, g))))[:MAX_GROUPS]
+    assert isinstance(node, Or)
+    alternatives: set[str] = set()
+    for child in node.children:
+        groups = required(child)
+        if not groups:
+            return []  # this branch needs no word: nothing is required
+        alternatives.update(min(groups, key=len))
+    return [tuple(sorted(alternatives))]
+
+
+def _contains(column: Any, word: str, postgres: bool) -> ColumnElement[bool]:
+    """`column` contains `word` (letters and digits only: nothing to escape), ignoring ASCII
+    case — SQLite's LIKE does; PostgreSQL's ILIKE."""
+    pattern = f"%{word}%"
+    return column.ilike(pattern) if postgres else column.like(pattern)
+
+
+def _days(per_day: Counter[date], filters: ListFilters) -> list[tuple[str, int]]:
+    """Counts for every day from the first hit (or the window's start) to today, zeros too,
+    so the chart's gaps are days without hits; oldest first."""
+    if not per_day:
+        return []
+    today = datetime.now(timezone.utc).date()
+    first = min(per_day)
+    if filters.after is not None and filters.after.date() < first:
+        first = filters.after.date()  # the whole window
+    last = max(today, max(per_day))
+    if (last - first).days > 366:  # a long window: only the days with hits
+        return [(day.isoformat(), per_day[day]) for day in sorted(per_day)]
+    return [((first + timedelta(days=n)).isoformat(), per_day[first + timedelta(days=n)])
+            for n in range((last - first).days + 1)]
