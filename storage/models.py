@@ -195,8 +195,8 @@ class Sighting(Base):
 
 Index("ix_sightings_url", Sighting.url)
 # the reading room's (migration 0012): each serves the reads of the narrower one it replaced
-Index("ix_articles_seen_story_source", Article.first_seen_at, Article.story_id,
-      Article.source_id)
+Index("ix_articles_window", Article.first_seen_at, Article.story_id, Article.source_id,
+      Article.language)
 Index("ix_articles_original_seen", Article.duplicate_of, Article.first_seen_at)
 Index("ix_articles_story_original", Article.story_id, Article.duplicate_of,
       Article.first_seen_at)

@@ -1,9 +1,9 @@
 """the reading room's indexes (issue 17, bench/web.py): each replaces a narrower one whose
 leading column it keeps, so the writes stay as cheap and the reads it served still use it.
 
-- articles (first_seen_at, story_id, source_id), for ix_articles_first_seen_at: a window of
-  articles read from the index alone (stories with a match since, new articles per source
-  and day)
+- articles (first_seen_at, story_id, source_id, language), for ix_articles_first_seen_at:
+  a window of articles read from the index alone (a topic's stories and hits per day, by
+  source or language; new articles per source and day)
 - articles (duplicate_of, first_seen_at), for ix_articles_duplicate_of: `duplicate_of IS
   NULL` (the originals) newest first without a sort — SQLite, with no statistics, takes
   this index for any `IS NULL` test, so it had better be the right one
@@ -25,7 +25,7 @@ depends_on = None
 
 # (table, new name, its columns, the name it replaces, that one's columns)
 INDEXES = (
-    ('articles', 'ix_articles_seen_story_source', ['first_seen_at', 'story_id', 'source_id'],
+    ('articles', 'ix_articles_window', ['first_seen_at', 'story_id', 'source_id', 'language'],
      'ix_articles_first_seen_at', ['first_seen_at']),
     ('articles', 'ix_articles_original_seen', ['duplicate_of', 'first_seen_at'],
      'ix_articles_duplicate_of', ['duplicate_of']),
