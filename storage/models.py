@@ -122,8 +122,8 @@ class Article(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     text_hash: Mapped[str] = mapped_column(String(64), index=True)
     sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # MinHash state, for dedupe
-    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))  # indexes: below
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     title_key: Mapped[str | None] = mapped_column(String(200), index=True)  # folded headline
     outlet: Mapped[str | None] = mapped_column(String(200))  # a news-search item's <source>
     capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"), index=True)
@@ -194,7 +194,12 @@ class Sighting(Base):
 
 
 Index("ix_sightings_url", Sighting.url)
-Index("ix_articles_first_seen_at", Article.first_seen_at)
+# the reading room's (migration 0012): each serves the reads of the narrower one it replaced
+Index("ix_articles_window", Article.first_seen_at, Article.story_id, Article.source_id,
+      Article.language)
+Index("ix_articles_original_seen", Article.duplicate_of, Article.first_seen_at)
+Index("ix_articles_story_original", Article.story_id, Article.duplicate_of,
+      Article.first_seen_at)
 
 
 class TopicMatch(Base):
@@ -203,11 +208,14 @@ class TopicMatch(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
-    topic: Mapped[str] = mapped_column(String(64), index=True)
+    topic: Mapped[str] = mapped_column(String(64))  # indexed with article_id: below
     highlights: Mapped[list[Any]] = mapped_column(JSON, default=list)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     article: Mapped[Article] = relationship(back_populates="matches")
+
+
+Index("ix_topic_matches_topic_article", TopicMatch.topic, TopicMatch.article_id)
 
 
 class Alert(Base):
