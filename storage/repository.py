@@ -106,6 +106,22 @@ def source_by_name(session: Session, name: str) -> Source:
     return session.scalars(select(Source).where(Source.name == name)).one()
 
 
+SOURCE_HEALTH = ("ok", "warning", "failing", "silent", "never polled")
+
+
+def source_health(source: Source | None) -> str:
+    """A source's health as the CLI (`sources list`) and the reading room show it: never
+    polled, failing (its last poll failed), silent (the watchdog told the operator no new
+    article came for too long), warning (its last poll succeeded with a warning), else ok."""
+    if source is None or source.last_polled_at is None:
+        return "never polled"
+    if source.consecutive_failures:
+        return "failing"
+    if source.reported_health == "silent":
+        return "silent"
+    return "warning" if source.last_warning else "ok"
+
+
 def list_sources(session: Session, names: Collection[str] | None = None) -> Sequence[Source]:
     query = select(Source).order_by(Source.name)
     if names is not None:

@@ -244,6 +244,14 @@ def test_sources_show_health_masked_errors_and_a_never_polled_source(room: Room)
     assert "&lt;script&gt;alert(3)" in failing  # (the hostile error, below)
 
 
+def test_today_masks_a_failing_sources_error_as_sources_does(room: Room) -> None:
+    html = room.get("/?since=7d")
+    assert SECRET not in html
+    attention = section(html, "attention")
+    assert 'data-source="broken-feed"' in attention and "state-failing" in attention
+    assert "HTTP 500 from" in attention and "***" in attention
+
+
 # ---------------------------------------------------------------- alerts
 
 def test_alerts_list_pending_and_sent_with_attempts(

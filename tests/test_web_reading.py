@@ -168,6 +168,22 @@ def test_today_lists_new_stories_per_topic_and_the_sources_needing_attention(roo
     assert states == {"gone": "failing", "coverage": "silent"}
 
 
+def test_a_silent_source_is_silent_in_the_cli_on_sources_and_on_today(room: Room) -> None:
+    with room.db.begin() as session:  # the watchdog told the operator it has gone quiet
+        repo.source_by_name(session, "coverage").reported_health = "silent"
+    listed = {s["name"]: s["health"] for s in room.cli("sources", "list", "--json").json()}
+    assert listed["coverage"] == "silent" and listed["gone"] == "failing"
+    assert listed["statements"] == "ok"
+    row = room.get("/sources").cssselect('tr[data-source="coverage"] .state')[0]
+    assert row.text == "silent" and "state-silent" in row.get("class")
+    shown = room.get("/sources?state=silent").cssselect("tr[data-source]")
+    assert [r.get("data-source") for r in shown] == ["coverage"]
+    today = room.get("/").cssselect('section.attention li[data-source="coverage"] .state')
+    assert texts(today) == ["silent"]
+    table = room.cli("sources", "list").out
+    assert "silent" in table
+
+
 def test_the_seen_cookie_hides_what_was_already_seen_and_since_wins(room: Room) -> None:
     response = room.client.get("/")
     cookie = response.headers["Set-Cookie"]
