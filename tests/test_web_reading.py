@@ -230,6 +230,11 @@ def test_today_pages_keep_the_window_of_the_first_page(room: Room) -> None:
     # after the crawl's three stories and 47 of these: the last six
     assert titles == [f"Students report {n}" for n in range(47, 53)]
     assert second.cssselect('a[rel="prev"]') and not second.cssselect('a[rel="next"]')
+    # every topic's page 2: "more in students" starts that topic at its first page
+    more = room.get("/?page=2&since=7d").cssselect('section[data-topic="students"] .more a')
+    assert more, "page 2 of every topic still has more students"
+    assert "topic=students" in more[0].get("href") and "page=" not in more[0].get("href")
+    assert "since=7d" in more[0].get("href")
 
 
 # ---------------------------------------------------------------- topic
@@ -308,6 +313,9 @@ def test_a_story_shows_its_lead_follow_ups_copies_and_sightings(room: Room) -> N
                     ("reprints", "reprints/warning-students-farm.html")}
     joined = texts(reports[1].cssselect(".joined"))[0]
     assert f"Joined report {statement['id']}" in joined and "concept mss" in joined
+    # to the report's own page: it may be on another page of the story, or a copy
+    assert [a.get("href") for a in reports[1].cssselect(".joined a")] == [
+        f"/articles/{statement['id']}"]
     assert not reports[0].cssselect(".joined")
     assert texts(page.cssselect(".topics a")) == ["asylum", "students"]
 

@@ -61,6 +61,10 @@ class Links:
         self.filters, self.extra = filters, {k: v for k, v in extra.items() if v}
 
     def __call__(self, **changes: Any) -> str:
+        """The address with `changes`; a change of anything but the page starts again at
+        page 1 (another filter's page 2 is not this one's)."""
+        if "page" not in changes and changes:
+            changes["page"] = 1
         extra = {k: v for k, v in {**self.extra, **changes}.items()
                  if k not in ListFilters.__dataclass_fields__}
         base = self.filters.query(**{k: v for k, v in changes.items()
