@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.exc import OperationalError
@@ -42,6 +41,7 @@ from alerts.query import (
     query_warnings,
 )
 from crawler.daemon.web.filters import PAGE_SIZE, ListFilters
+from crawler.daemon.web.pages.topics import Links
 from storage.models import Article, Source
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     draft = " ".join(typed.splitlines())  # one line: the caret's column is the query's
     context: dict[str, Any] = {"filters": filters, "q": typed, "problem": None,
                                "warnings": [], "scan": None, "hits": [], "more": False,
-                               "example": _example(page), "pages": {}, "by_source": {},
+                               "example": _example(page), "links": Links(filters, {"q": typed}),
                                "scan_limit": SCAN_LIMIT}
     if not draft.strip():
         return "query.html", context
@@ -117,22 +117,13 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
         return "query.html", context
     start = filters.offset
     context.update(scan=scan, hits=scan.hits[start:start + PAGE_SIZE],
-                   more=len(scan.hits) > start + PAGE_SIZE,
-                   pages={"prev": _address(filters, typed, filters.page - 1),
-                          "next": _address(filters, typed, filters.page + 1)},
-                   by_source={name: _address(replace(filters, source=name), typed, 1)
-                              for name, _ in scan.per_source})
+                   more=len(scan.hits) > start + PAGE_SIZE)
     return "query.html", context
 
 
 def _example(page: Page) -> str:
     alias = next(iter(page.config.aliases), None)
     return EXAMPLE.replace("@alias AND ", f"@{alias} AND " if alias else "")
-
-
-def _address(filters: ListFilters, q: str, number: int) -> str:
-    address = filters.query(page=number)
-    return address + ("&" if address != "?" else "") + urlencode({"q": q})
 
 
 def search(page: Page, query: Any, filters: ListFilters,

@@ -16,6 +16,7 @@ from crawler.config import is_duration, parse_duration
 from crawler.config.model import Source as SourceSpec
 from crawler.daemon.schedule import backoff, interval_of
 from crawler.daemon.web.filters import PAGE_SIZE, ListFilters, page_of
+from crawler.daemon.web.pages.topics import Links
 from storage import repository as repo
 from storage.models import Article, Source
 
@@ -77,7 +78,8 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     filters = replace(filters, problems=tuple(problems))
     return "sources.html", {"filters": filters, "rows": rows, "more": more, "state": wanted,
                             "states": STATES, "tally": tally, "now": now,
-                            "chart_days": CHART_DAYS}
+                            "chart_days": CHART_DAYS,
+                            "links": Links(filters, {"state": wanted})}
 
 
 def _empty(now: datetime) -> list[tuple[str, int]]:
