@@ -112,7 +112,7 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     tags = {s.name: s.tags for s in page.config.sources}
     try:
         scan = search(page, query, filters, tags)
-    except TooSlow:
+    except _TooSlow:
         context["problem"] = Problem(TOO_SLOW, "")
         return "query.html", context
     start = filters.offset
@@ -181,14 +181,14 @@ def search(page: Page, query: Any, filters: ListFilters,
     except OperationalError as error:  # interrupted, timed out, or too large for SQL
         page.db.rollback()
         if not scanned or time.monotonic() <= deadline:
-            raise TooSlow(str(error.orig)) from error
+            raise _TooSlow(str(error.orig)) from error
         capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest {scanned:,} "
                   "articles in the window")
     return Scan(hits, scanned, tuple(groups), capped, _days(per_day, filters),
                 per_source.most_common())
 
 
-class TooSlow(Exception):
+class _TooSlow(Exception):
     """The database gave up on the search (its deadline, or a statement too large)."""
 
 
