@@ -83,9 +83,13 @@ class Story(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # an analyst's verdict (the reading room, `stories review|dismiss`): "reviewed" or
-    # "dismissed", and when; none: unreviewed. As shown, see repository.effective_triage.
+    # "dismissed", and when (information only); none: unreviewed. `triage_watermark`: the
+    # highest id of the story's originals the analyst had seen then — an original with a
+    # higher id is a follow-up since (ids, not clocks: the web's clock is not the
+    # crawler's). As shown, see repository.effective_triage.
     triage: Mapped[str | None] = mapped_column(String(16))
     triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    triage_watermark: Mapped[int | None] = mapped_column(Integer)
 
 
 class Capture(Base):

@@ -23,6 +23,7 @@ from crawler.daemon.web.pages.topics import (
     topic_stories,
     triage_filter,
 )
+from storage import repository as repo
 from storage.models import Source
 
 if TYPE_CHECKING:
@@ -72,15 +73,26 @@ def window_of(page: Page, filters: ListFilters, now: datetime) -> Window:
     return Window(now - FIRST_VISIT, "first visit")
 
 
-def attention(page: Page) -> list[tuple[Source, str]]:
+@dataclass(frozen=True)
+class Attention:
+    source: Source
+    state: str  # failing | silent (repo.source_health)
+    error: str | None  # its last error, secrets masked
+
+
+def attention(page: Page) -> list[Attention]:
     """The configured sources failing (a failed last poll) or reported silent by the
-    watchdog, with that state."""
+    watchdog, with that state (as /sources and `sources list` say it) and their last error
+    masked as /sources masks it."""
     names = [s.name for s in page.config.sources]
     sources = page.db.scalars(select(Source).where(
         Source.name.in_(names),
         or_(Source.consecutive_failures > 0, Source.reported_health == "silent"))
         .order_by(Source.name))
-    return [(s, "failing" if s.consecutive_failures else "silent") for s in sources]
+    redact = page.config.redactor()
+    found = [(s, repo.source_health(s)) for s in sources]
+    return [Attention(s, state, redact(s.last_error) if s.last_error else None)
+            for s, state in found if state in ("failing", "silent")]
 
 
 def page(page: Page) -> tuple[str, dict[str, Any]]:
