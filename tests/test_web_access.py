@@ -149,6 +149,7 @@ def test_odd_requests_get_a_page_not_a_crash(room) -> None:
         response = client.get(path)
         assert response.status_code == 200, path
         assert 'class="problem"' in response.text, path
+    assert client.get("/?after=0001-01-01T00:00:00%2B14:00").status_code == 200
     client.set_cookie("mediawatch_session", "é.1.é")
     assert client.get("/").status_code == 303
     assert client.put("/sources").status_code == 405

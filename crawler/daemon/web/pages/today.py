@@ -58,7 +58,10 @@ def parse_time(value: str | None, now: datetime) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return min(moment.astimezone(timezone.utc), now)
+    try:
+        return min(moment.astimezone(timezone.utc), now)
+    except OverflowError:  # 0001-01-01 at +14:00 is before the first representable UTC time
+        return None
 
 
 def window_of(page: Page, filters: ListFilters, now: datetime) -> Window:
@@ -101,7 +104,8 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     now = datetime.now(timezone.utc)
     window = window_of(page, filters, now)
     page.cookies.append((SEEN_COOKIE, now.isoformat(timespec="seconds"), {
-        "httponly": True, "samesite": "Strict", "secure": is_https(page.request),
+        "httponly": True, "samesite": "Strict",
+        "secure": is_https(page.request, page.config.web.base_url),
         "path": "/", "max_age": int(KEEP_SEEN.total_seconds())}))
     size = PAGE_SIZE if filters.topic else PER_TOPIC
     shown = [t for t in page.config.topics if filters.topic in (None, t.name)]
