@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -159,3 +160,40 @@ def test_one_leads_all_poll_and_the_survivor_takes_over(
     assert {name for name, *_ in polls} == {feed.split(".")[0] for feed in FEEDS} | {"slow"}
     for (name, _, finished), (following, started, _) in zip(polls, polls[1:], strict=False):
         assert name != following or started >= finished, f"two polls of {name} at once"
+
+
+@PG_ONLY
+def test_polls_pause_while_redis_is_down_and_resume_when_it_is_back(
+        cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
+    """A member whose Redis does not answer yet: /healthz says why, the log says it once,
+    and polls start as soon as a Redis listens there."""
+    port = free_port()
+    config = web_config(web, {"name": "dates", "kind": "feed", "every": "1s",
+                              "url": "/feeds/dates.xml", "follow": False})
+    config |= {"queue": f"redis://127.0.0.1:{port}/0", "daemon": {"startup_spread": "1s"}}
+    cli.write_config(config)
+    address = f"127.0.0.1:{free_port()}"
+    with daemon(cli, "--listen", address) as running:
+        member = Member(running, address)
+        running.wait_for(lambda: running.logged("error", "the queue (Redis) is unreachable"),
+                         "the outage logged")
+        running.wait_for(lambda: member.health().get("role") == "leader", "the election")
+        response = requests.get(f"http://{address}/healthz", timeout=5)
+        assert response.status_code == 503
+        assert response.json() == {"status": "failing", "role": "leader", "scheduler": True,
+                                   "database": True, "redis": False, "failing": ["redis"]}
+        down_since = time.monotonic()  # an outage of some seconds: many offers and reads
+        running.wait_for(lambda: time.monotonic() - down_since > 3
+                         and member.health().get("redis") is False, "a 3-second outage")
+        assert not web.hits("/feeds/dates.xml")
+        server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
+                                   "--appendonly", "no", "--dir", str(tmp_path)],
+                                  stdout=subprocess.DEVNULL)
+        try:
+            running.wait_for(lambda: web.hits("/feeds/dates.xml"), "a poll once Redis is back")
+            running.wait_for(lambda: member.health().get("status") == "ok", "a healthy member")
+            assert running.logged("warning", "the queue (Redis) is back")
+            assert len([r for r in running.records() if "unreachable" in r["message"]]) == 1
+        finally:
+            server.terminate()
+            server.wait(timeout=10)

@@ -71,7 +71,8 @@ from storage.db import engine_of, open_database
 log = logging.getLogger("mediawatch.daemon")
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
-ROW_GRACE = 2.0  # seconds: see Daemon.start_member_poll
+ROW_GRACE = 4.0  # seconds a member's poll waits for its crawl-run row after its `done`
+#                  (storing can lag under load); within deployment.MARGIN, see there
 
 
 class DaemonError(RuntimeFailure):
@@ -158,6 +159,7 @@ class Daemon:
         self.ingest = Ingest(db, self.report, Rules.of(config))
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
         self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
+        self.overran: set[str] = set()  # of those, given up at crawl.poll_deadline
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
@@ -414,20 +416,27 @@ class Daemon:
         """(The reactor.) `start_poll` for a member of a deployment: → a Deferred that
         fires once the poll's crawl-run row and validators are written (the spider's
         `done` comes a little before), so that the next poll, maybe on another member,
-        starts after it. A poll given up, or whose row never comes, ends ROW_GRACE
-        seconds after its `done`."""
+        starts after it. One whose row never comes (storing failed) ends ROW_GRACE seconds
+        after its `done`; one given up at `crawl.poll_deadline` may still be running (its
+        downloads and storing go on): its lease is extended, and it ends with its row or
+        one more deadline later."""
         done = self.start_poll(spec)
         if done is None:
             return None
         written: Deferred[None] = Deferred()
         self.written[spec.name] = written
-        done.addBoth(lambda _: self.reactor.callLater(ROW_GRACE, self._written, spec.name,
-                                                      written))
+
+        def ended(_: Any) -> None:
+            grace = self.config.crawl.poll_deadline.total_seconds() \
+                if spec.name in self.overran else ROW_GRACE
+            self.reactor.callLater(grace, self._written, spec.name, written)
+        done.addBoth(ended)
         return written
 
     def _written(self, name: str, written: Deferred[None]) -> None:
         if self.written.get(name) is written:
             del self.written[name]
+            self.overran.discard(name)
         if not written.called:
             written.callback(None)
 
@@ -462,6 +471,9 @@ class Daemon:
             return
         log.error("%s: poll given up after %s (crawl.poll_deadline)", name,
                   self.config.crawl.poll_deadline)
+        if self.member is not None and name in self.written:
+            self.overran.add(name)  # it may still run: keep its lease a deadline longer
+            deferToThread(self.member.extend, name)
         with self.db.begin() as session:
             repo.record_failure(session, name, "poll given up at crawl.poll_deadline "
                                                f"({self.config.crawl.poll_deadline})")
