@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from crawler.config import ConfigError, parse_config
 from crawler.daemon.deployment import queue_prefix
+from crawler.daemon.service import database_lock, load_run_config
 from tests.conftest import Cli, _fresh_pg, script_env, web_config
 from tests.receivers import free_port
 from tests.test_daemon import Running, daemon
@@ -45,23 +46,18 @@ def test_queue_needs_postgresql_and_a_redis_url(tmp_path: Path) -> None:
     assert "pa55word" in config.secrets
     config = parse_config(f"{pg}queue: redis://:hunter2hunter2@127.0.0.1:6379/0\n", env={})
     assert config.redactor()(f"lost {config.queue}") == "lost redis://:***@127.0.0.1:6379/0"
-    (tmp_path / "config.yaml").write_text(f"{pg}queue: {QUEUE}\n")  # SQLite from --db
-    cli = Cli(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'm.db'}", script_env())
-    with daemon(cli) as running:
-        assert running.process.wait(timeout=60) == 2
-    assert "queue: needs a PostgreSQL database" in running.text()
+    (tmp_path / "config.yaml").write_text(f"{pg}queue: {QUEUE}\n")
+    with pytest.raises(ConfigError, match="queue: needs a PostgreSQL database.*--db"):
+        load_run_config(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'm.db'}")  # --db
 
 
 @PG_ONLY
 def test_without_a_queue_a_second_daemon_is_refused(cli: Cli, web: FixtureWeb) -> None:
     cli.write_config(web_config(web, {"name": "dates", "kind": "feed", "every": "1h",
                                       "url": "/feeds/dates.xml", "follow": False}))
-    with daemon(cli) as first:
-        first.wait_for(lambda: first.logged("info", "running:"), "the first daemon")
-        with daemon(cli) as second:
-            assert second.process.wait(timeout=60) == 1, second.text()
-        assert "another `mediawatch run` is using database" in second.text()
-        first.alive()
+    with database_lock(cli.db), daemon(cli) as second:  # as the first daemon holds it
+        assert second.process.wait(timeout=60) == 1, second.text()
+    assert "another `mediawatch run` is using database" in second.text()
 
 
 # ---------------------------------------------------------------- one deployment

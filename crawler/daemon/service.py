@@ -28,6 +28,7 @@ from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
@@ -110,7 +111,7 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
     """Run until SIGTERM/SIGINT; `redactor` (the log filter) learns the secrets of each
     config loaded. → the exit code"""
     reactor.install()  # before APScheduler's Twisted scheduler imports one
-    config = _load(config_path, db_url)
+    config = load_run_config(config_path, db_url)
     db = open_database(config.database)
     if config.queue:  # a member: leadership is elected, not refused
         return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
@@ -128,7 +129,9 @@ def restart_needed(old: Config, new: Config) -> list[str]:
                    if getattr(old, key) != getattr(new, key)]
 
 
-def _load(config_path: Path, db_url: str | None) -> Config:
+def load_run_config(config_path: Path, db_url: str | None) -> Config:
+    """The config `run` uses: the file's, on `db_url` if given (then `queue` is checked
+    against it: the file's own check saw another database)."""
     config = load_config(config_path)
     if db_url:
         config = config.model_copy(update={"database": db_url})
@@ -282,7 +285,7 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: a valid new config replaces the running one; an invalid one is refused."""
         try:
-            config = _load(self.config_path, self.db_url)
+            config = load_run_config(self.config_path, self.db_url)
         except ConfigError as exc:
             log.error("config reload refused, the running config stays: %s", exc)
             return
@@ -361,8 +364,17 @@ class Daemon:
         log.info("leading the deployment (member %s)", self.member and self.member.name)
         self.leading = True
         self.metrics.lead(True)
-        if not self.stopping:
+        self._schedule_as_leader()
+
+    def _schedule_as_leader(self) -> None:
+        if self.stopping or not self.leading:
+            return
+        try:
             self.schedule_leader(self.config)
+        except SQLAlchemyError as exc:  # (read before any job is added) try again soon
+            log.error("the schedule could not be read (retried in 2 s): %s",
+                      str(exc).splitlines()[0])
+            self.reactor.callLater(2.0, self._schedule_as_leader)
 
     def step_down(self) -> None:
         """(The reactor.) The lock is lost: the leader's jobs stop (its polls run on)."""
