@@ -148,7 +148,8 @@ def test_one_leads_all_poll_and_the_survivor_takes_over(
                             "a poll scheduled by the new leader")
     member.running.wait_for(lambda: member.metric("mediawatch_polls_reclaimed_total") >= 1,
                             "the killed leader's poll reclaimed", timeout=30)
-    assert len(web.hits(SLOW)) > hits_before
+    member.running.wait_for(lambda: len(web.hits(SLOW)) > hits_before,
+                            "the reclaimed poll's request")  # it follows the claim
     assert member.running.logged("warning", "slow: poll reclaimed")
     print(f"new leader {took_over:.1f}s after the SIGKILL")
 
