@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -195,6 +196,19 @@ class Sighting(Base):
 
 Index("ix_sightings_url", Sighting.url)
 Index("ix_articles_first_seen_at", Article.first_seen_at)
+
+
+class LshBand(Base):
+    """One LSH band of an article's MinHash (`crawler.stages.dedupe.band_keys`): on
+    PostgreSQL, the near-duplicate index every process shares instead of holding all recent
+    sketches in memory. A new article's candidates are the articles sharing a band key."""
+
+    __tablename__ = "lsh_bands"
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the article's
 
 
 class TopicMatch(Base):
