@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_bench_shared_index_small_run(pg_admin) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.shared_index", "--n", "60", "--backends", "postgresql"],
+        [sys.executable, "-m", "bench.shared_index", "--n", "60", "--m", "30", "--backends", "postgresql"],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
