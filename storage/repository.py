@@ -524,13 +524,16 @@ def add_bands(session: Session, indexed: Iterable[tuple[int, datetime, Iterable[
         session.execute(dialect.insert(LshBand).on_conflict_do_nothing(), rows)
 
 
-def sketches_without_bands(session: Session, since: datetime) -> list[StoredSketch]:
+def sketches_without_bands(session: Session, since: datetime, after_id: int = 0,
+                           limit: int = 1000) -> list[StoredSketch]:
     """Sketches of articles first seen since `since` not in the shared index yet (stored
-    before it existed), by id."""
+    before it existed), by id, from `after_id` on, at most `limit`."""
     rows = session.execute(
         select(Article.id, Article.duplicate_of, Article.sketch, Article.first_seen_at)
-        .where(Article.first_seen_at >= since, Article.sketch.is_not(None),
-               ~exists().where(LshBand.article_id == Article.id)).order_by(Article.id))
+        .where(Article.id > after_id, Article.first_seen_at >= since,
+               Article.sketch.is_not(None),
+               ~exists().where(LshBand.article_id == Article.id))
+        .order_by(Article.id).limit(limit))
     return [StoredSketch(*row) for row in rows]
 
 

@@ -84,11 +84,16 @@ class RecentArticles:
 
     def fill_bands(self, session: Session, now: datetime) -> None:
         """The shared index: the articles of the window stored before it existed put in
-        (once a process; a transaction of its own)."""
-        with Session(session.get_bind()) as own, own.begin():
-            repo.add_bands(own, [(row.id, row.first_seen_at, band_keys(minhash)) for row in
-                                 repo.sketches_without_bands(own, now - self.copies.retention)
-                                 if (minhash := self.sketch_of(own, row))])
+        (once a process, a thousand at a time, each in a transaction of its own)."""
+        after = 0
+        while True:
+            with Session(session.get_bind()) as own, own.begin():
+                rows = repo.sketches_without_bands(own, now - self.copies.retention, after)
+                if not rows:
+                    return
+                repo.add_bands(own, [(row.id, row.first_seen_at, band_keys(minhash))
+                                     for row in rows if (minhash := self.sketch_of(own, row))])
+                after = rows[-1].id
 
     @staticmethod
     def sketch_of(session: Session, row: repo.StoredSketch) -> RMinHash | None:
