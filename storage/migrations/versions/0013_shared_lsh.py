@@ -2,14 +2,14 @@
 filled for the articles already stored by the first crawler process that needs them
 
 Revision ID: 0013
-Revises: 0011 (0012, the index migration of another branch, goes between when merged)
+Revises: 0012
 Create Date: 2026-12-06 21:10:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
