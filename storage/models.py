@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -204,6 +205,19 @@ Index("ix_articles_window", Article.first_seen_at, Article.story_id, Article.sou
 Index("ix_articles_original_seen", Article.duplicate_of, Article.first_seen_at)
 Index("ix_articles_story_original", Article.story_id, Article.duplicate_of,
       Article.first_seen_at)
+
+
+class LshBand(Base):
+    """One LSH band of an article's MinHash (`crawler.stages.dedupe.band_keys`): on
+    PostgreSQL, the near-duplicate index every process shares instead of holding all recent
+    sketches in memory. A new article's candidates are the articles sharing a band key."""
+
+    __tablename__ = "lsh_bands"
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the article's
 
 
 class TopicMatch(Base):

@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import text as sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
@@ -36,6 +37,7 @@ from storage.models import (
     Capture,
     ChannelWait,
     CrawlRun,
+    LshBand,
     Sighting,
     Snooze,
     Source,
@@ -213,7 +215,8 @@ def same_text(session: Session, text_hash: str) -> Article | None:
 @dataclass(frozen=True)
 class Placement:
     """Where dedupe puts a new article: a near-copy of an original, or into a story (None:
-    a story of its own); `sketch` is its MinHash state, kept for later comparisons;
+    a story of its own); `sketch` is its MinHash state, kept for later comparisons, and
+    `bands` its LSH band keys for the shared index (none: not kept there, see `LshBand`);
     `linked_to`, `evidence` and `score`: why it joined the story (stored as a StoryLink)."""
 
     sketch: bytes | None = None
@@ -222,6 +225,7 @@ class Placement:
     linked_to: int | None = None
     evidence: tuple[str, ...] = ()
     score: float = 0.0
+    bands: tuple[int, ...] = ()
 
 
 def add_article(session: Session, item: NewArticle, source_name: str,
@@ -260,6 +264,7 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                       duplicate_of=original.id if original is not None else None)
     session.add(article)
     session.flush()
+    add_bands(session, [(article.id, now, placement.bands)])
     if original is None and placement.linked_to is not None and story_id is not None:
         session.add(StoryLink(article_id=article.id, linked_article_id=placement.linked_to,
                               evidence=list(placement.evidence), score=placement.score))
@@ -487,11 +492,65 @@ def originals_after(session: Session, after_id: int, since: datetime) -> list[St
 
 
 def forget_sketches(session: Session, before: datetime) -> int:
-    """Drop the sketches of articles first seen before `before` (the dedupe window)."""
+    """Drop the sketches of articles first seen before `before` (the dedupe window), and
+    their LSH bands. → how many sketches"""
+    session.execute(delete(LshBand).where(LshBand.first_seen_at < before))
     result = session.execute(update(Article).where(Article.first_seen_at < before,
                                                    Article.sketch.is_not(None))
                              .values(sketch=None))
     return result.rowcount or 0
+
+
+LSH_LOCKS = 0x6C736862  # "lshb": the advisory-lock space of LSH band keys (two-int form)
+
+
+def lock_bands(session: Session, keys: Iterable[int]) -> None:
+    """(PostgreSQL; a no-op elsewhere.) Hold, until the transaction ends, a lock on each
+    band key: two processes placing near-copies of one story (they share a band) place
+    them one after the other, so the second sees the first and calls it the original.
+    Taken in one order (sorted) so that two transactions never wait on each other; keys
+    folded to 32 bits: a rare collision only serializes two unrelated articles."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    folded = sorted({((key ^ (key >> 32)) & 0xFFFFFFFF) - (1 << 31) for key in keys})
+    session.execute(sql("select pg_advisory_xact_lock(:space, k) "
+                         "from unnest(cast(:keys as integer[])) as k"),
+                    {"space": LSH_LOCKS, "keys": folded}).all()
+
+
+def band_candidates(session: Session, keys: Collection[int], since: datetime
+                    ) -> list[StoredSketch]:
+    """The articles first seen since `since` sharing a band key with `keys`, by id."""
+    sharing = select(LshBand.article_id).where(LshBand.band_key.in_(keys),
+                                               LshBand.first_seen_at >= since)
+    rows = session.execute(
+        select(Article.id, Article.duplicate_of, Article.sketch, Article.first_seen_at)
+        .where(Article.id.in_(sharing), Article.sketch.is_not(None)).order_by(Article.id))
+    return [StoredSketch(*row) for row in rows]
+
+
+def add_bands(session: Session, indexed: Iterable[tuple[int, datetime, Iterable[int]]]
+              ) -> None:
+    """Index articles (id, first seen, band keys) in the shared index; rows already there
+    are kept (two processes may fill in the same past)."""
+    rows = [{"band_key": key, "article_id": article_id, "first_seen_at": seen}
+            for article_id, seen, keys in indexed for key in keys]
+    if rows:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(LshBand).on_conflict_do_nothing(), rows)
+
+
+def sketches_without_bands(session: Session, since: datetime, after_id: int = 0,
+                           limit: int = 1000) -> list[StoredSketch]:
+    """Sketches of articles first seen since `since` not in the shared index yet (stored
+    before it existed), by id, from `after_id` on, at most `limit`."""
+    rows = session.execute(
+        select(Article.id, Article.duplicate_of, Article.sketch, Article.first_seen_at)
+        .where(Article.id > after_id, Article.first_seen_at >= since,
+               Article.sketch.is_not(None),
+               ~exists().where(LshBand.article_id == Article.id))
+        .order_by(Article.id).limit(limit))
+    return [StoredSketch(*row) for row in rows]
 
 
 def article_text(session: Session, article_id: int) -> str:
