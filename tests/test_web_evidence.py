@@ -249,8 +249,21 @@ def test_the_workbench_searches_further_from_where_it_stopped(
     assert seen == every  # the same hits, newest first, each once
     assert "older than the last page" in room.get(
         "/query?" + urlencode({"q": "student*", "before": every[0].split("/")[-1]}))
-    monkeypatch.setattr(query_page, "SCAN_LIMIT", 2)
     monkeypatch.setattr(query_page, "PAGE_SIZE", 50)
+    monkeypatch.setattr(query_page, "SCAN_SECONDS", 0)  # out of time at once: one row each
+    monkeypatch.setattr(query_page, "MIN_ROWS", 1)
+    url, seen, pages = "/query?q=student*", [], 0
+    while url and pages < 500:
+        html = room.get(url)
+        seen += re.findall(r'class="article" href="(/articles/\d+)"', html)
+        pages += 1
+        further = re.search(r'class="further" rel="next" href="([^"]+)"', html)
+        if further:
+            assert "(stopped after 0 ms of work)" in section(html, "capped")
+        url = "/query" + unescape(further.group(1)) if further else ""
+    assert seen == every and pages >= len(every)  # a row a stretch, none skipped
+    monkeypatch.undo()
+    monkeypatch.setattr(query_page, "SCAN_LIMIT", 2)
     capped = room.get("/query?q=student*")
     assert "searched the newest 2 articles of the window (at most 2 a search)" in capped
     assert 'class="further" rel="next"' in capped

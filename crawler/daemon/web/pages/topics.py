@@ -34,6 +34,7 @@ SNIPPET_LIMIT = 400
 SNIPPET_CANDIDATES = 4  # matches of a story its best snippet is chosen from
 FEW_MATCHES = 3000  # a topic with fewer: its stories are read from its matches
 GROUPED_MATCHES = 20_000  # a topic with fewer: its later pages are grouped in SQL
+GROUP_BEYOND = 100  # stories: a page reaching further is a later page (Today's are not)
 TRIAGE_FILTERS = ("unreviewed",)  # `?triage=unreviewed`: what an analyst has not looked at
 _ALIAS = re.compile(r'"[^"]*"|@([A-Za-z0-9_-]+)')
 
@@ -100,9 +101,10 @@ def topic_stories(session: Session, topic: str, filters: ListFilters,
     limit` stories are found: page 1 reads a few dozen rows, not every match of the topic,
     as grouping by story before sorting would. A rare topic (few matches, where that walk
     would read many articles for each match) is read from its matches instead; so is a
-    later page of a topic of at most GROUPED_MATCHES matches, grouped by story in SQL (its
-    matches by the topic's index, each article by its key): the walk to page 3 would read
-    every match of the stories before it, a big story's thousands included."""
+    page reaching beyond the first GROUP_BEYOND stories of a topic of at most
+    GROUPED_MATCHES matches, grouped by story in SQL (its matches by the topic's index,
+    each article by its key): the walk to page 3 would read every match of the stories
+    before it, a big story's thousands included."""
     matches = session.scalar(select(func.count()).where(TopicMatch.topic == topic)) or 0
     narrowing = []
     if after is not None:
@@ -114,7 +116,7 @@ def topic_stories(session: Session, topic: str, filters: ListFilters,
             Source.name == filters.source).scalar_subquery())
     if triage is not None:
         narrowing.append(repo.triage_clause(triage))
-    if offset and matches <= GROUPED_MATCHES:
+    if offset + limit > GROUP_BEYOND and matches <= GROUPED_MATCHES:
         latest = func.max(Article.first_seen_at).label("latest")
         grouped = (select(Article.story_id, latest).select_from(TopicMatch)
                    .join(Article, Article.id == TopicMatch.article_id)
