@@ -168,17 +168,22 @@ def search(page: Page, query: Any, filters: ListFilters,
     rows_read, last, stopped = 0, None, None
     try:
         with bounded(session, started + SQL_SECONDS):
-            # the stretch's oldest article (the SCAN_LIMIT-th), and whether one follows
-            # (ix_articles_original_seen: (duplicate_of, first_seen_at), ids in order)
-            floor = session.execute(select(Article.first_seen_at, Article.id).where(*window)
-                                    .order_by(*order).offset(SCAN_LIMIT - 1).limit(2)).all()
             statement = (select(Article.id, Article.title, Article.text,
                                 Article.canonical_url, Article.language,
                                 Article.published_at, Article.first_seen_at, Source.name)
                          .join(Source, Source.id == Article.source_id)
                          .where(*window).order_by(*order))
-            if floor:
-                statement = statement.where(key >= tuple_(*floor[0]))
+            floor = []
+            if groups:  # the rows read are not all the articles searched: the stretch's
+                # oldest article (the SCAN_LIMIT-th) bounds it, and whether one follows
+                # (ix_articles_original_seen: (duplicate_of, first_seen_at), ids in order)
+                floor = session.execute(select(Article.first_seen_at, Article.id)
+                                        .where(*window).order_by(*order)
+                                        .offset(SCAN_LIMIT - 1).limit(2)).all()
+                if floor:
+                    statement = statement.where(key >= tuple_(*floor[0]))
+            else:  # every row read is an article searched: the limit bounds the stretch
+                statement = statement.limit(SCAN_LIMIT + 1)
             for group in groups:
                 statement = statement.where(or_(*(_contains(column, word, postgres)
                                                   for word in group
@@ -186,6 +191,9 @@ def search(page: Page, query: Any, filters: ListFilters,
                                                                  Article.text))))
             rows = session.execute(statement.execution_options(yield_per=BATCH))
             for row in rows:
+                if rows_read == SCAN_LIMIT:  # (no prefilter: a row follows the stretch)
+                    stopped = f"at most {SCAN_LIMIT:,} a search"
+                    break
                 if rows_read >= MIN_ROWS and time.thread_time() > budget:
                     stopped = f"stopped after {SCAN_SECONDS * 1000:g} ms of work"
                     break
@@ -213,8 +221,9 @@ def search(page: Page, query: Any, filters: ListFilters,
             else:  # the whole stretch
                 further = floor[0].id if len(floor) > 1 else None
                 reached = floor[0].first_seen_at if floor else None
-                scanned = SCAN_LIMIT if floor else session.scalar(
-                    select(func.count()).select_from(Article).where(*window)) or 0
+                scanned = SCAN_LIMIT if floor else rows_read if not groups else \
+                    session.scalar(select(func.count()).select_from(Article)
+                                   .where(*window)) or 0
                 if further is not None:
                     stopped = f"at most {SCAN_LIMIT:,} a search"
     except OperationalError as error:  # interrupted, timed out, or too large for SQL
@@ -226,8 +235,9 @@ def search(page: Page, query: Any, filters: ListFilters,
         (f"searched {scanned:,} more articles of the window, older than the last page's"
          if cursor is not None else f"searched the newest {scanned:,} articles of the window")
         + f" ({stopped})")
-    return Scan(hits, scanned, tuple(groups), capped, _days(per_day, filters),
-                per_source.most_common(), further, cursor is not None, reached)
+    days = _days(per_day, filters, reached if further is not None else None)
+    return Scan(hits, scanned, tuple(groups), capped, days, per_source.most_common(),
+                further, cursor is not None, reached)
 
 
 class _TooSlow(Exception):
@@ -304,15 +314,18 @@ def _contains(column: Any, word: str, postgres: bool) -> ColumnElement[bool]:
     return column.ilike(pattern) if postgres else column.like(pattern)
 
 
-def _days(per_day: Counter[date], filters: ListFilters) -> list[tuple[str, int]]:
-    """Counts for every day from the first hit (or the window's start) to today, zeros too,
-    so the chart's gaps are days without hits; oldest first."""
+def _days(per_day: Counter[date], filters: ListFilters,
+          reached: datetime | None = None) -> list[tuple[str, int]]:
+    """Counts for every day from the first hit (or the start of what was searched: the
+    window's, or where the search stopped) to today, zeros too, so the chart's gaps are
+    days without hits; oldest first."""
     if not per_day:
         return []
     today = datetime.now(timezone.utc).date()
     first = min(per_day)
-    if filters.after is not None and filters.after.date() < first:
-        first = filters.after.date()  # the whole window
+    start = reached or filters.after
+    if start is not None and start.date() < first:
+        first = start.date()  # all that was searched
     last = max(today, max(per_day))
     if (last - first).days > 366:  # a long window: only the days with hits
         return [(day.isoformat(), per_day[day]) for day in sorted(per_day)]
