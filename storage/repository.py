@@ -18,8 +18,11 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy import text as sql
@@ -677,30 +680,39 @@ class Lead:
 def story_leads(session: Session, story_ids: Collection[int]) -> dict[int, Lead]:
     """The lead of each story: its first report from an official source, else its earliest
     report (published, else first seen); copies never lead. Counted in SQL — a story of
-    thousands of reports costs two small result sets, not a row per report."""
+    thousands of reports costs two small result sets, not a row per report — in one
+    statement: the stories' articles are read once (a CTE used twice, which SQLite and
+    PostgreSQL materialise), ranked for the lead and grouped for the counts."""
     ids = list(story_ids)
-    outlet = func.coalesce(func.nullif(Article.outlet, ""), Source.name).label("outlet")
     leads: dict[int, Row[Any]] = {}
     groups: dict[int, list[Row[Any]]] = {}
     for start in range(0, len(ids), 500):  # bound the parameters of one statement
         chunk = ids[start:start + 500]
-        place = func.row_number().over(partition_by=Article.story_id, order_by=(
-            Source.official.desc(), func.coalesce(Article.published_at, Article.first_seen_at),
-            Article.id)).label("place")
-        ranked = (select(Article.story_id, Article.id, Article.language, outlet, place)
-                  .join(Source)
-                  .where(Article.story_id.in_(chunk), Article.duplicate_of.is_(None))
-                  .subquery())
-        leads.update((row.story_id, row) for row in session.execute(
-            select(ranked.c.story_id, ranked.c.id, ranked.c.language, ranked.c.outlet)
-            .where(ranked.c.place == 1)))
-        original = Article.duplicate_of.is_(None).label("original")
-        for row in session.execute(
-                select(Article.story_id, original, Article.language, outlet,
-                       func.count().label("n"))
-                .join(Source).where(Article.story_id.in_(chunk))
-                .group_by(Article.story_id, original, Article.language, outlet)):
-            groups.setdefault(row.story_id, []).append(row)
+        rows = (select(Article.story_id, Article.id, Article.language,
+                       func.coalesce(func.nullif(Article.outlet, ""), Source.name)
+                       .label("outlet"),
+                       Article.duplicate_of.is_(None).label("original"),
+                       Source.official,
+                       func.coalesce(Article.published_at, Article.first_seen_at)
+                       .label("moment"))
+                .join(Source).where(Article.story_id.in_(chunk)).cte("story_rows"))
+        place = func.row_number().over(partition_by=rows.c.story_id, order_by=(
+            rows.c.official.desc(), rows.c.moment, rows.c.id)).label("place")
+        ranked = (select(rows.c.story_id, rows.c.id, rows.c.language, rows.c.outlet, place)
+                  .where(rows.c.original).subquery())
+        both = union_all(
+            select(literal(1).label("lead"), ranked.c.story_id, ranked.c.id,
+                   ranked.c.language, ranked.c.outlet, literal(True).label("original"),
+                   literal(1).label("n"))
+            .where(ranked.c.place == 1),
+            select(literal(0), rows.c.story_id, null(), rows.c.language, rows.c.outlet,
+                   rows.c.original, func.count())
+            .group_by(rows.c.story_id, rows.c.original, rows.c.language, rows.c.outlet))
+        for row in session.execute(both):
+            if row.lead:
+                leads[row.story_id] = row
+            else:
+                groups.setdefault(row.story_id, []).append(row)
     return {story_id: _lead(lead, groups[story_id]) for story_id, lead in leads.items()}
 
 

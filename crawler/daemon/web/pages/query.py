@@ -2,16 +2,19 @@
 expanded) runs over the stored originals of a window, newest first, with its hits
 highlighted and counted per day and source; a query that does not parse shows where.
 
-Bounded: a draft of at most MAX_QUERY characters; a keyword prefilter in SQL first
-(`required`: the plain Latin words the query cannot match without, looked up
-case-insensitively in the stored title and text, so most articles of the window are never
-read into Python; none for a group of more than MAX_GROUP_WORDS alternatives); then at most
-SCAN_LIMIT articles (the newest of the window) are matched, in batches of only the columns
-matching needs. SCAN_SECONDS bound the whole search, the SQL included: counted from before
-the statement runs, and enforced in the database too (SQLite: a progress handler that
-interrupts the statement; PostgreSQL: `SET LOCAL statement_timeout`), so a prefilter that
-scans the whole window cannot hold the page. The page says when it stopped early, or, when
-the database gave up before the first row, that the query is too large or too slow."""
+Bounded, and honest about it: a draft of at most MAX_QUERY characters; each request
+searches one stretch of the window, newest first — at most SCAN_LIMIT articles, for at
+most SCAN_SECONDS of CPU time (the SQL included; never fewer than MIN_ROWS rows, so a
+request always gets further), and at most PAGE_SIZE hits — and says how far it got:
+"searched the newest N articles of the window", the counts per day and source covering the
+articles searched, and a keyset link (`before=ARTICLE_ID`, every parameter kept) that
+searches further from where it stopped. A keyword prefilter in SQL (`required`: the plain
+Latin words the query cannot match without, looked up case-insensitively in the stored
+title and text, within the stretch) keeps most articles out of Python (none for a group of
+more than MAX_GROUP_WORDS alternatives); only the columns matching needs are read. The database
+enforces SQL_SECONDS on every statement (SQLite: a progress handler that interrupts it;
+PostgreSQL: `SET LOCAL statement_timeout`): one that cannot finish by then makes the
+query "too large or too slow"."""
 from __future__ import annotations
 
 import re
@@ -23,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, func, or_, select, text
+from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -48,8 +51,10 @@ if TYPE_CHECKING:
     from crawler.daemon.web.app import Page
 
 DEFAULT_SINCE = "30d"
-SCAN_LIMIT = 2_000  # newest articles of the window matched at most
-SCAN_SECONDS = 0.75  # and for at most this long, the SQL included
+SCAN_LIMIT = 2_000  # articles of the window one request searches at most
+SCAN_SECONDS = 0.04  # and for at most this much CPU time, the SQL included
+MIN_ROWS = 50  # rows a request matches whatever the clock says: it always gets further
+SQL_SECONDS = 0.75  # a statement the database has not finished by then is given up
 MAX_QUERY = 2_000  # characters of a draft
 MAX_GROUP_WORDS = 16  # a group of more alternatives is not looked up in SQL
 TOO_SLOW = "query too large or too slow: narrow it (fewer OR terms, a shorter window, a source)"
@@ -77,11 +82,14 @@ class Problem:
 @dataclass(frozen=True)
 class Scan:
     hits: list[Hit]
-    scanned: int
+    scanned: int  # articles of the window searched (the prefilter's misses included)
     prefilter: tuple[tuple[str, ...], ...]  # the words looked up in SQL (all of one group)
     capped: str | None  # why it stopped before the window's end, if it did
     per_day: list[tuple[str, int]]
     per_source: list[tuple[str, int]]
+    further: int | None = None  # `before=` of the next stretch (None: the window's end)
+    continued: bool = False  # this stretch began where an earlier request stopped
+    reached: datetime | None = None  # the first sighting of the oldest article searched
 
 
 def page(page: Page) -> tuple[str, dict[str, Any]]:
@@ -93,7 +101,7 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     context: dict[str, Any] = {"filters": filters, "q": typed, "problem": None,
                                "warnings": [], "scan": None, "hits": [], "more": False,
                                "example": _example(page), "links": Links(filters, {"q": typed}),
-                               "scan_limit": SCAN_LIMIT}
+                               "scan_limit": SCAN_LIMIT, "page_size": PAGE_SIZE}
     if not draft.strip():
         return "query.html", context
     if len(typed) > MAX_QUERY:
@@ -110,14 +118,15 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
         return "query.html", context
     context["warnings"] = query_warnings(draft)
     tags = {s.name: s.tags for s in page.config.sources}
+    before = page.request.args.get("before", "")
+    cursor = int(before) if before.isdigit() and len(before) < 19 else None
     try:
-        scan = search(page, query, filters, tags)
+        scan = search(page, query, filters, tags,
+                      cursor if cursor is not None and cursor < 2 ** 31 else None)
     except _TooSlow:
         context["problem"] = Problem(TOO_SLOW, "")
         return "query.html", context
-    start = filters.offset
-    context.update(scan=scan, hits=scan.hits[start:start + PAGE_SIZE],
-                   more=len(scan.hits) > start + PAGE_SIZE)
+    context.update(scan=scan, hits=scan.hits, more=scan.further is not None)
     return "query.html", context
 
 
@@ -127,47 +136,69 @@ def _example(page: Page) -> str:
 
 
 def search(page: Page, query: Any, filters: ListFilters,
-           tags: dict[str, tuple[str, ...]]) -> Scan:
-    """The window's originals that match, newest first (by first seen), with counts."""
-    matcher = Matcher({"draft": query})
-    statement = (select(Article.id, Article.title, Article.text, Article.canonical_url,
-                        Article.language, Article.published_at, Article.first_seen_at,
-                        Source.name)
-                 .join(Source, Source.id == Article.source_id)
-                 # (coalesce: the window's index on first_seen_at, not the one on
-                 # duplicate_of, which nearly every article shares)
-                 .where(func.coalesce(Article.duplicate_of, 0) == 0)
-                 .order_by(Article.first_seen_at.desc(), Article.id.desc())
-                 .limit(SCAN_LIMIT + 1))
-    groups = required(query)
-    postgres = page.db.get_bind().dialect.name == "postgresql"
-    for group in groups:
-        statement = statement.where(or_(*(_contains(column, word, postgres)
-                                          for word in group
-                                          for column in (Article.title, Article.text))))
+           tags: dict[str, tuple[str, ...]], before: int | None = None) -> Scan:
+    """One stretch of the window's originals, newest first (by first seen, then id),
+    starting below the article `before` (None: at the newest): its hits, at most PAGE_SIZE,
+    counted per day and source, and where the next stretch begins."""
+    session = page.db
+    started = time.monotonic()
+    # the budget is this thread's CPU time, the SQL's included (SQLite runs in it): the
+    # work a search does, the same on a busy machine as on a quiet one
+    budget = time.thread_time() + SCAN_SECONDS
+    order = (Article.first_seen_at.desc(), Article.id.desc())
+    window: list[ColumnElement[bool]] = [Article.duplicate_of.is_(None)]
     if filters.after is not None:
-        statement = statement.where(Article.first_seen_at >= filters.after)
+        window.append(Article.first_seen_at >= filters.after)
     if filters.source:
-        statement = statement.where(Source.name == filters.source)
+        window.append(Article.source_id == select(Source.id).where(
+            Source.name == filters.source).scalar_subquery())
     if filters.language:
-        statement = statement.where(Article.language == filters.language)
+        window.append(Article.language == filters.language)
+    key = tuple_(Article.first_seen_at, Article.id)
+    cursor = session.execute(select(Article.first_seen_at, Article.id)
+                             .where(Article.id == before)).first() if before else None
+    if cursor is not None:
+        window.append(key < tuple_(*cursor))
+    matcher = Matcher({"draft": query})
+    groups = required(query)
+    postgres = session.get_bind().dialect.name == "postgresql"
     hits: list[Hit] = []
     per_day: Counter[date] = Counter()
     per_source: Counter[str] = Counter()
-    scanned, capped = 0, None
-    deadline = time.monotonic() + SCAN_SECONDS  # the SQL's time counts too
+    rows_read, last, stopped = 0, None, None
     try:
-        with bounded(page.db, deadline):
-            rows = page.db.execute(statement.execution_options(yield_per=BATCH))
+        with bounded(session, started + SQL_SECONDS):
+            statement = (select(Article.id, Article.title, Article.text,
+                                Article.canonical_url, Article.language,
+                                Article.published_at, Article.first_seen_at, Source.name)
+                         .join(Source, Source.id == Article.source_id)
+                         .where(*window).order_by(*order))
+            floor = []
+            if groups:  # the rows read are not all the articles searched: the stretch's
+                # oldest article (the SCAN_LIMIT-th) bounds it, and whether one follows
+                # (ix_articles_original_seen: (duplicate_of, first_seen_at), ids in order)
+                floor = session.execute(select(Article.first_seen_at, Article.id)
+                                        .where(*window).order_by(*order)
+                                        .offset(SCAN_LIMIT - 1).limit(2)).all()
+                if floor:
+                    statement = statement.where(key >= tuple_(*floor[0]))
+            else:  # every row read is an article searched: the limit bounds the stretch
+                statement = statement.limit(SCAN_LIMIT + 1)
+            for group in groups:
+                statement = statement.where(or_(*(_contains(column, word, postgres)
+                                                  for word in group
+                                                  for column in (Article.title,
+                                                                 Article.text))))
+            rows = session.execute(statement.execution_options(yield_per=BATCH))
             for row in rows:
-                if scanned == SCAN_LIMIT:
-                    capped = f"searched the newest {SCAN_LIMIT:,} articles in the window"
+                if rows_read == SCAN_LIMIT:  # (no prefilter: a row follows the stretch)
+                    stopped = f"at most {SCAN_LIMIT:,} a search"
                     break
-                if scanned % 100 == 0 and time.monotonic() > deadline:
-                    capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest "
-                              f"{scanned:,} articles in the window")
+                if rows_read >= MIN_ROWS and time.thread_time() > budget:
+                    stopped = f"stopped after {SCAN_SECONDS * 1000:g} ms of work"
                     break
-                scanned += 1
+                rows_read += 1
+                last = row
                 doc = Document(row.title, row.text, row.canonical_url, row.name,
                                tags.get(row.name, ()), row.language)
                 for match in matcher.match(doc):
@@ -177,15 +208,36 @@ def search(page: Page, query: Any, filters: ListFilters,
                     words = [h.text for h in match.highlights]
                     hits.append(Hit(row.id, row.title, row.name, row.language, moment,
                                     row.canonical_url, highlight(match.snippet, words)))
+                if len(hits) >= PAGE_SIZE:
+                    stopped = f"a page of {PAGE_SIZE} hits"
+                    break
             rows.close()
+            if stopped is not None and last is not None:  # how far it got: up to `last`
+                further: int | None = last.id
+                reached = last.first_seen_at
+                scanned = rows_read if not groups else session.scalar(
+                    select(func.count()).select_from(Article).where(
+                        *window, key >= tuple_(last.first_seen_at, last.id))) or 0
+            else:  # the whole stretch
+                further = floor[0].id if len(floor) > 1 else None
+                reached = floor[0].first_seen_at if floor else None
+                scanned = SCAN_LIMIT if floor else rows_read if not groups else \
+                    session.scalar(select(func.count()).select_from(Article)
+                                   .where(*window)) or 0
+                if further is not None:
+                    stopped = f"at most {SCAN_LIMIT:,} a search"
     except OperationalError as error:  # interrupted, timed out, or too large for SQL
-        page.db.rollback()
-        if not scanned or time.monotonic() <= deadline:
-            raise _TooSlow(str(error.orig)) from error
-        capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest {scanned:,} "
-                  "articles in the window")
-    return Scan(hits, scanned, tuple(groups), capped, _days(per_day, filters),
-                per_source.most_common())
+        session.rollback()
+        raise _TooSlow(str(error.orig)) from error
+    if reached is None and last is not None:
+        reached = last.first_seen_at
+    capped = None if further is None else (
+        (f"searched {scanned:,} more articles of the window, older than the last page's"
+         if cursor is not None else f"searched the newest {scanned:,} articles of the window")
+        + f" ({stopped})")
+    days = _days(per_day, filters, reached if further is not None else None)
+    return Scan(hits, scanned, tuple(groups), capped, days, per_source.most_common(),
+                further, cursor is not None, reached)
 
 
 class _TooSlow(Exception):
@@ -262,15 +314,18 @@ def _contains(column: Any, word: str, postgres: bool) -> ColumnElement[bool]:
     return column.ilike(pattern) if postgres else column.like(pattern)
 
 
-def _days(per_day: Counter[date], filters: ListFilters) -> list[tuple[str, int]]:
-    """Counts for every day from the first hit (or the window's start) to today, zeros too,
-    so the chart's gaps are days without hits; oldest first."""
+def _days(per_day: Counter[date], filters: ListFilters,
+          reached: datetime | None = None) -> list[tuple[str, int]]:
+    """Counts for every day from the first hit (or the start of what was searched: the
+    window's, or where the search stopped) to today, zeros too, so the chart's gaps are
+    days without hits; oldest first."""
     if not per_day:
         return []
     today = datetime.now(timezone.utc).date()
     first = min(per_day)
-    if filters.after is not None and filters.after.date() < first:
-        first = filters.after.date()  # the whole window
+    start = reached or filters.after
+    if start is not None and start.date() < first:
+        first = start.date()  # all that was searched
     last = max(today, max(per_day))
     if (last - first).days > 366:  # a long window: only the days with hits
         return [(day.isoformat(), per_day[day]) for day in sorted(per_day)]

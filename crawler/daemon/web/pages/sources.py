@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from crawler.config import is_duration, parse_duration
@@ -94,22 +94,25 @@ def _days(now: datetime) -> list[date]:
 def new_per_day(session: Session, ids: dict[int, str],
                 now: datetime) -> dict[str, list[tuple[str, int]]]:
     """New articles per source and UTC day over the last CHART_DAYS days, oldest first, for
-    the sources `ids` (id → name): one grouped query."""
+    the sources `ids` (id → name): one statement, a count per source for each day's range
+    of first sightings (ix_articles_window: (first_seen_at, …, source_id, …) covers it),
+    the days' bounds computed here — not a day computed for every article of the two weeks
+    and grouped on, which costs three times as much."""
     if not ids:
         return {}
-    start = datetime.combine(_days(now)[0], datetime.min.time(), timezone.utc)
-    if session.get_bind().dialect.name == "postgresql":
-        day = func.to_char(func.timezone("UTC", Article.first_seen_at), "YYYY-MM-DD")
-    else:
-        day = func.date(Article.first_seen_at)  # stored in UTC
+    days = _days(now)
+    starts = [datetime.combine(day, datetime.min.time(), timezone.utc) for day in days]
     counts: dict[str, dict[str, int]] = defaultdict(dict)
-    rows = session.execute(select(Article.source_id, day.label("day"), func.count())
-                           .where(Article.first_seen_at >= start,
-                                  Article.source_id.in_(list(ids)))
-                           .group_by(Article.source_id, day))
-    for source_id, on, count in rows:
-        counts[ids[source_id]][str(on)] = count
-    return {name: [(d.isoformat(), counts[name].get(d.isoformat(), 0)) for d in _days(now)]
+    parts = [select(Article.source_id, literal(day.isoformat()).label("day"),
+                    func.count().label("n"))
+             .where(Article.first_seen_at >= start,
+                    *([Article.first_seen_at < starts[i + 1]] if i + 1 < len(starts) else []))
+             .group_by(Article.source_id)
+             for i, (day, start) in enumerate(zip(days, starts, strict=True))]
+    for source_id, on, count in session.execute(union_all(*parts)):
+        if source_id in ids:  # (every source counted: no long IN list in each part)
+            counts[ids[source_id]][str(on)] = count
+    return {name: [(d.isoformat(), counts[name].get(d.isoformat(), 0)) for d in days]
             for name in ids.values()}
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Date, Select, case, cast, func, select
+from sqlalchemy import Date, Select, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 
 CHART_DAYS = 30
 SNIPPET_LIMIT = 400
+SNIPPET_CANDIDATES = 4  # matches of a story its best snippet is chosen from
 FEW_MATCHES = 3000  # a topic with fewer: its stories are read from its matches
+GROUPED_MATCHES = 20_000  # a topic with fewer: its later pages are grouped in SQL
+GROUP_BEYOND = 100  # stories: a page reaching further is a later page (Today's are not)
 TRIAGE_FILTERS = ("unreviewed",)  # `?triage=unreviewed`: what an analyst has not looked at
 _ALIAS = re.compile(r'"[^"]*"|@([A-Za-z0-9_-]+)')
 
@@ -97,26 +100,45 @@ def topic_stories(session: Session, topic: str, filters: ListFilters,
     checked in topic_matches' (article_id, topic) index) and streamed until `offset +
     limit` stories are found: page 1 reads a few dozen rows, not every match of the topic,
     as grouping by story before sorting would. A rare topic (few matches, where that walk
-    would read many articles for each match) is read from its matches instead."""
+    would read many articles for each match) is read from its matches instead; so is a
+    page reaching beyond the first GROUP_BEYOND stories of a topic of at most
+    GROUPED_MATCHES matches, grouped by story in SQL (its matches by the topic's index,
+    each article by its key): the walk to page 3 would read every match of the stories
+    before it, a big story's thousands included."""
     matches = session.scalar(select(func.count()).where(TopicMatch.topic == topic)) or 0
+    narrowing = []
+    if after is not None:
+        narrowing.append(Article.first_seen_at >= after)
+    if filters.language:
+        narrowing.append(Article.language == filters.language.lower())
+    if filters.source:
+        narrowing.append(Article.source_id == select(Source.id).where(
+            Source.name == filters.source).scalar_subquery())
+    if triage is not None:
+        narrowing.append(repo.triage_clause(triage))
+    if offset + limit > GROUP_BEYOND and matches <= GROUPED_MATCHES:
+        latest = func.max(Article.first_seen_at).label("latest")
+        grouped = (select(Article.story_id, latest).select_from(TopicMatch)
+                   .join(Article, Article.id == TopicMatch.article_id)
+                   .where(TopicMatch.topic == topic, Article.story_id.is_not(None),
+                          *narrowing)
+                   .group_by(Article.story_id)
+                   .order_by(latest.desc(), Article.story_id.desc())
+                   .limit(limit).offset(offset))
+        if triage is not None:
+            grouped = grouped.join(Story, Story.id == Article.story_id)
+        return [(story_id, moment) for story_id, moment in session.execute(grouped)]
     if matches <= FEW_MATCHES:  # a rare topic: its matches, by its index, are fewer rows
         matched = Article.id.in_(select(TopicMatch.article_id)
                                  .where(TopicMatch.topic == topic))
     else:
         matched = select(TopicMatch.id).where(TopicMatch.article_id == Article.id,
                                               TopicMatch.topic == topic).exists()
-    query: Select[Any] = (select(Article.story_id, Article.first_seen_at).where(matched)
+    query: Select[Any] = (select(Article.story_id, Article.first_seen_at)
+                          .where(matched, *narrowing)
                           .order_by(Article.first_seen_at.desc(), Article.id.desc()))
-    if after is not None:
-        query = query.where(Article.first_seen_at >= after)
-    if filters.language:
-        query = query.where(Article.language == filters.language.lower())
-    if filters.source:
-        query = query.where(Article.source_id == select(Source.id).where(
-            Source.name == filters.source).scalar_subquery())
     if triage is not None:
-        query = query.join(Story, Story.id == Article.story_id).where(
-            repo.triage_clause(triage))
+        query = query.join(Story, Story.id == Article.story_id)
     found: dict[int, datetime] = {}
     batch = min(max(2 * (offset + limit), 20), 500)  # rows read at a time: a page's worth
     result = session.execute(query.execution_options(yield_per=batch))
@@ -170,15 +192,30 @@ def story_cards(session: Session, found: list[tuple[int, datetime]],
 def best_snippets(session: Session, topic: str, story_ids: Collection[int],
                   leads: dict[int, repo.Lead]) -> dict[int, tuple[Segment, ...]]:
     """Per story, the snippet of its match with the most distinct matched terms (the lead's
-    on a tie), its terms marked: snippet and terms are spans of the original text, so the
-    marks are in the script the outlet wrote."""
-    best: dict[int, tuple[tuple[int, bool, int], str, tuple[str, ...]]] = {}
+    on a tie, then the earliest), its terms marked: snippet and terms are spans of the
+    original text, so the marks are in the script the outlet wrote. Chosen among a bounded
+    few matches per story — the lead's and the SNIPPET_CANDIDATES - 1 newest others — so a
+    story of thousands of matches decodes a handful of highlights, not all of them."""
+    if not story_ids:
+        return {}
+    lead_ids = [lead.article_id for lead in leads.values()]
     # `topic || ''`: not the topic's index (SQLite would read every match of the topic),
-    # but the stories' articles (ix_articles_story_id), each looked up by (article_id, topic)
-    rows = session.execute(select(Article.story_id, Article.id, TopicMatch.highlights)
-                           .join(TopicMatch, TopicMatch.article_id == Article.id)
-                           .where(TopicMatch.topic.concat("") == topic,
-                                  Article.story_id.in_(story_ids)))
+    # but the stories' articles (ix_articles_story_original), each looked up by
+    # (article_id, topic); only ids are ranked, the few chosen matches' highlights read after
+    place = func.row_number().over(
+        partition_by=Article.story_id,
+        order_by=(case((Article.id.in_(lead_ids), 0), else_=1) if lead_ids else literal(1),
+                  Article.id.desc())).label("place")
+    ranked = (select(Article.story_id, Article.id.label("article_id"),
+                     TopicMatch.id.label("match_id"), place)
+              .join(TopicMatch, TopicMatch.article_id == Article.id)
+              .where(TopicMatch.topic.concat("") == topic, Article.story_id.in_(story_ids))
+              .subquery())
+    rows = session.execute(select(ranked.c.story_id, ranked.c.article_id,
+                                  TopicMatch.highlights)
+                           .join(TopicMatch, TopicMatch.id == ranked.c.match_id)
+                           .where(ranked.c.place <= SNIPPET_CANDIDATES))
+    best: dict[int, tuple[tuple[int, bool, int], str, tuple[str, ...]]] = {}
     for story_id, article_id, evidence in rows:
         if not isinstance(evidence, dict):
             continue
@@ -205,14 +242,20 @@ def hits_by_day(session: Session, topic: str, filters: ListFilters, now: datetim
     """Matched articles per day of first sighting, the last `days` days, oldest first."""
     first = (now - timedelta(days=days - 1)).date()
     day = _day(session, Article.first_seen_at).label("day")
-    matched = select(TopicMatch.id).where(TopicMatch.article_id == Article.id,
-                                          TopicMatch.topic == topic).exists()
-    # the window's articles (ix_articles_first_seen_at), each looked up by (article_id,
-    # topic): about half the time of reading every match of the topic by its index
-    query = (select(day, func.count())
-             .where(matched, Article.first_seen_at >= datetime(first.year, first.month,
-                                                               first.day, tzinfo=timezone.utc))
-             .group_by(day))
+    since = Article.first_seen_at >= datetime(first.year, first.month, first.day,
+                                              tzinfo=timezone.utc)
+    if filters.source:
+        # the source's articles of the window (ix_articles_window holds source_id), each
+        # looked up by (article_id, topic): a fiftieth of the window, fewer than the matches
+        matched = select(TopicMatch.id).where(TopicMatch.article_id == Article.id,
+                                              TopicMatch.topic == topic).exists()
+        query = select(day, func.count()).where(matched, since).group_by(day)
+    else:
+        # the topic's matches (ix_topic_matches_topic_article), each article looked up by
+        # its key: a few thousand lookups, not a probe for every article of the window
+        query = (select(day, func.count())
+                 .select_from(TopicMatch).join(Article, Article.id == TopicMatch.article_id)
+                 .where(TopicMatch.topic == topic, since).group_by(day))
     if filters.language:
         query = query.where(Article.language == filters.language.lower())
     if filters.source:
