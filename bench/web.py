@@ -95,7 +95,18 @@ class Sizes:
 
     @property
     def key(self) -> str:
-        return f"web-g{GENERATOR}-a{self.articles}-s{self.stories}-o{self.sources}"
+        """Names the cached database: its sizes, the generator and the schema's migrations
+        (an edited migration rebuilds it too)."""
+        return (f"web-g{GENERATOR}-m{schema_digest()}-a{self.articles}-s{self.stories}"
+                f"-o{self.sources}")
+
+
+def schema_digest() -> str:
+    versions = Path(__file__).resolve().parents[1] / "storage" / "migrations" / "versions"
+    digest = hashlib.sha256()
+    for migration in sorted(versions.glob("*.py")):
+        digest.update(migration.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def source_names(count: int) -> list[str]:
