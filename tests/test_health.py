@@ -148,13 +148,15 @@ def test_healthz_is_ok_while_the_scheduler_runs(serve) -> None:
     response = serve().get("/healthz")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
-    assert response.json() == {"status": "ok", "scheduler": True, "database": True}
+    assert response.json() == {"status": "ok", "role": "leader", "scheduler": True,
+                               "database": True}
 
 
 def test_healthz_is_503_when_the_scheduler_is_dead(serve) -> None:
     response = serve(scheduler_alive=lambda: False).get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "failing", "scheduler": False, "database": True,
+    assert response.json() == {"status": "failing", "role": "leader", "scheduler": False,
+                               "database": True,
                                "failing": ["scheduler"]}
 
 
@@ -163,7 +165,8 @@ def test_healthz_is_503_naming_the_database_when_it_is_unreachable() -> None:
     with serving(unreachable, Config(), Metrics(unreachable)) as server:
         response = server.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "failing", "scheduler": True, "database": False,
+    assert response.json() == {"status": "failing", "role": "leader", "scheduler": True,
+                               "database": False,
                                "failing": ["database"]}
 
 

@@ -31,6 +31,7 @@ from crawler.config.values import (
     Duration,
     Language,
     Names,
+    QueueUrl,
     Schedule,
     Slug,
     WebUrl,
@@ -171,14 +172,28 @@ class Config(Model):
     daemon: DaemonSettings = DaemonSettings()
     archive: Annotated[ArchiveSettings | None, BeforeValidator(_archive)] = ArchiveSettings()
     web: WebSettings = WebSettings()
+    queue: QueueUrl | None = None  # Redis, `redis://127.0.0.1:6379/0`: the daemons on one
+    #                 PostgreSQL database share its polls (`run` joins, one leads); SQLite: unset
     _from_env: frozenset[str] = PrivateAttr(frozenset())  # values `${VAR}` brought in
 
     @property
     def secrets(self) -> set[str]:
         """What never leaves the process: every value taken from the environment (a token
-        in a source URL), the web token and the secret parts of the channel URLs."""
+        in a source URL), the web token, the queue's password and the secret parts of the
+        channel URLs."""
         web = {self.web.token} if self.web.token else set()
-        return set(self._from_env).union(web, *(c.secrets() for c in self.channels.values()))
+        queue = {urlsplit(self.queue).password or ""} - {""} if self.queue else set()
+        return set(self._from_env).union(web, queue,
+                                         *(c.secrets() for c in self.channels.values()))
+
+    def queue_problem(self) -> str | None:
+        """Why `queue` cannot be used with `database`, if it cannot (checked again when
+        `--db` or MEDIAWATCH_DB replaces the database)."""
+        if self.queue is None or self.database.startswith("postgresql"):
+            return None
+        return ("needs a PostgreSQL database: the daemons of one deployment share it (and "
+                "elect their leader with its advisory lock); SQLite is for one daemon — "
+                "remove `queue` or set `database: postgresql+psycopg://…`")
 
     def channel_warnings(self) -> list[str]:
         """Legal but worth a second look: an unusual Slack host, a password sent in clear."""

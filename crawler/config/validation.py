@@ -20,6 +20,8 @@ from crawler.config.values import SLUG
 
 
 def cross_check(config: Config) -> Iterator[tuple[str, str]]:
+    if "database" in config.model_fields_set and (problem := config.queue_problem()):
+        yield ("queue", problem)  # (a database from --db or MEDIAWATCH_DB: checked by `run`)
     names: dict[str, int] = {}
     for i, source in enumerate(config.sources):
         if source.name in names:

@@ -62,6 +62,13 @@ def _web_url(value: Any) -> str:
     return text
 
 
+def _queue_url(value: Any) -> str:
+    text = str(value).strip()
+    check_url(text, ("redis", "rediss"), "URL scheme must be redis or rediss (TLS), not "
+                                         "{scheme!r}, e.g. redis://127.0.0.1:6379/0")
+    return text
+
+
 def unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
@@ -81,6 +88,7 @@ Duration = Annotated[timedelta, BeforeValidator(lambda v: v if isinstance(v, tim
 Schedule = Annotated[str, BeforeValidator(_schedule)]
 Cron = Annotated[str, BeforeValidator(_cron)]
 WebUrl = Annotated[str, BeforeValidator(_web_url)]
+QueueUrl = Annotated[str, BeforeValidator(_queue_url)]
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 Names = Annotated[tuple[str, ...], AfterValidator(unique)]
 Css = Annotated[str, BeforeValidator(_css)]

@@ -34,7 +34,8 @@ class Metrics:
     health site calls it on the reactor thread before each render)."""
 
     def __init__(self, db: sessionmaker[Session],
-                 in_flight: Callable[[], Mapping[str, int]] = dict) -> None:
+                 in_flight: Callable[[], Mapping[str, int]] = dict,
+                 queue_depth: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.in_flight = in_flight
         self.sampled: set[str] = set()  # sources in_flight() has named
@@ -53,7 +54,23 @@ class Metrics:
                                ["source"], registry=self.registry)
         self.poll_seconds = Histogram("mediawatch_poll_seconds", "Duration of a poll",
                                       ["source"], buckets=POLL_BUCKETS, registry=self.registry)
+        self.role = Gauge("mediawatch_role", "This daemon's role in its deployment (1: its "
+                          "role now; a daemon without `queue` leads itself)", ["role"],
+                          registry=self.registry)
+        self.lead(True)
+        self.claimed = Counter("mediawatch_polls_claimed",
+                               "Polls this member took from the queue and started",
+                               registry=self.registry)
+        self.reclaimed = Counter("mediawatch_polls_reclaimed",
+                                 "Of those, polls taken over from a member that did not "
+                                 "finish them", registry=self.registry)
         self.registry.register(_Stored(db))
+        if queue_depth is not None:
+            self.registry.register(_Queue(queue_depth))
+
+    def lead(self, leading: bool) -> None:
+        self.role.labels("leader").set(int(leading))
+        self.role.labels("member").set(int(not leading))
 
     def observe_poll(self, tally: SourceReport, seconds: float) -> None:
         """Count one finished poll of a source."""
@@ -85,6 +102,25 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text format; reads the database (call it off the reactor)."""
         return generate_latest(self.registry)
+
+
+class _Queue(Collector):
+    """The deployment's queue depth, read from Redis at scrape time (none while it is down)."""
+
+    def __init__(self, depth: Callable[[], int]) -> None:
+        self.depth = depth
+
+    def collect(self) -> Iterator[Metric]:
+        from redis import RedisError  # only a daemon with `queue` has this collector
+
+        try:
+            depth = self.depth()
+        except RedisError as exc:
+            log.warning("metrics: the queue (Redis) is unreachable: %s", exc)
+            return
+        yield GaugeMetricFamily("mediawatch_queue_depth", "Polls offered and not yet "
+                                "finished in the deployment: waiting, or taken and running",
+                                value=depth)
 
 
 class _Stored(Collector):

@@ -2,8 +2,10 @@
 every scheduled poll is injected as a request (an unchanged feed costs one conditional GET,
 no new crawler). APScheduler jobs poll the sources, re-check official statements, and run
 alert dispatch, digests, source health and retention; a commit that queued alerts wakes the
-dispatch at once (its tick is the safety net). One daemon per database (a lock);
-SIGTERM/SIGINT stop cleanly, SIGHUP reloads the config (an invalid one is rejected and the
+dispatch at once (its tick is the safety net). One daemon per database (a lock), unless
+`queue` is set: then every daemon on the database is a member of one deployment, one of
+them leads (crawler.daemon.deployment), and polls go through the queue; SIGTERM/SIGINT stop
+cleanly, SIGHUP reloads the config (an invalid one is rejected and the
 running one kept)."""
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from basis.clock import utcnow
 from basis.errors import RuntimeFailure
 from basis.secrets import Redactor
 from crawler.config import Config, ConfigError, load_config
+from crawler.daemon.deployment import Member
 from crawler.daemon.metrics import Metrics
 from crawler.daemon.schedule import first_run, interval_of, may_poll, trigger_for
 from crawler.daemon.site import listen, parse_address, site
@@ -68,6 +71,7 @@ from storage.db import engine_of, open_database
 log = logging.getLogger("mediawatch.daemon")
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
+ROW_GRACE = 2.0  # seconds: see Daemon.start_member_poll
 
 
 class DaemonError(RuntimeFailure):
@@ -107,6 +111,8 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
     reactor.install()  # before APScheduler's Twisted scheduler imports one
     config = _load(config_path, db_url)
     db = open_database(config.database)
+    if config.queue:  # a member: leadership is elected, not refused
+        return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
     with database_lock(config.database):
         return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
 
@@ -117,12 +123,19 @@ def restart_needed(old: Config, new: Config) -> list[str]:
     keys = [f"crawl.{key}" for key in type(new.crawl).model_fields
             if key not in ("backfill", "poll_deadline")
             and getattr(old.crawl, key) != getattr(new.crawl, key)]
-    return keys + (["database"] if old.database != new.database else [])
+    return keys + [key for key in ("database", "queue")
+                   if getattr(old, key) != getattr(new, key)]
 
 
 def _load(config_path: Path, db_url: str | None) -> Config:
     config = load_config(config_path)
-    return config.model_copy(update={"database": db_url}) if db_url else config
+    if db_url:
+        config = config.model_copy(update={"database": db_url})
+    if problem := config.queue_problem():
+        raise ConfigError([("queue", f"{problem} (the database in use: "
+                                     f"{'--db or MEDIAWATCH_DB' if db_url else 'the default'})")],
+                          str(config_path))
+    return config
 
 
 class Daemon:
@@ -144,10 +157,18 @@ class Daemon:
         self.report.rolling, self.report.on_poll = True, self.poll_finished
         self.ingest = Ingest(db, self.report, Rules.of(config))
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
+        self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
-        self.metrics = Metrics(db, in_flight=self.in_flight)
+        self.member = None if config.queue is None else Member(
+            config.queue, config.database, PG_LOCK_KEY, config.crawl.concurrency,
+            lambda: self.config.crawl.poll_deadline, self.reactor, self.claimed,
+            self.poll_spec, self.start_member_poll, self.lead, self.step_down)
+        self.leading = self.member is None  # without a queue, it is the only daemon
+        self.metrics = Metrics(db, in_flight=self.in_flight, queue_depth=self.member and
+                               self.member.queue.depth)
+        self.metrics.lead(self.leading)
         self.scheduler = TwistedScheduler(
             reactor=self.reactor, timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -187,6 +208,8 @@ class Daemon:
         finished.addBoth(self.crawler_ended)
         self.reactor.suggestThreadPoolSize(max(10, len(self.config.sources) // 10))
         self.schedule(self.config)
+        if self.member is not None:
+            self.member.start()
         if self.listen:
             self.serve()
         log.info("running: %d sources, %d topics (pid %d)", len(self.config.sources),
@@ -194,9 +217,10 @@ class Daemon:
 
     def serve(self) -> None:
         loopback = is_loopback(parse_address(self.listen)[0])
-        self.port = listen(self.reactor, site(self.db, lambda: self.config, self.metrics,
-                                              lambda: self.scheduler.running, loopback),
-                           self.listen)
+        self.port = listen(self.reactor, site(
+            self.db, lambda: self.config, self.metrics, lambda: self.scheduler.running,
+            loopback, role=lambda: "leader" if self.leading else "member",
+            redis_alive=self.member and self.member.queue.ping), self.listen)
         log.info("health and metrics on http://%s/healthz", self.listen)
         if loopback or self.config.web.token:
             log.info("the reading room on http://%s/", self.listen)
@@ -215,6 +239,8 @@ class Daemon:
             return
         self.stopping = True
         log.info("stopping: %d polls in flight", len(self.polling))
+        if self.member is not None:
+            self.member.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
@@ -236,6 +262,8 @@ class Daemon:
         its spider is open is refused."""
         if not self.stopping:
             self.scheduler.start()
+            if self.member is not None:
+                self.member.start_polling()
 
     def crawler_ended(self, result: Any) -> None:
         if not self.stopping:  # the crawler should never end on its own
@@ -298,6 +326,16 @@ class Daemon:
     # ------------------------------------------------------------ jobs
 
     def schedule(self, config: Config) -> None:
+        """Every member's jobs, and the leader's if it leads."""
+        self.scheduler.add_job(self.dispatch_tick, IntervalTrigger(
+            seconds=config.daemon.dispatch_every.total_seconds()), id="dispatch",
+            next_run_time=utcnow())
+        if self.leading:
+            self.schedule_leader(config)
+
+    def schedule_leader(self, config: Config) -> None:
+        """The leader's jobs: the poll schedule (from the database, as at a fresh start:
+        overdue sources run once, spread), digests, health, retention, re-checks."""
         now = utcnow()
         with self.db() as session:
             last = {s.name: s.last_polled_at for s in repo.list_sources(session)}
@@ -306,8 +344,6 @@ class Daemon:
                                    id=f"poll:{source.name}",
                                    next_run_time=first_run(source.every, last.get(source.name),
                                                            now, config.daemon.startup_spread))
-        self.scheduler.add_job(self.dispatch_tick, IntervalTrigger(
-            seconds=config.daemon.dispatch_every.total_seconds()), id="dispatch", next_run_time=now)
         self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
             config.digest.cron, timezone="UTC"), id="digest")
         self.scheduler.add_job(self.health_job, IntervalTrigger(
@@ -318,31 +354,88 @@ class Daemon:
             seconds=config.daemon.recheck_every.total_seconds()), id="recheck",
             next_run_time=now)
 
+    def lead(self) -> None:
+        """(The reactor.) This member was elected: it runs the schedule from now on."""
+        log.info("leading the deployment (member %s)", self.member and self.member.name)
+        self.leading = True
+        self.metrics.lead(True)
+        if not self.stopping:
+            self.schedule_leader(self.config)
+
+    def step_down(self) -> None:
+        """(The reactor.) The lock is lost: the leader's jobs stop (its polls run on)."""
+        self.leading = False
+        self.metrics.lead(False)
+        for job in self.scheduler.get_jobs():
+            if job.id != "dispatch":
+                job.remove()
+
     def poll_job(self, name: str) -> None:
-        """(A pool thread.) Poll a source now unless its backoff or Retry-After holds. The
-        thread does not wait for the poll: the reactor tracks it (see `start_poll`)."""
+        """(A pool thread.) Poll a source now unless its backoff or Retry-After holds — or,
+        in a deployment, offer the poll to the members. The thread does not wait for the
+        poll: the reactor tracks it (see `start_poll`)."""
+        if self.member is not None:
+            self.member.offer(name)
+            return
+        if spec := self.poll_spec(name):
+            self.reactor.callFromThread(self.start_poll, spec)
+
+    def poll_spec(self, name: str, offered_at: datetime | None = None) -> SourceSpec | None:
+        """(A thread.) The poll to run, from the source's stored state; None when the source
+        is not (or no longer) configured, its backoff or Retry-After holds, or it was
+        polled since `offered_at` (an offer made twice)."""
         source = next((s for s in self.config.sources if s.name == name), None)
         if source is None or self.stopping:
-            return
+            return None
         with engine_of(self.db).connect() as connection:
             state = repo.poll_state(connection, name)
-            if not may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
-                            interval_of(source.every), state.not_before):
-                return
-            spec = spec_for(source, state, self.config.crawl.backfill)
-        self.reactor.callFromThread(self.start_poll, spec)
+        if offered_at is not None and state.last_polled_at is not None \
+                and state.last_polled_at >= offered_at:
+            return None
+        if not may_poll(utcnow(), state.last_polled_at, state.consecutive_failures,
+                        interval_of(source.every), state.not_before):
+            return None
+        return spec_for(source, state, self.config.crawl.backfill)
 
-    def start_poll(self, spec: SourceSpec) -> None:
+    def start_poll(self, spec: SourceSpec) -> Deferred[Any] | None:
         """(The reactor.) Inject one poll into the running crawler; it is given up at
-        `crawl.poll_deadline`."""
+        `crawl.poll_deadline`. → its `done` Deferred (None: not started)"""
         if spec.name in self.polling or self.stopping:
-            return  # never two polls of one source at once
+            return None  # never two polls of one source at once
         done: Deferred[Any] = Deferred()
         self.polling[spec.name] = done
         self.crawler.engine.crawl(self.crawler.spider.poll(spec, done))
         done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
         done.addErrback(self.poll_given_up, spec.name)
         done.addBoth(self._unmark, spec.name)
+        return done
+
+    def start_member_poll(self, spec: SourceSpec) -> Deferred[None] | None:
+        """(The reactor.) `start_poll` for a member of a deployment: → a Deferred that
+        fires once the poll's crawl-run row and validators are written (the spider's
+        `done` comes a little before), so that the next poll, maybe on another member,
+        starts after it. A poll given up, or whose row never comes, ends ROW_GRACE
+        seconds after its `done`."""
+        done = self.start_poll(spec)
+        if done is None:
+            return None
+        written: Deferred[None] = Deferred()
+        self.written[spec.name] = written
+        done.addBoth(lambda _: self.reactor.callLater(ROW_GRACE, self._written, spec.name,
+                                                      written))
+        return written
+
+    def _written(self, name: str, written: Deferred[None]) -> None:
+        if self.written.get(name) is written:
+            del self.written[name]
+        if not written.called:
+            written.callback(None)
+
+    def claimed(self, reclaimed: bool) -> None:
+        """(The consumer's thread.) This member took a poll from the queue."""
+        self.metrics.claimed.inc()
+        if reclaimed:
+            self.metrics.reclaimed.inc()
 
     def recheck_job(self) -> None:
         """(A pool thread.) Fetch the official statements due again (for edits and
@@ -377,6 +470,8 @@ class Daemon:
         """(The reactor, from the pipeline.) A poll ended: metrics, a log line, and the
         source's health checked (in a pool thread)."""
         seconds = (utcnow() - tally.started_at).total_seconds()
+        if tally.name in self.written:
+            self._written(tally.name, self.written[tally.name])
         self.metrics.observe_poll(tally, seconds)
         if tally.status == "failed" or tally.name in self.unwell:
             deferToThread(self.health_job, [tally.name])

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
@@ -42,15 +42,18 @@ Reply = tuple[int, str, bytes]  # status, content type, body
 
 
 def site(db: sessionmaker[Session], config: Callable[[], Config], metrics: Metrics,
-         scheduler_alive: Callable[[], bool], loopback: bool) -> Site:
-    """The resource tree the daemon serves (`scheduler_alive` is called on the reactor);
-    `config` gives the running config at each request, so a reload's topics and token are
-    seen at once; `loopback`: whether it listens on this machine only."""
+         scheduler_alive: Callable[[], bool], loopback: bool,
+         role: Callable[[], str] = lambda: "leader",
+         redis_alive: Callable[[], bool] | None = None) -> Site:
+    """The resource tree the daemon serves (`scheduler_alive` and `role` are called on the
+    reactor, `redis_alive` — a daemon with `queue` — in a thread); `config` gives the
+    running config at each request, so a reload's topics and token are seen at once;
+    `loopback`: whether it listens on this machine only."""
     from twisted.internet import reactor  # the daemon's, installed before we are called
 
     root = _Root(WSGIResource(reactor, reactor.getThreadPool(), ReadingRoom(db, config)),
                  lambda: loopback or config().web.token is not None)
-    root.putChild(b"healthz", _Health(db, scheduler_alive))
+    root.putChild(b"healthz", _Health(db, scheduler_alive, role, redis_alive))
     root.putChild(b"metrics", _Metrics(metrics))
     return _QuietSite(root)
 
@@ -186,9 +189,11 @@ def _answer(request: Request, reply: Deferred[Reply]) -> int:
 # ---------------------------------------------------------------- /healthz and /metrics
 
 class _Health(_Page):
-    def __init__(self, db: sessionmaker[Session], scheduler_alive: Callable[[], bool]) -> None:
+    def __init__(self, db: sessionmaker[Session], scheduler_alive: Callable[[], bool],
+                 role: Callable[[], str], redis_alive: Callable[[], bool] | None) -> None:
         super().__init__()
         self.db, self.scheduler_alive = db, scheduler_alive
+        self.role, self.redis_alive = role, redis_alive
 
     def render_GET(self, request: Request) -> int:
         from twisted.internet import reactor  # the daemon's, installed before we are called
@@ -201,8 +206,13 @@ class _Health(_Page):
         database: Deferred[Any] = deferToThread(self.ping)
         database.addTimeout(DATABASE_TIMEOUT, reactor)
         database.addCallbacks(lambda _: True, self.unreachable)
-        return _answer(request, database.addCallback(
-            lambda up: _health(scheduler=scheduler, database=up)))
+        checks = [database]
+        if self.redis_alive is not None:
+            checks.append(deferToThread(self.redis_alive).addErrback(lambda _: False))
+        role = self.role()
+        return _answer(request, gatherResults(checks).addCallback(
+            lambda up: _health(role, scheduler=scheduler, database=up[0],
+                               **({"redis": up[1]} if len(up) > 1 else {}))))
 
     def ping(self) -> None:
         with self.db() as session:
@@ -214,9 +224,10 @@ class _Health(_Page):
         return False
 
 
-def _health(**parts: bool) -> Reply:
+def _health(role: str, **parts: bool) -> Reply:
     failing = [name for name, ok in parts.items() if not ok]
-    document: dict[str, Any] = {"status": "failing" if failing else "ok", **parts}
+    document: dict[str, Any] = {"status": "failing" if failing else "ok", "role": role,
+                                **parts}
     if failing:
         document["failing"] = failing
     return _json(503 if failing else 200, document)

@@ -1,0 +1,161 @@
+"""Many daemons, one deployment: `mediawatch run` processes on one fresh PostgreSQL database
+and the shared Redis (keys under the database's own prefix), polling the fixture web. One
+leads, all poll, no source is polled twice at once, and the leader's SIGKILL hands the
+schedule — and the poll it held — to the survivor."""
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import yaml
+from sqlalchemy import create_engine, text
+
+from crawler.config import ConfigError, parse_config
+from crawler.daemon.deployment import queue_prefix
+from tests.conftest import Cli, _fresh_pg, script_env, web_config
+from tests.receivers import free_port
+from tests.test_daemon import Running, daemon
+from tests.webserver import FixtureWeb
+
+QUEUE = "redis://127.0.0.1:6379/0"
+PG_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+FEEDS = ("statements.xml", "coverage.atom", "dates.xml", "reprints.xml", "search.xml",
+         "syndication.xml")
+SLOW = "/slow/2.5/feeds/charset.xml"  # a poll still running when its member is killed
+
+
+def test_queue_needs_postgresql_and_a_redis_url(tmp_path: Path) -> None:
+    pg = "database: postgresql+psycopg://postgres@127.0.0.1/test\n"
+    with pytest.raises(ConfigError, match=r"queue: needs a PostgreSQL database.*SQLite is "
+                                          r"for one daemon"):
+        parse_config(f"database: sqlite:///m.db\nqueue: {QUEUE}\n", env={})
+    with pytest.raises(ConfigError, match=r"queue: URL scheme must be redis or rediss .*'amqp'"):
+        parse_config(f"{pg}queue: amqp://127.0.0.1/\n", env={})
+    config = parse_config(f"{pg}queue: redis://:${{QUEUE_PASSWORD}}@127.0.0.1:6379/0\n",
+                          env={"QUEUE_PASSWORD": "pa55word"})
+    assert "pa55word" in config.secrets
+    config = parse_config(f"{pg}queue: redis://:hunter2hunter2@127.0.0.1:6379/0\n", env={})
+    assert config.redactor()(f"lost {config.queue}") == "lost redis://:***@127.0.0.1:6379/0"
+    (tmp_path / "config.yaml").write_text(f"{pg}queue: {QUEUE}\n")  # SQLite from --db
+    cli = Cli(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'm.db'}", script_env())
+    with daemon(cli) as running:
+        assert running.process.wait(timeout=60) == 2
+    assert "queue: needs a PostgreSQL database" in running.text()
+
+
+@PG_ONLY
+def test_without_a_queue_a_second_daemon_is_refused(cli: Cli, web: FixtureWeb) -> None:
+    cli.write_config(web_config(web, {"name": "dates", "kind": "feed", "every": "1h",
+                                      "url": "/feeds/dates.xml", "follow": False}))
+    with daemon(cli) as first:
+        first.wait_for(lambda: first.logged("info", "running:"), "the first daemon")
+        with daemon(cli) as second:
+            assert second.process.wait(timeout=60) == 1, second.text()
+        assert "another `mediawatch run` is using database" in second.text()
+        first.alive()
+
+
+# ---------------------------------------------------------------- one deployment
+
+class Member:
+    def __init__(self, running: Running, address: str) -> None:
+        self.running, self.address = running, address
+
+    def health(self) -> dict:
+        try:
+            return requests.get(f"http://{self.address}/healthz", timeout=5).json()
+        except requests.RequestException:
+            return {}
+
+    def metric(self, name: str) -> float:
+        """A sample of /metrics (`name` with its labels, as written there)."""
+        body = requests.get(f"http://{self.address}/metrics", timeout=5).text
+        found = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
+        return float(found[1]) if found else 0.0
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, pg_admin, web: FixtureWeb) -> Iterator[tuple[Cli, list[Member]]]:
+    """Two members on a fresh database: the first started leads."""
+    with ExitStack() as stack:
+        db = stack.enter_context(contextmanager(_fresh_pg)(pg_admin))
+        stack.callback(_forget_keys, queue_prefix(db))
+        cli = Cli(tmp_path / "config.yaml", db, {k: v for k, v in script_env().items()
+                                                  if not k.startswith("MEDIAWATCH_")})
+        sources = [{"name": feed.split(".")[0], "kind": "feed", "url": f"/feeds/{feed}",
+                    "every": "1s", "follow": False} for feed in FEEDS]
+        sources.append({"name": "slow", "kind": "feed", "url": SLOW, "every": "1s",
+                        "follow": False})
+        config = web_config(web, *sources, backfill="36500d", poll_deadline="8s")
+        config |= {"queue": QUEUE, "daemon": {"startup_spread": "1s"}}
+        cli.config.write_text(yaml.safe_dump(config))
+        members = []
+        for _ in range(2):
+            address = f"127.0.0.1:{free_port()}"
+            members.append(Member(stack.enter_context(daemon(cli, "--listen", address)),
+                                  address))
+            if len(members) == 1:
+                members[0].running.wait_for(lambda: members[0].health().get("role") == "leader",
+                                            "the first member to lead")
+        yield cli, members
+
+
+def _forget_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(QUEUE)
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+
+
+def runs(db: str) -> list[tuple[str, datetime, datetime]]:
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        found = connection.execute(text(
+            "select s.name, r.started_at, r.finished_at from crawl_runs r "
+            "join sources s on s.id = r.source_id order by s.name, r.started_at")).all()
+    engine.dispose()
+    return [tuple(row) for row in found]
+
+
+def test_one_leads_all_poll_and_the_survivor_takes_over(
+        deployment: tuple[Cli, list[Member]], web: FixtureWeb) -> None:
+    cli, (leader, member) = deployment
+    member.running.wait_for(lambda: member.health().get("status") == "ok", "the second member")
+    assert leader.health() == {"status": "ok", "role": "leader", "scheduler": True,
+                               "database": True, "redis": True}
+    assert member.health()["role"] == "member"
+    assert leader.metric('mediawatch_role{role="leader"}') == 1
+    assert member.metric('mediawatch_role{role="member"}') == 1
+    for each in (leader, member):
+        each.running.wait_for(lambda m=each: m.metric("mediawatch_polls_claimed_total") >= 3,
+                              "polls taken by each member")
+    assert leader.metric("mediawatch_queue_depth") >= 0
+
+    leader.running.wait_for(
+        lambda: leader.metric('mediawatch_source_in_flight{source="slow"}') == 1,
+        "the leader polling the slow source", timeout=30)
+    leader.running.process.send_signal(signal.SIGKILL)
+    killed_at, hits_before = time.monotonic(), len(web.hits(SLOW))
+    member.running.wait_for(lambda: member.health().get("role") == "leader",
+                            "the survivor to lead", timeout=15)
+    took_over = time.monotonic() - killed_at
+    after = datetime.now(timezone.utc)
+    member.running.wait_for(lambda: any(start > after for _, start, _ in runs(cli.db)),
+                            "a poll scheduled by the new leader")
+    member.running.wait_for(lambda: member.metric("mediawatch_polls_reclaimed_total") >= 1,
+                            "the killed leader's poll reclaimed", timeout=30)
+    assert len(web.hits(SLOW)) > hits_before
+    assert member.running.logged("warning", "slow: poll reclaimed")
+    print(f"new leader {took_over:.1f}s after the SIGKILL")
+
+    polls = runs(cli.db)
+    assert {name for name, *_ in polls} == {feed.split(".")[0] for feed in FEEDS} | {"slow"}
+    for (name, _, finished), (following, started, _) in zip(polls, polls[1:], strict=False):
+        assert name != following or started >= finished, f"two polls of {name} at once"
