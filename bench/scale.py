@@ -1,20 +1,22 @@
 """Scale-out benchmark: 1, 2 and 3 members of one deployment (`queue:` on PostgreSQL + Redis)
 against N feed sources, next to the single-process daemon measured in the same run.
 
-Generates N small RSS feeds (`--items` each, 1 by default: their first poll stores them, and
-the point is what comes after) and serves them from the fixture web server in its own
-process (bench.daemon's machinery), spread over `--hosts` host names that the server answers
-as a forward proxy (each host its own download slot and politeness budget, as real outlets).
+Generates N small RSS feeds (`--items` each, none by default: the point is the unchanged
+polls after the first; with items, each first poll stores them, a corpus) and serves them
+from the fixture web server in its own process (bench.daemon's machinery), spread over
+`--hosts` host names that the server answers as a forward proxy (each host its own download
+slot and politeness budget, as real outlets).
 Starts its own PostgreSQL and Redis (tests/services.py: never the shared ones) with one fresh
 database, then:
 
 1. the anchor: one `mediawatch run` without `queue:` polls every source once (the warm-up,
-   every first poll a 200 storing its items), then is measured for `--minutes`: from then on
+   every first poll a 200, storing its items if any), then is measured for `--minutes`: from then on
    every poll is unchanged (a 304);
 2. for each count in `--members` (1,2,3): that many `mediawatch run` processes with `queue:`
    on the same (warm) database and a Redis started empty; after `--settle` seconds (by
    default one interval and 5 s: the sources that fell due while no daemon ran are back on
    their schedule), measured for `--minutes`, then stopped with SIGTERM.
+   (The anchor is measured `--settle` seconds after its warm-up, 5 by default.)
 
 Every source is `every: 1m` (`--every`), `follow: false`, `daemon.startup_spread` one
 interval (first polls spread evenly), `crawl.poll_deadline: 30s`, `obey_robots: false`.
@@ -39,7 +41,7 @@ with 3 members; RSS flat (each member within 10% of its window-start RSS). Print
 stderr, a table per run, and as its last line one JSON object.
 
     python -m bench.scale [--sources 3000] [--minutes 3] [--every 1m] [--members 1,2,3]
-                          [--hosts 100] [--items 1] [--settle S] [--keep DIR]
+                          [--hosts 100] [--items 0] [--settle S] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -247,7 +249,7 @@ def warm_up(db: str, sources: int, members: list[Member], since: float, timeout:
             raise fail(f"warm-up: only {len(polled)} of {sources} sources polled in "
                        f"{timeout:.0f} s", members[0].log)
         say(f"  warm-up: {len(polled)}/{sources} sources polled")
-        time.sleep(5)
+        time.sleep(2)
 
 
 # ---------------------------------------------------------------- one run
@@ -412,7 +414,6 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
     say: Say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     interval = interval_seconds(args.every)
-    settle = interval + 5 if args.settle is None else args.settle
     say(f"generating {args.sources} feeds in {work}")
     feeds = generate(work / "web", args.sources, args.seed, args.items)
     server, base = start_server(work / "web")
@@ -427,14 +428,15 @@ def run(args: argparse.Namespace, work: Path) -> int:
             write_config(plain, base, feeds, args.every, args.hosts, None)
             write_config(queued, base, feeds, args.every, args.hosts, redis.url)
             run_members(single, plain, postgres.url, work, proxy, args.minutes * 60,
-                        max(settle - interval, 5), None, args.sources, args.warmup_timeout,
-                        running, say)
+                        5 if args.settle is None else args.settle, None, args.sources,
+                        args.warmup_timeout, running, say)
             print_table(rows_of(single, None))
             for each in runs:
                 redis.stop()  # each run from an empty queue: nothing left by the last one
                 redis.start()
                 assert redis.process is not None
-                run_members(each, queued, postgres.url, work, proxy, args.minutes * 60, settle,
+                run_members(each, queued, postgres.url, work, proxy, args.minutes * 60,
+                            interval + 5 if args.settle is None else args.settle,
                             redis.process.pid, args.sources, args.warmup_timeout, running, say)
                 print_table(rows_of(each, single))
     finally:
@@ -466,10 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=100,
                         help="host names the sources are spread over (1: the fixture "
                              "server's own address)")
-    parser.add_argument("--items", type=int, default=1, help="items per feed")
+    parser.add_argument("--items", type=int, default=0,
+                        help="items per feed: each first poll stores them (a corpus; its "
+                             "warm-up costs ~35 ms of CPU an article)")
     parser.add_argument("--settle", type=float,
-                        help="seconds between the members' start and their window (default: "
-                             "one interval and 5 s)")
+                        help="seconds before a window: after the anchor's warm-up (default "
+                             "5), after the members' start (default: one interval and 5 s)")
     parser.add_argument("--warmup-timeout", type=float, default=900)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
@@ -482,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sources < 1 or args.minutes <= 0 or min(args.members) < 1 or args.hosts < 1:
         parser.error("--sources, --minutes, --members and --hosts must be positive")
     os.chdir(REPO)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # members and servers stopped
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         return run(args, args.keep.resolve())
