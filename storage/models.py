@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -83,9 +84,13 @@ class Story(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # an analyst's verdict (the reading room, `stories review|dismiss`): "reviewed" or
-    # "dismissed", and when; none: unreviewed. As shown, see repository.effective_triage.
+    # "dismissed", and when (information only); none: unreviewed. `triage_watermark`: the
+    # highest id of the story's originals the analyst had seen then — an original with a
+    # higher id is a follow-up since (ids, not clocks: the web's clock is not the
+    # crawler's). As shown, see repository.effective_triage.
     triage: Mapped[str | None] = mapped_column(String(16))
     triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    triage_watermark: Mapped[int | None] = mapped_column(Integer)
 
 
 class Capture(Base):
@@ -122,8 +127,8 @@ class Article(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     text_hash: Mapped[str] = mapped_column(String(64), index=True)
     sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # MinHash state, for dedupe
-    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))  # indexes: below
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     title_key: Mapped[str | None] = mapped_column(String(200), index=True)  # folded headline
     outlet: Mapped[str | None] = mapped_column(String(200))  # a news-search item's <source>
     capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"), index=True)
@@ -194,7 +199,25 @@ class Sighting(Base):
 
 
 Index("ix_sightings_url", Sighting.url)
-Index("ix_articles_first_seen_at", Article.first_seen_at)
+# the reading room's (migration 0012): each serves the reads of the narrower one it replaced
+Index("ix_articles_window", Article.first_seen_at, Article.story_id, Article.source_id,
+      Article.language)
+Index("ix_articles_original_seen", Article.duplicate_of, Article.first_seen_at)
+Index("ix_articles_story_original", Article.story_id, Article.duplicate_of,
+      Article.first_seen_at)
+
+
+class LshBand(Base):
+    """One LSH band of an article's MinHash (`crawler.stages.dedupe.band_keys`): on
+    PostgreSQL, the near-duplicate index every process shares instead of holding all recent
+    sketches in memory. A new article's candidates are the articles sharing a band key."""
+
+    __tablename__ = "lsh_bands"
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the article's
 
 
 class TopicMatch(Base):
@@ -203,11 +226,14 @@ class TopicMatch(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
-    topic: Mapped[str] = mapped_column(String(64), index=True)
+    topic: Mapped[str] = mapped_column(String(64))  # indexed with article_id: below
     highlights: Mapped[list[Any]] = mapped_column(JSON, default=list)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     article: Mapped[Article] = relationship(back_populates="matches")
+
+
+Index("ix_topic_matches_topic_article", TopicMatch.topic, TopicMatch.article_id)
 
 
 class Alert(Base):

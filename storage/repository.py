@@ -22,8 +22,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import text as sql
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from basis.clock import utcnow
@@ -36,6 +37,7 @@ from storage.models import (
     Capture,
     ChannelWait,
     CrawlRun,
+    LshBand,
     Sighting,
     Snooze,
     Source,
@@ -104,6 +106,22 @@ def sync_sources(session: Session, sources: Iterable[SourceDef]) -> None:
 
 def source_by_name(session: Session, name: str) -> Source:
     return session.scalars(select(Source).where(Source.name == name)).one()
+
+
+SOURCE_HEALTH = ("ok", "warning", "failing", "silent", "never polled")
+
+
+def source_health(source: Source | None) -> str:
+    """A source's health as the CLI (`sources list`) and the reading room show it: never
+    polled, failing (its last poll failed), silent (the watchdog told the operator no new
+    article came for too long), warning (its last poll succeeded with a warning), else ok."""
+    if source is None or source.last_polled_at is None:
+        return "never polled"
+    if source.consecutive_failures:
+        return "failing"
+    if source.reported_health == "silent":
+        return "silent"
+    return "warning" if source.last_warning else "ok"
 
 
 def list_sources(session: Session, names: Collection[str] | None = None) -> Sequence[Source]:
@@ -197,7 +215,8 @@ def same_text(session: Session, text_hash: str) -> Article | None:
 @dataclass(frozen=True)
 class Placement:
     """Where dedupe puts a new article: a near-copy of an original, or into a story (None:
-    a story of its own); `sketch` is its MinHash state, kept for later comparisons;
+    a story of its own); `sketch` is its MinHash state, kept for later comparisons, and
+    `bands` its LSH band keys for the shared index (none: not kept there, see `LshBand`);
     `linked_to`, `evidence` and `score`: why it joined the story (stored as a StoryLink)."""
 
     sketch: bytes | None = None
@@ -206,6 +225,7 @@ class Placement:
     linked_to: int | None = None
     evidence: tuple[str, ...] = ()
     score: float = 0.0
+    bands: tuple[int, ...] = ()
 
 
 def add_article(session: Session, item: NewArticle, source_name: str,
@@ -244,6 +264,7 @@ def add_article(session: Session, item: NewArticle, source_name: str,
                       duplicate_of=original.id if original is not None else None)
     session.add(article)
     session.flush()
+    add_bands(session, [(article.id, now, placement.bands)])
     if original is None and placement.linked_to is not None and story_id is not None:
         session.add(StoryLink(article_id=article.id, linked_article_id=placement.linked_to,
                               evidence=list(placement.evidence), score=placement.score))
@@ -471,11 +492,65 @@ def originals_after(session: Session, after_id: int, since: datetime) -> list[St
 
 
 def forget_sketches(session: Session, before: datetime) -> int:
-    """Drop the sketches of articles first seen before `before` (the dedupe window)."""
+    """Drop the sketches of articles first seen before `before` (the dedupe window), and
+    their LSH bands. → how many sketches"""
+    session.execute(delete(LshBand).where(LshBand.first_seen_at < before))
     result = session.execute(update(Article).where(Article.first_seen_at < before,
                                                    Article.sketch.is_not(None))
                              .values(sketch=None))
     return result.rowcount or 0
+
+
+LSH_LOCKS = 0x6C736862  # "lshb": the advisory-lock space of LSH band keys (two-int form)
+
+
+def lock_bands(session: Session, keys: Iterable[int]) -> None:
+    """(PostgreSQL; a no-op elsewhere.) Hold, until the transaction ends, a lock on each
+    band key: two processes placing near-copies of one story (they share a band) place
+    them one after the other, so the second sees the first and calls it the original.
+    Taken in one order (sorted) so that two transactions never wait on each other; keys
+    folded to 32 bits: a rare collision only serializes two unrelated articles."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    folded = sorted({((key ^ (key >> 32)) & 0xFFFFFFFF) - (1 << 31) for key in keys})
+    session.execute(sql("select pg_advisory_xact_lock(:space, k) "
+                         "from unnest(cast(:keys as integer[])) as k"),
+                    {"space": LSH_LOCKS, "keys": folded}).all()
+
+
+def band_candidates(session: Session, keys: Collection[int], since: datetime
+                    ) -> list[StoredSketch]:
+    """The articles first seen since `since` sharing a band key with `keys`, by id."""
+    sharing = select(LshBand.article_id).where(LshBand.band_key.in_(keys),
+                                               LshBand.first_seen_at >= since)
+    rows = session.execute(
+        select(Article.id, Article.duplicate_of, Article.sketch, Article.first_seen_at)
+        .where(Article.id.in_(sharing), Article.sketch.is_not(None)).order_by(Article.id))
+    return [StoredSketch(*row) for row in rows]
+
+
+def add_bands(session: Session, indexed: Iterable[tuple[int, datetime, Iterable[int]]]
+              ) -> None:
+    """Index articles (id, first seen, band keys) in the shared index; rows already there
+    are kept (two processes may fill in the same past)."""
+    rows = [{"band_key": key, "article_id": article_id, "first_seen_at": seen}
+            for article_id, seen, keys in indexed for key in keys]
+    if rows:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(LshBand).on_conflict_do_nothing(), rows)
+
+
+def sketches_without_bands(session: Session, since: datetime, after_id: int = 0,
+                           limit: int = 1000) -> list[StoredSketch]:
+    """Sketches of articles first seen since `since` not in the shared index yet (stored
+    before it existed), by id, from `after_id` on, at most `limit`."""
+    rows = session.execute(
+        select(Article.id, Article.duplicate_of, Article.sketch, Article.first_seen_at)
+        .where(Article.id > after_id, Article.first_seen_at >= since,
+               Article.sketch.is_not(None),
+               ~exists().where(LshBand.article_id == Article.id))
+        .order_by(Article.id).limit(limit))
+    return [StoredSketch(*row) for row in rows]
 
 
 def article_text(session: Session, article_id: int) -> str:
@@ -519,8 +594,11 @@ class StoryRow:
 TRIAGE_STATES = ("unreviewed", "reviewed", "dismissed")
 
 
-def set_triage(session: Session, story_id: int, state: str, now: datetime) -> bool:
-    """Mark a story reviewed or dismissed as of `now`; "unreviewed" clears the mark.
+def set_triage(session: Session, story_id: int, state: str, now: datetime,
+               seen: int | None = None) -> bool:
+    """Mark a story reviewed or dismissed as of `now`; "unreviewed" clears the mark. The
+    review covers the story's originals up to `seen` (the highest article id the analyst
+    was shown; none: every original stored now): an original with a higher id reopens it.
     → False if there is no such story."""
     if state not in TRIAGE_STATES:
         raise ValueError(f"triage state must be one of {', '.join(TRIAGE_STATES)}")
@@ -528,35 +606,60 @@ def set_triage(session: Session, story_id: int, state: str, now: datetime) -> bo
     if story is None:
         return False
     if state == "unreviewed":
-        story.triage = story.triaged_at = None
-    else:
-        story.triage, story.triaged_at = state, now
+        story.triage = story.triaged_at = story.triage_watermark = None
+        return True
+    latest = session.scalar(select(func.max(Article.id)).where(
+        Article.story_id == story_id, Article.duplicate_of.is_(None)))
+    if seen is not None and latest is not None:
+        latest = min(latest, seen)
+    story.triage, story.triaged_at, story.triage_watermark = state, now, latest
     return True
 
 
-def effective_triage(stored: str | None, triaged_at: datetime | None,
-                     latest_original: datetime | None) -> str:
-    """A story's triage as shown, from the mark stored and the first-seen time of its
-    latest original (a report written on its own, not a near-copy). "reviewed" holds until
-    an original is first seen after the review: a follow-up makes the story unreviewed
-    again. "dismissed" holds whatever follows: the analyst said the story does not matter
-    (`stories reopen` undoes it). Computed on read: storing an article writes nothing here.
-    `_triage_sql` says the same in SQL."""
+def effective_triage(stored: str | None, watermark: int | None,
+                     latest_original: int | None) -> str:
+    """A story's triage as shown, from the mark stored, the watermark stored with it (the
+    highest id of its originals then) and the highest id of its originals now (reports
+    written on their own, not near-copies). "reviewed" holds until an original with a
+    higher id is stored: a follow-up makes the story unreviewed again. Ids, not times: the
+    web process's clock need not agree with the crawler's. "dismissed" holds whatever
+    follows: the analyst said the story does not matter (`stories reopen` undoes it).
+    Computed on read: storing an article writes nothing here. `triage_shown` says the same
+    in SQL."""
     if stored == "dismissed":
         return "dismissed"
-    if stored == "reviewed" and (latest_original is None or triaged_at is None
-                                 or latest_original <= triaged_at):
+    if stored == "reviewed" and (latest_original is None or watermark is None
+                                 or latest_original <= watermark):
         return "reviewed"
     return "unreviewed"
 
 
-def _triage_sql(latest_original: ColumnElement[Any]) -> ColumnElement[str]:
-    """`effective_triage` as an SQL expression over `stories` and the latest original."""
+def latest_original_id(story_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The highest id of a story's originals, as a correlated subquery (ix_articles_story_id)."""
+    other = aliased(Article)
+    return (select(func.max(other.id))
+            .where(other.story_id == story_id, other.duplicate_of.is_(None))
+            .scalar_subquery())
+
+
+def triage_shown(latest_original: ColumnElement[Any] | None = None) -> ColumnElement[str]:
+    """`effective_triage` as an SQL expression over `stories`; `latest_original`: the
+    highest id of the story's originals (default: `latest_original_id(Story.id)`)."""
+    if latest_original is None:
+        latest_original = latest_original_id(Story.id)
     return case((Story.triage == "dismissed", "dismissed"),
                 (and_(Story.triage == "reviewed",
-                      or_(latest_original.is_(None), Story.triaged_at.is_(None),
-                          latest_original <= Story.triaged_at)), "reviewed"),
+                      or_(latest_original.is_(None), Story.triage_watermark.is_(None),
+                          latest_original <= Story.triage_watermark)), "reviewed"),
                 else_="unreviewed")
+
+
+def triage_clause(state: str,
+                  latest_original: ColumnElement[Any] | None = None) -> ColumnElement[bool]:
+    """A WHERE clause over `stories`: the story's triage as shown is `state`."""
+    if state not in TRIAGE_STATES:
+        raise ValueError(f"triage must be one of {', '.join(TRIAGE_STATES)}")
+    return triage_shown(latest_original) == state
 
 
 @dataclass(frozen=True)
@@ -573,30 +676,47 @@ class Lead:
 
 def story_leads(session: Session, story_ids: Collection[int]) -> dict[int, Lead]:
     """The lead of each story: its first report from an official source, else its earliest
-    report (published, else first seen); copies never lead."""
-    query = select(Article.story_id, Article.id, Article.duplicate_of, Article.language,
-                   Article.published_at, Article.first_seen_at, Article.outlet, Source.name,
-                   Source.official).join(Source)
+    report (published, else first seen); copies never lead. Counted in SQL — a story of
+    thousands of reports costs two small result sets, not a row per report."""
     ids = list(story_ids)
-    by_story: dict[int, list[Row[Any]]] = {}
+    outlet = func.coalesce(func.nullif(Article.outlet, ""), Source.name).label("outlet")
+    leads: dict[int, Row[Any]] = {}
+    groups: dict[int, list[Row[Any]]] = {}
     for start in range(0, len(ids), 500):  # bound the parameters of one statement
-        for row in session.execute(query.where(Article.story_id.in_(ids[start:start + 500]))):
-            by_story.setdefault(row.story_id, []).append(row)
-    return {story_id: _lead(members) for story_id, members in by_story.items()
-            if any(m.duplicate_of is None for m in members)}
+        chunk = ids[start:start + 500]
+        place = func.row_number().over(partition_by=Article.story_id, order_by=(
+            Source.official.desc(), func.coalesce(Article.published_at, Article.first_seen_at),
+            Article.id)).label("place")
+        ranked = (select(Article.story_id, Article.id, Article.language, outlet, place)
+                  .join(Source)
+                  .where(Article.story_id.in_(chunk), Article.duplicate_of.is_(None))
+                  .subquery())
+        leads.update((row.story_id, row) for row in session.execute(
+            select(ranked.c.story_id, ranked.c.id, ranked.c.language, ranked.c.outlet)
+            .where(ranked.c.place == 1)))
+        original = Article.duplicate_of.is_(None).label("original")
+        for row in session.execute(
+                select(Article.story_id, original, Article.language, outlet,
+                       func.count().label("n"))
+                .join(Source).where(Article.story_id.in_(chunk))
+                .group_by(Article.story_id, original, Article.language, outlet)):
+            groups.setdefault(row.story_id, []).append(row)
+    return {story_id: _lead(lead, groups[story_id]) for story_id, lead in leads.items()}
 
 
-def _lead(members: list[Row[Any]]) -> Lead:
-    originals = [m for m in members if m.duplicate_of is None]
-    lead = min(originals, key=lambda m: (not m.official, m.published_at or m.first_seen_at,
-                                         m.id))
-    rest = [m for m in originals if m.id != lead.id]
-    return Lead(lead.id, _codes(members), len(rest), _codes(rest),
-                tuple(sorted({m.outlet or m.name for m in rest})))
+def _lead(lead: Row[Any], groups: list[Row[Any]]) -> Lead:
+    """A story's lead from its (original?, language, outlet) groups: the follow-ups are the
+    originals but the lead (one of its language and outlet)."""
+    rest = [(row.language, row.outlet,
+             row.n - (row.language == lead.language and row.outlet == lead.outlet))
+            for row in groups if row.original]
+    return Lead(lead.id, _codes(row.language for row in groups), sum(n for *_, n in rest),
+                _codes(language for language, _, n in rest if n),
+                tuple(sorted({outlet for _, outlet, n in rest if n})))
 
 
-def _codes(members: Iterable[Row[Any]]) -> tuple[str, ...]:
-    return tuple(sorted({m.language for m in members if m.language}))
+def _codes(languages: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(sorted({language for language in languages if language}))
 
 
 def with_lead(row: StoryRow, leads: dict[int, Lead]) -> StoryRow:
@@ -618,18 +738,18 @@ def list_stories(session: Session, since: datetime | None = None,
                      .filter(Article.duplicate_of.is_not(None)),
                      func.count(func.distinct(Sighting.source_id)),
                      func.max(Article.first_seen_at).label("latest"),
-                     func.max(Article.first_seen_at).filter(Article.duplicate_of.is_(None))
+                     func.max(Article.id).filter(Article.duplicate_of.is_(None))
                      .label("latest_original"))
               .select_from(Article).outerjoin(Sighting).group_by(Article.story_id)
               .subquery())
-    shown = _triage_sql(counts.c.latest_original)
+    shown = triage_shown(counts.c.latest_original)
     query = (select(Story, counts.c[1], counts.c[2], counts.c[3], shown)
              .join(counts, counts.c.story_id == Story.id)
              .order_by(Story.last_seen_at.desc(), Story.id.desc()))
     if since is not None:
         query = query.where(counts.c.latest >= since)
     if triage is not None:
-        query = query.where(shown == triage)
+        query = query.where(triage_clause(triage, counts.c.latest_original))
     if limit:
         query = query.limit(limit)
     rows = [StoryRow(story, originals, copies, sources, triage=state,
@@ -652,9 +772,10 @@ def get_story(session: Session, story_id: int) -> tuple[StoryRow, list[Article]]
         .order_by(Article.first_seen_at, Article.id)).all()
     sources = {s.source_id for a in articles for s in a.sightings}
     originals = sum(a.duplicate_of is None for a in articles)
-    latest = max((a.first_seen_at for a in articles if a.duplicate_of is None), default=None)
+    latest = max((a.id for a in articles if a.duplicate_of is None), default=None)
     row = with_lead(StoryRow(story, originals, len(articles) - originals, len(sources),
-                             triage=effective_triage(story.triage, story.triaged_at, latest),
+                             triage=effective_triage(story.triage, story.triage_watermark,
+                                                     latest),
                              triaged_at=story.triaged_at),
                     story_leads(session, [story_id]))
     return row, sorted(articles, key=lambda a: a.id != row.lead_article_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from crawler.config import ConfigError, parse_config
 from crawler.daemon.deployment import queue_prefix
+from crawler.daemon.service import database_lock, load_run_config
 from tests.conftest import Cli, _fresh_pg, script_env, web_config
 from tests.receivers import free_port
 from tests.test_daemon import Running, daemon
@@ -44,23 +46,18 @@ def test_queue_needs_postgresql_and_a_redis_url(tmp_path: Path) -> None:
     assert "pa55word" in config.secrets
     config = parse_config(f"{pg}queue: redis://:hunter2hunter2@127.0.0.1:6379/0\n", env={})
     assert config.redactor()(f"lost {config.queue}") == "lost redis://:***@127.0.0.1:6379/0"
-    (tmp_path / "config.yaml").write_text(f"{pg}queue: {QUEUE}\n")  # SQLite from --db
-    cli = Cli(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'm.db'}", script_env())
-    with daemon(cli) as running:
-        assert running.process.wait(timeout=60) == 2
-    assert "queue: needs a PostgreSQL database" in running.text()
+    (tmp_path / "config.yaml").write_text(f"{pg}queue: {QUEUE}\n")
+    with pytest.raises(ConfigError, match="queue: needs a PostgreSQL database.*--db"):
+        load_run_config(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'm.db'}")  # --db
 
 
 @PG_ONLY
 def test_without_a_queue_a_second_daemon_is_refused(cli: Cli, web: FixtureWeb) -> None:
     cli.write_config(web_config(web, {"name": "dates", "kind": "feed", "every": "1h",
                                       "url": "/feeds/dates.xml", "follow": False}))
-    with daemon(cli) as first:
-        first.wait_for(lambda: first.logged("info", "running:"), "the first daemon")
-        with daemon(cli) as second:
-            assert second.process.wait(timeout=60) == 1, second.text()
-        assert "another `mediawatch run` is using database" in second.text()
-        first.alive()
+    with database_lock(cli.db), daemon(cli) as second:  # as the first daemon holds it
+        assert second.process.wait(timeout=60) == 1, second.text()
+    assert "another `mediawatch run` is using database" in second.text()
 
 
 # ---------------------------------------------------------------- one deployment
@@ -151,7 +148,8 @@ def test_one_leads_all_poll_and_the_survivor_takes_over(
                             "a poll scheduled by the new leader")
     member.running.wait_for(lambda: member.metric("mediawatch_polls_reclaimed_total") >= 1,
                             "the killed leader's poll reclaimed", timeout=30)
-    assert len(web.hits(SLOW)) > hits_before
+    member.running.wait_for(lambda: len(web.hits(SLOW)) > hits_before,
+                            "the reclaimed poll's request")  # it follows the claim
     assert member.running.logged("warning", "slow: poll reclaimed")
     print(f"new leader {took_over:.1f}s after the SIGKILL")
 
@@ -159,3 +157,40 @@ def test_one_leads_all_poll_and_the_survivor_takes_over(
     assert {name for name, *_ in polls} == {feed.split(".")[0] for feed in FEEDS} | {"slow"}
     for (name, _, finished), (following, started, _) in zip(polls, polls[1:], strict=False):
         assert name != following or started >= finished, f"two polls of {name} at once"
+
+
+@PG_ONLY
+def test_polls_pause_while_redis_is_down_and_resume_when_it_is_back(
+        cli: Cli, web: FixtureWeb, tmp_path: Path) -> None:
+    """A member whose Redis does not answer yet: /healthz says why, the log says it once,
+    and polls start as soon as a Redis listens there."""
+    port = free_port()
+    config = web_config(web, {"name": "dates", "kind": "feed", "every": "1s",
+                              "url": "/feeds/dates.xml", "follow": False})
+    config |= {"queue": f"redis://127.0.0.1:{port}/0", "daemon": {"startup_spread": "1s"}}
+    cli.write_config(config)
+    address = f"127.0.0.1:{free_port()}"
+    with daemon(cli, "--listen", address) as running:
+        member = Member(running, address)
+        running.wait_for(lambda: running.logged("error", "the queue (Redis) is unreachable"),
+                         "the outage logged")
+        running.wait_for(lambda: member.health().get("role") == "leader", "the election")
+        response = requests.get(f"http://{address}/healthz", timeout=5)
+        assert response.status_code == 503
+        assert response.json() == {"status": "failing", "role": "leader", "scheduler": True,
+                                   "database": True, "redis": False, "failing": ["redis"]}
+        down_since = time.monotonic()  # an outage of some seconds: many offers and reads
+        running.wait_for(lambda: time.monotonic() - down_since > 3
+                         and member.health().get("redis") is False, "a 3-second outage")
+        assert not web.hits("/feeds/dates.xml")
+        server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
+                                   "--appendonly", "no", "--dir", str(tmp_path)],
+                                  stdout=subprocess.DEVNULL)
+        try:
+            running.wait_for(lambda: web.hits("/feeds/dates.xml"), "a poll once Redis is back")
+            running.wait_for(lambda: member.health().get("status") == "ok", "a healthy member")
+            assert running.logged("warning", "the queue (Redis) is back")
+            assert len([r for r in running.records() if "unreachable" in r["message"]]) == 1
+        finally:
+            server.terminate()
+            server.wait(timeout=10)

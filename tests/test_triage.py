@@ -59,12 +59,12 @@ def shown(db, story_id: int) -> tuple[str, str, datetime | None]:
 def test_migration_0011_adds_and_drops_the_triage_columns(db_url: str, db) -> None:
     engine = engine_of(db)
     columns = {c["name"] for c in inspect(engine).get_columns("stories")}
-    assert {"triage", "triaged_at"} <= columns
+    assert {"triage", "triaged_at", "triage_watermark"} <= columns
     add(db, "1", T0)
     config = alembic_config(engine)
     command.downgrade(config, "0010")
-    assert not {"triage", "triaged_at"} & {c["name"] for c in inspect(engine).get_columns(
-        "stories")}
+    assert not {"triage", "triaged_at", "triage_watermark"} & {
+        c["name"] for c in inspect(engine).get_columns("stories")}
     command.upgrade(config, "head")
     with db() as session:
         assert session.get(Story, 1).triage is None
@@ -85,6 +85,36 @@ def test_a_review_holds_until_a_follow_up_but_not_for_a_near_copy(db) -> None:
     assert shown(db, lead.story_id) == ("reviewed", "reviewed", again)
 
 
+def test_a_follow_up_reopens_a_review_whatever_the_clocks_say(db) -> None:
+    """The reader's machine runs a day fast: its review is "later" than the follow-up the
+    crawler stores after it. The watermark (ids), not the times, says what came after."""
+    lead = add(db, "lead", T0)
+    fast = T0 + timedelta(days=1)  # the web process's clock
+    triage(db, lead.story_id, "reviewed", fast)
+    with db() as session:
+        assert session.get(Story, lead.story_id).triage_watermark == lead.id
+    add(db, "copy", T0 + timedelta(minutes=5), copy_of=lead.id)
+    assert shown(db, lead.story_id) == ("reviewed", "reviewed", fast)
+    add(db, "follow-up", T0 + timedelta(minutes=10), story=lead.story_id)  # before `fast`
+    assert shown(db, lead.story_id) == ("unreviewed", "unreviewed", fast)
+    with db() as session:
+        assert [r.story.id for r in repo.list_stories(session, triage="unreviewed")] == [
+            lead.story_id]
+        assert not repo.list_stories(session, triage="reviewed")
+
+
+def test_a_review_covers_only_the_reports_the_analyst_was_shown(db) -> None:
+    lead = add(db, "lead", T0)
+    follow = add(db, "follow-up", T0 + timedelta(hours=1), story=lead.story_id)
+    with db.begin() as session:  # the page showed the lead only: the follow-up came since
+        assert repo.set_triage(session, lead.story_id, "reviewed", T0, seen=lead.id)
+    assert shown(db, lead.story_id)[:2] == ("unreviewed", "unreviewed")
+    with db.begin() as session:  # a `seen` past the newest report: the newest counts
+        repo.set_triage(session, lead.story_id, "reviewed", T0, seen=follow.id + 100)
+        assert session.get(Story, lead.story_id).triage_watermark == follow.id
+    assert shown(db, lead.story_id)[:2] == ("reviewed", "reviewed")
+
+
 def test_a_dismissed_story_stays_dismissed_until_reopened(db) -> None:
     lead = add(db, "lead", T0)
     triage(db, lead.story_id, "dismissed", T0 + timedelta(hours=1))
@@ -95,6 +125,7 @@ def test_a_dismissed_story_stays_dismissed_until_reopened(db) -> None:
     with db() as session:
         story = session.get(Story, lead.story_id)
         assert story.triage is None and story.triaged_at is None
+        assert story.triage_watermark is None
 
 
 def test_triage_of_an_unknown_story_is_refused(db) -> None:
@@ -168,6 +199,9 @@ def test_stories_review_dismiss_and_reopen_show_in_json_and_filter(cli) -> None:
     again = cli("stories", "list", "--triage", "unreviewed", "--json").json()
     assert [(s["id"], s["triaged_at"]) for s in again] == [(two, None)]
     assert cli("stories", "list", "--triage", "archived").code == 2
+    # a follow-up the crawler dates before the review (its clock is behind): still new
+    add(open_database(cli.db), "one-more", T0 + timedelta(minutes=1), story=one)
+    assert cli("stories", "show", str(one), "--json").json()["triage"] == "unreviewed"
 
 
 @pytest.mark.parametrize("command", ["review", "dismiss", "reopen"])

@@ -168,6 +168,22 @@ def test_today_lists_new_stories_per_topic_and_the_sources_needing_attention(roo
     assert states == {"gone": "failing", "coverage": "silent"}
 
 
+def test_a_silent_source_is_silent_in_the_cli_on_sources_and_on_today(room: Room) -> None:
+    with room.db.begin() as session:  # the watchdog told the operator it has gone quiet
+        repo.source_by_name(session, "coverage").reported_health = "silent"
+    listed = {s["name"]: s["health"] for s in room.cli("sources", "list", "--json").json()}
+    assert listed["coverage"] == "silent" and listed["gone"] == "failing"
+    assert listed["statements"] == "ok"
+    row = room.get("/sources").cssselect('tr[data-source="coverage"] .state')[0]
+    assert row.text == "silent" and "state-silent" in row.get("class")
+    shown = room.get("/sources?state=silent").cssselect("tr[data-source]")
+    assert [r.get("data-source") for r in shown] == ["coverage"]
+    today = room.get("/").cssselect('section.attention li[data-source="coverage"] .state')
+    assert texts(today) == ["silent"]
+    table = room.cli("sources", "list").out
+    assert "silent" in table
+
+
 def test_the_seen_cookie_hides_what_was_already_seen_and_since_wins(room: Room) -> None:
     response = room.client.get("/")
     cookie = response.headers["Set-Cookie"]
@@ -214,6 +230,11 @@ def test_today_pages_keep_the_window_of_the_first_page(room: Room) -> None:
     # after the crawl's three stories and 47 of these: the last six
     assert titles == [f"Students report {n}" for n in range(47, 53)]
     assert second.cssselect('a[rel="prev"]') and not second.cssselect('a[rel="next"]')
+    # every topic's page 2: "more in students" starts that topic at its first page
+    more = room.get("/?page=2&since=7d").cssselect('section[data-topic="students"] .more a')
+    assert more, "page 2 of every topic still has more students"
+    assert "topic=students" in more[0].get("href") and "page=" not in more[0].get("href")
+    assert "since=7d" in more[0].get("href")
 
 
 # ---------------------------------------------------------------- topic
@@ -292,6 +313,9 @@ def test_a_story_shows_its_lead_follow_ups_copies_and_sightings(room: Room) -> N
                     ("reprints", "reprints/warning-students-farm.html")}
     joined = texts(reports[1].cssselect(".joined"))[0]
     assert f"Joined report {statement['id']}" in joined and "concept mss" in joined
+    # to the report's own page: it may be on another page of the story, or a copy
+    assert [a.get("href") for a in reports[1].cssselect(".joined a")] == [
+        f"/articles/{statement['id']}"]
     assert not reports[0].cssselect(".joined")
     assert texts(page.cssselect(".topics a")) == ["asylum", "students"]
 

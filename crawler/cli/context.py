@@ -80,6 +80,18 @@ def since_arg(text: str | None) -> datetime | None:
     return datetime.now(timezone.utc) - duration_arg(text, "--since") if text else None
 
 
+def listen_arg(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A `--listen HOST:PORT`, checked before anything starts."""
+    from crawler.daemon.site import parse_address  # Twisted: only for the commands that listen
+
+    if value is not None:
+        try:
+            parse_address(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+    return value
+
+
 def duration_arg(text: str, option: str) -> timedelta:
     try:
         return parse_duration(text)

@@ -7,12 +7,13 @@ from datetime import datetime, timezone
 
 import click
 
-from crawler.cli.context import Context, pass_ctx
+from crawler.cli.context import Context, listen_arg, pass_ctx
 
 
 @click.command()
-@click.option("--listen", metavar="HOST:PORT",
-              help="Serve /healthz, /metrics and /topics/NAME.atom|json (e.g. 127.0.0.1:8787).")
+@click.option("--listen", metavar="HOST:PORT", callback=listen_arg,
+              help="Serve /healthz, /metrics, the topic feeds and the web pages (e.g. "
+                   "127.0.0.1:8787); beyond loopback the pages and feeds need web.token.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
 @pass_ctx
 def run(ctx: Context, listen: str | None, log_json: bool) -> None:

@@ -67,7 +67,8 @@ def _triage(ctx: Context, story_id: int, state: str) -> None:
 @pass_ctx
 def stories_review(ctx: Context, story_id: int) -> None:
     """Mark a story reviewed: it shows as unreviewed again once a follow-up report (not a
-    near-copy) is first seen."""
+    near-copy) is stored after now (the review keeps the highest article id of its reports:
+    ids, not clocks)."""
     _triage(ctx, story_id, "reviewed")
     click.echo(f"story {story_id} marked reviewed: a follow-up report makes it unreviewed "
                "again")

@@ -16,7 +16,7 @@ from basis.text import printable
 from crawler.engine.report import CrawlReport, SourceReport
 from spiders.items import ArticleSeen, KnownLink, PageSnapshot, SourceFailed, SourcePolled
 from storage.models import Alert, Article, Capture, Source, StoryLink
-from storage.repository import StoryRow, sightings_count
+from storage.repository import StoryRow, sightings_count, source_health
 
 
 class Text(RichText):
@@ -41,7 +41,8 @@ class Table(RichTable):
 
 
 STATUS_STYLE = {"ok": "green", "unchanged": "green", "warning": "yellow", "failed": "red",
-                "failing": "red", "pending": "dim", "never polled": "dim", "deferred": "yellow"}
+                "failing": "red", "silent": "yellow", "pending": "dim", "never polled": "dim",
+                "deferred": "yellow"}
 
 
 def ago(value: datetime | None) -> str:
@@ -229,21 +230,13 @@ def link_json(link: StoryLink | None) -> dict[str, Any] | None:
 
 # ---------------------------------------------------------------- sources
 
-def health(source: Source) -> str:
-    if source.last_polled_at is None:
-        return "never polled"
-    if source.consecutive_failures:
-        return "failing"
-    return "warning" if source.last_warning else "ok"
-
-
 def source_json(source: Source, verify_tls: bool) -> dict[str, Any]:
     return {"name": source.name, "kind": source.kind, "url": source.url,
             "verify_tls": verify_tls,
             "last_polled_at": iso(source.last_polled_at),
             "last_success_at": iso(source.last_success_at),
             "consecutive_failures": source.consecutive_failures,
-            "last_error": source.last_error, "health": health(source),
+            "last_error": source.last_error, "health": source_health(source),
             "last_warning": source.last_warning}
 
 
@@ -254,7 +247,7 @@ def sources_table(sources: list[Source], redact: Callable[[str], str] = str) -> 
                  "last error / warning"):
         table.add_column(name, justify="right" if name == "failures" else "left")
     for s in sources:
-        state = health(s)
+        state = source_health(s)
         table.add_row(s.name, s.kind, Text(state, style=STATUS_STYLE.get(state, "")),
                       ago(s.last_polled_at), ago(s.last_success_at),
                       str(s.consecutive_failures),

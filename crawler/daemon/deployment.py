@@ -42,9 +42,11 @@ LOCK_EVERY = 2.0  # seconds: a member tries the lock, the leader pings its conne
 READ_BLOCK = 1.0  # seconds an XREADGROUP waits for an entry
 RECLAIM_EVERY = 2.0  # seconds between two looks for polls whose member died
 MARGIN = timedelta(seconds=5)  # past `crawl.poll_deadline`: a poll still pending is orphaned
-# (its lease expires at half the margin, before); an offer blocks the next for 3 margins: a
-# poll whose member died is reclaimed before the schedule offers it again
+# (its lease expires a little before, and a poll's end waits less than that for its row:
+# service.ROW_GRACE); an offer blocks the next for 3 margins: a poll whose member died is
+# reclaimed before the schedule offers it again
 MAX_BACKOFF = 5.0  # seconds between two tries while Redis is down
+GONE_AFTER = timedelta(minutes=10)  # a member silent this long, holding nothing, has left
 # The lock connection dies fast with its leader: the server probes an idle client after
 # 5 s (then every 2 s, 3 times), the client likewise, and unacknowledged sends time out.
 LOCK_CONNECT_ARGS: dict[str, Any] = {
@@ -59,6 +61,10 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
                     'name', ARGV[3], 'due_at', ARGV[4], 'deadline', ARGV[5])
 end
 return false
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -192,6 +198,7 @@ class PollQueue:
         self.stream = f"{prefix}polls"
         self._offer = self.redis.register_script(_OFFER)
         self._release = self.redis.register_script(_RELEASE)
+        self._extend = self.redis.register_script(_EXTEND)
         self.cursor = "0-0"  # where the next XAUTOCLAIM looks
 
     def queued_key(self, name: str) -> str:
@@ -231,8 +238,20 @@ class PollQueue:
         self.cursor = cursor
         return _offers(entries, True)
 
+    def forget_gone(self, idle: timedelta = GONE_AFTER) -> None:
+        """Drop from the group the members that hold no poll and have not read for `idle`
+        (a live member reads every second): each start joins under a new name."""
+        for consumer in self.redis.xinfo_consumers(self.stream, GROUP):
+            if consumer["pending"] == 0 and consumer["idle"] > _ms(idle) \
+                    and consumer["name"] != self.member:
+                self.redis.xgroup_delconsumer(self.stream, GROUP, consumer["name"])
+
     def lease(self, name: str, ttl: timedelta) -> bool:
         return bool(self.redis.set(self.lease_key(name), self.member, nx=True, px=_ms(ttl)))
+
+    def extend(self, name: str, ttl: timedelta) -> None:
+        """The lease of `name`, if still this member's, lasts `ttl` from now."""
+        self._extend(keys=[self.lease_key(name)], args=[self.member, _ms(ttl)])
 
     def finish(self, offer: Offer, leased: bool) -> None:
         """Acknowledge the entry; a leased poll also releases its lease (if still this
@@ -328,6 +347,7 @@ class Consumer:
         if time.monotonic() >= self._next_reclaim and self._free():
             self._next_reclaim = time.monotonic() + RECLAIM_EVERY
             self._take_all(self.queue.reclaim(self.orphaned_after(), self._free()))
+            self.queue.forget_gone()
         free = self._free()
         if free:
             self._take_all(self.queue.read(free))
@@ -400,7 +420,7 @@ class Member:
     def take(self, offer: Offer) -> bool:
         """(The consumer's thread.) Lease the source and start its poll; an entry whose
         source is leased (polled elsewhere) or needs no poll is acknowledged and dropped."""
-        if not self.queue.lease(offer.name, self.poll_deadline() + MARGIN / 2):
+        if not self.queue.lease(offer.name, self.poll_deadline() + MARGIN * 0.9):
             self.queue.finish(offer, leased=False)
             return False
         try:
@@ -416,6 +436,14 @@ class Member:
         self.claimed(offer.reclaimed)
         self.reactor.callFromThread(self._launch, spec, offer)
         return True
+
+    def extend(self, name: str) -> None:
+        """(A pool thread.) A poll given up at its deadline may still run: its lease lasts
+        one more deadline (meanwhile a member that reclaims its entry finds it leased)."""
+        try:
+            self.queue.extend(name, self.poll_deadline() + MARGIN * 0.9)
+        except redis.RedisError as exc:
+            self.outage.failed(exc)
 
     def _launch(self, spec: SourceSpec, offer: Offer) -> None:
         """(The reactor.)"""

@@ -28,6 +28,7 @@ from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
@@ -71,7 +72,8 @@ from storage.db import engine_of, open_database
 log = logging.getLogger("mediawatch.daemon")
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
-ROW_GRACE = 2.0  # seconds: see Daemon.start_member_poll
+ROW_GRACE = 4.0  # seconds a member's poll waits for its crawl-run row after its `done`
+#                  (storing can lag under load); within deployment.MARGIN, see there
 
 
 class DaemonError(RuntimeFailure):
@@ -109,7 +111,7 @@ def run_daemon(config_path: Path, db_url: str | None, listen: str | None,
     """Run until SIGTERM/SIGINT; `redactor` (the log filter) learns the secrets of each
     config loaded. → the exit code"""
     reactor.install()  # before APScheduler's Twisted scheduler imports one
-    config = _load(config_path, db_url)
+    config = load_run_config(config_path, db_url)
     db = open_database(config.database)
     if config.queue:  # a member: leadership is elected, not refused
         return Daemon(config_path, db_url, config, db, listen, redactor or Redactor()).run()
@@ -127,7 +129,9 @@ def restart_needed(old: Config, new: Config) -> list[str]:
                    if getattr(old, key) != getattr(new, key)]
 
 
-def _load(config_path: Path, db_url: str | None) -> Config:
+def load_run_config(config_path: Path, db_url: str | None) -> Config:
+    """The config `run` uses: the file's, on `db_url` if given (then `queue` is checked
+    against it: the file's own check saw another database)."""
     config = load_config(config_path)
     if db_url:
         config = config.model_copy(update={"database": db_url})
@@ -158,6 +162,7 @@ class Daemon:
         self.ingest = Ingest(db, self.report, Rules.of(config))
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
         self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
+        self.overran: set[str] = set()  # of those, given up at crawl.poll_deadline
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
@@ -280,7 +285,7 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: a valid new config replaces the running one; an invalid one is refused."""
         try:
-            config = _load(self.config_path, self.db_url)
+            config = load_run_config(self.config_path, self.db_url)
         except ConfigError as exc:
             log.error("config reload refused, the running config stays: %s", exc)
             return
@@ -359,8 +364,17 @@ class Daemon:
         log.info("leading the deployment (member %s)", self.member and self.member.name)
         self.leading = True
         self.metrics.lead(True)
-        if not self.stopping:
+        self._schedule_as_leader()
+
+    def _schedule_as_leader(self) -> None:
+        if self.stopping or not self.leading:
+            return
+        try:
             self.schedule_leader(self.config)
+        except SQLAlchemyError as exc:  # (read before any job is added) try again soon
+            log.error("the schedule could not be read (retried in 2 s): %s",
+                      str(exc).splitlines()[0])
+            self.reactor.callLater(2.0, self._schedule_as_leader)
 
     def step_down(self) -> None:
         """(The reactor.) The lock is lost: the leader's jobs stop (its polls run on)."""
@@ -414,20 +428,27 @@ class Daemon:
         """(The reactor.) `start_poll` for a member of a deployment: → a Deferred that
         fires once the poll's crawl-run row and validators are written (the spider's
         `done` comes a little before), so that the next poll, maybe on another member,
-        starts after it. A poll given up, or whose row never comes, ends ROW_GRACE
-        seconds after its `done`."""
+        starts after it. One whose row never comes (storing failed) ends ROW_GRACE seconds
+        after its `done`; one given up at `crawl.poll_deadline` may still be running (its
+        downloads and storing go on): its lease is extended, and it ends with its row or
+        one more deadline later."""
         done = self.start_poll(spec)
         if done is None:
             return None
         written: Deferred[None] = Deferred()
         self.written[spec.name] = written
-        done.addBoth(lambda _: self.reactor.callLater(ROW_GRACE, self._written, spec.name,
-                                                      written))
+
+        def ended(_: Any) -> None:
+            grace = self.config.crawl.poll_deadline.total_seconds() \
+                if spec.name in self.overran else ROW_GRACE
+            self.reactor.callLater(grace, self._written, spec.name, written)
+        done.addBoth(ended)
         return written
 
     def _written(self, name: str, written: Deferred[None]) -> None:
         if self.written.get(name) is written:
             del self.written[name]
+            self.overran.discard(name)
         if not written.called:
             written.callback(None)
 
@@ -462,6 +483,9 @@ class Daemon:
             return
         log.error("%s: poll given up after %s (crawl.poll_deadline)", name,
                   self.config.crawl.poll_deadline)
+        if self.member is not None and name in self.written:
+            self.overran.add(name)  # it may still run: keep its lease a deadline longer
+            deferToThread(self.member.extend, name)
         with self.db.begin() as session:
             repo.record_failure(session, name, "poll given up at crawl.poll_deadline "
                                                f"({self.config.crawl.poll_deadline})")

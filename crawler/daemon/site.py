@@ -31,11 +31,8 @@ from crawler.engine.reactor import install
 
 log = logging.getLogger(__name__)
 
-FEED_SIZE = 50
 DATABASE_TIMEOUT = 5.0  # seconds /healthz waits for `SELECT 1`
 JSON = "application/json"
-ATOM = "application/atom+xml; charset=utf-8"
-_FEED = re.compile(rb"([a-z0-9-]+)\.(atom|json)")
 _ADDRESS = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d{1,5})")
 
 Reply = tuple[int, str, bytes]  # status, content type, body

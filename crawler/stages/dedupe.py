@@ -3,9 +3,12 @@ LSH index of recent sketches that names the original a copy was made from."""
 from __future__ import annotations
 
 import re
+import struct
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from hashlib import blake2b
 
 from rensa import RMinHash, RMinHashLSH
 
@@ -87,10 +90,36 @@ def load_sketch(state: bytes) -> RMinHash | None:
     return minhash
 
 
+def band_keys(minhash: RMinHash) -> tuple[int, ...]:
+    """The LSH buckets of a sketch as numbers a database indexes (signed 64-bit, the same in
+    every process and version): one a band of NUM_PERM / BANDS rows, the band's number
+    hashed in. Two sketches are candidates when they share one, as in `RMinHashLSH`."""
+    rows = NUM_PERM // BANDS
+    packed = struct.pack(f"<{NUM_PERM}I", *minhash.digest())
+    return tuple(sorted({int.from_bytes(blake2b(packed[band * rows * 4:(band + 1) * rows * 4],
+                                                digest_size=8, salt=band.to_bytes(16)).digest(),
+                                        "little", signed=True)
+                         for band in range(BANDS)}))
+
+
 @dataclass(frozen=True)
 class Resemblance:
     original_id: int
     similarity: float
+
+
+def closest_of(minhash: RMinHash, candidates: Iterable[tuple[int, RMinHash]],
+               threshold: float = THRESHOLD) -> Resemblance | None:
+    """Of the candidates (the original each copies, or itself; its sketch), the original of
+    the most similar at or above the threshold; on a tie, the lower original id."""
+    best: Resemblance | None = None
+    for original_id, other in candidates:
+        similarity = minhash.jaccard(other)
+        if similarity >= threshold and (best is None or similarity > best.similarity
+                                        or (similarity == best.similarity
+                                            and original_id < best.original_id)):
+            best = Resemblance(original_id, similarity)
+    return best
 
 
 @dataclass
@@ -118,15 +147,9 @@ class NearDuplicateIndex:
 
     def closest(self, minhash: RMinHash) -> Resemblance | None:
         """The original of the most similar indexed article at or above the threshold."""
-        best: Resemblance | None = None
-        for key in self._lsh.query(minhash):
-            entry = self._entries[key]
-            similarity = minhash.jaccard(entry.minhash)
-            if similarity >= self.threshold and (best is None or similarity > best.similarity
-                                                 or (similarity == best.similarity
-                                                     and entry.original_id < best.original_id)):
-                best = Resemblance(entry.original_id, similarity)
-        return best
+        entries = (self._entries[key] for key in self._lsh.query(minhash))
+        return closest_of(minhash, ((e.original_id, e.minhash) for e in entries),
+                          self.threshold)
 
     def add(self, article_id: int, minhash: RMinHash, original_id: int | None,
             seen_at: datetime) -> None:

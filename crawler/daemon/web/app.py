@@ -15,7 +15,12 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import (
+    Forbidden,
+    HTTPException,
+    InternalServerError,
+    NotFound,
+)
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
@@ -30,19 +35,20 @@ log = logging.getLogger(__name__)
 STATIC = {"style.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
 Handler = Callable[["Page"], "Response | tuple[str, dict[str, Any]]"]
 
+GET = ["GET"]  # and HEAD, which werkzeug adds
 ROUTES = Map([
-    Rule("/", endpoint=today.page),
-    Rule("/topics/<slug:name>.<any(atom, json):kind>", endpoint=feeds.topic_feed),
-    Rule("/articles/<int:id>", endpoint=articles.page),
-    Rule("/query", endpoint=query.page),
-    Rule("/sources", endpoint=sources.page),
-    Rule("/alerts", endpoint=alerts.page),
-    Rule("/topics/<slug:name>", endpoint=topics.page),
-    Rule("/stories/<int:id>", endpoint=stories.page),
+    Rule("/", endpoint=today.page, methods=GET),
+    Rule("/topics/<slug:name>.<any(atom, json):kind>", endpoint=feeds.topic_feed, methods=GET),
+    Rule("/articles/<int:id>", endpoint=articles.page, methods=GET),
+    Rule("/query", endpoint=query.page, methods=GET),
+    Rule("/sources", endpoint=sources.page, methods=GET),
+    Rule("/alerts", endpoint=alerts.page, methods=GET),
+    Rule("/topics/<slug:name>", endpoint=topics.page, methods=GET),
+    Rule("/stories/<int:id>", endpoint=stories.page, methods=GET),
     Rule("/stories/<int:id>/triage", endpoint=stories.triage, methods=["POST"]),
     Rule("/signin", endpoint="signin", methods=["GET", "POST"]),
     Rule("/signout", endpoint="signout", methods=["POST"]),
-    Rule("/static/<name>", endpoint="static"),
+    Rule("/static/<name>", endpoint="static", methods=GET),
 ], converters={"slug": filters.SlugConverter}, strict_slashes=False)
 
 
@@ -80,18 +86,26 @@ class ReadingRoom:
             response = self.respond(request)
         except HTTPException as error:
             response = self.error(request, error)
+        except Exception:  # noqa: BLE001 — a page that fails is a 500 page, logged
+            log.exception("reading room: %s %s failed", request.method, request.path)
+            response = self.error(request, InternalServerError(
+                "this page failed; the log of mediawatch says why"))
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         return response(environ, start_response)
 
     @property
     def access(self) -> Access:
-        token = self.config().web.token
-        if self._access is None or self._access.token != token:
-            self._access = Access(token)
+        web = self.config().web
+        if self._access is None or (self._access.token, self._access.base_url) != \
+                (web.token, web.base_url):
+            self._access = Access(web.token, web.base_url)
         return self._access
 
     def respond(self, request: Request) -> Response:
+        if not self.access.answers(request):
+            raise Forbidden("this room has no web.token: it answers only at a loopback "
+                              "address (127.0.0.1, [::1], localhost)")
         endpoint, args = ROUTES.bind_to_environ(request.environ).match()
         if endpoint == "static":
             return self.static(args["name"])
@@ -102,7 +116,7 @@ class ReadingRoom:
         if endpoint is feeds.topic_feed and self.access.check_token(request.args.get("token")):
             return self.page(request, endpoint, args)  # a feed reader's `?token=`
         if not self.access.signed_in(request):
-            if request.method != "GET" or endpoint is feeds.topic_feed:
+            if request.method not in ("GET", "HEAD") or endpoint is feeds.topic_feed:
                 raise Forbidden("sign in first")
             return redirect("/signin?" + urlencode({"next": request.full_path.rstrip("?")}),
                             303)
@@ -125,7 +139,8 @@ class ReadingRoom:
                status: int = 200) -> Response:
         access = self.access
         nonce = access.session(request)
-        fresh = nonce is None and access.open  # no token: everyone here has a session
+        # no token: everyone here has a session (not on an error page, nor a foreign host)
+        fresh = nonce is None and access.open and status < 400 and access.answers(request)
         if fresh:
             response = Response(status=status, mimetype="text/html")
             nonce = access.start_session(request, response)

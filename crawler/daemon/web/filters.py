@@ -16,6 +16,7 @@ from basis.urls import safe_url
 from crawler.config import parse_duration
 
 PAGE_SIZE = 50
+LONGEST = timedelta(days=3650)  # a `since` window
 
 
 class SlugConverter(BaseConverter):
@@ -42,10 +43,14 @@ class ListFilters:
         since = (args.get("since") or "").strip() or None
         if since is not None:
             try:
-                parse_duration(since)
-            except ValueError as error:
+                window = parse_duration(since)
+            except (ValueError, OverflowError) as error:
                 problems.append(f"since: {error}")
                 since = None
+            else:
+                if window > LONGEST:
+                    problems.append(f"since: {since!r} is longer than {LONGEST.days} days")
+                    since = None
         page = args.get("page", "1")
         if not page.isdigit() or not 0 < int(page) < 1_000_000:
             problems.append(f"page: {page!r} is not a page number")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from crawler.daemon.web.filters import PAGE_SIZE, ListFilters, page_of
+from crawler.daemon.web.pages.topics import Links
 from storage.models import Alert, AlertArticle, Article, Story
 
 if TYPE_CHECKING:
@@ -49,4 +50,5 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     topics = [t.name for t in page.config.topics]
     return "alerts.html", {"filters": filters, "alerts": alerts, "more": more,
                            "status": status, "statuses": STATUSES, "errors": errors,
-                           "titles": titles, "batches": batches, "topics": topics}
+                           "titles": titles, "batches": batches, "topics": topics,
+                           "links": Links(filters, {"status": status})}

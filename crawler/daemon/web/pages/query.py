@@ -2,22 +2,30 @@
 expanded) runs over the stored originals of a window, newest first, with its hits
 highlighted and counted per day and source; a query that does not parse shows where.
 
-Bounded: a keyword prefilter in SQL first (`required`: the plain Latin words the query
-cannot match without, looked up case-insensitively in the stored title and text, so most
-articles of the window are never read into Python); then at most SCAN_LIMIT articles (the
-newest of the window) are matched, in batches of only the columns matching needs, for at
-most SCAN_SECONDS; the page says when it stopped early."""
+Bounded: a draft of at most MAX_QUERY characters; a keyword prefilter in SQL first
+(`required`: the plain Latin words the query cannot match without, looked up
+case-insensitively in the stored title and text, so most articles of the window are never
+read into Python; none for a group of more than MAX_GROUP_WORDS alternatives); then at most
+SCAN_LIMIT articles (the newest of the window) are matched, in batches of only the columns
+matching needs. SCAN_SECONDS bound the whole search, the SQL included: counted from before
+the statement runs, and enforced in the database too (SQLite: a progress handler that
+interrupts the statement; PostgreSQL: `SET LOCAL statement_timeout`), so a prefilter that
+scans the whole window cannot hold the page. The page says when it stopped early, or, when
+the database gave up before the first row, that the query is too large or too slow."""
 from __future__ import annotations
 
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from alerts.channels.render import highlight
 from alerts.match import Document, Matcher
@@ -33,6 +41,7 @@ from alerts.query import (
     query_warnings,
 )
 from crawler.daemon.web.filters import PAGE_SIZE, ListFilters
+from crawler.daemon.web.pages.topics import Links
 from storage.models import Article, Source
 
 if TYPE_CHECKING:
@@ -40,7 +49,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SINCE = "30d"
 SCAN_LIMIT = 2_000  # newest articles of the window matched at most
-SCAN_SECONDS = 0.75  # and for at most this long
+SCAN_SECONDS = 0.75  # and for at most this long, the SQL included
+MAX_QUERY = 2_000  # characters of a draft
+MAX_GROUP_WORDS = 16  # a group of more alternatives is not looked up in SQL
+TOO_SLOW = "query too large or too slow: narrow it (fewer OR terms, a shorter window, a source)"
 BATCH = 500
 EXAMPLE = '@alias AND (student* OR 留学生) AND NOT title:film'
 
@@ -76,13 +88,17 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     filters = ListFilters.of(page.request.args)
     if filters.since is None:
         filters = replace(filters, since=DEFAULT_SINCE)
-    text = (page.request.args.get("q") or "")
-    draft = " ".join(text.splitlines())  # one line: the caret's column is the query's
-    context: dict[str, Any] = {"filters": filters, "q": text, "problem": None,
+    typed = (page.request.args.get("q") or "")
+    draft = " ".join(typed.splitlines())  # one line: the caret's column is the query's
+    context: dict[str, Any] = {"filters": filters, "q": typed, "problem": None,
                                "warnings": [], "scan": None, "hits": [], "more": False,
-                               "example": _example(page), "pages": {}, "by_source": {},
+                               "example": _example(page), "links": Links(filters, {"q": typed}),
                                "scan_limit": SCAN_LIMIT}
     if not draft.strip():
+        return "query.html", context
+    if len(typed) > MAX_QUERY:
+        context["problem"] = Problem(f"query too long: {len(typed):,} characters, at most "
+                                     f"{MAX_QUERY:,}: narrow it", "")
         return "query.html", context
     try:
         query = parse_query(draft, page.config.aliases)
@@ -94,25 +110,20 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
         return "query.html", context
     context["warnings"] = query_warnings(draft)
     tags = {s.name: s.tags for s in page.config.sources}
-    scan = search(page, query, filters, tags)
+    try:
+        scan = search(page, query, filters, tags)
+    except _TooSlow:
+        context["problem"] = Problem(TOO_SLOW, "")
+        return "query.html", context
     start = filters.offset
     context.update(scan=scan, hits=scan.hits[start:start + PAGE_SIZE],
-                   more=len(scan.hits) > start + PAGE_SIZE,
-                   pages={"prev": _address(filters, text, filters.page - 1),
-                          "next": _address(filters, text, filters.page + 1)},
-                   by_source={name: _address(replace(filters, source=name), text, 1)
-                              for name, _ in scan.per_source})
+                   more=len(scan.hits) > start + PAGE_SIZE)
     return "query.html", context
 
 
 def _example(page: Page) -> str:
     alias = next(iter(page.config.aliases), None)
     return EXAMPLE.replace("@alias AND ", f"@{alias} AND " if alias else "")
-
-
-def _address(filters: ListFilters, q: str, number: int) -> str:
-    address = filters.query(page=number)
-    return address + ("&" if address != "?" else "") + urlencode({"q": q})
 
 
 def search(page: Page, query: Any, filters: ListFilters,
@@ -144,31 +155,68 @@ def search(page: Page, query: Any, filters: ListFilters,
     per_day: Counter[date] = Counter()
     per_source: Counter[str] = Counter()
     scanned, capped = 0, None
-    deadline = None
-    for row in page.db.execute(statement.execution_options(yield_per=BATCH)):
-        if scanned == SCAN_LIMIT:
-            capped = f"searched the newest {SCAN_LIMIT:,} articles in the window"
-            break
-        if deadline is None:  # counted from the first row: the matching is bounded
-            deadline = time.monotonic() + SCAN_SECONDS
-        elif scanned % 100 == 0 and time.monotonic() > deadline:
-            capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest {scanned:,} "
-                      "articles in the window")
-            break
-        scanned += 1
-        doc = Document(row.title, row.text, row.canonical_url, row.name,
-                       tags.get(row.name, ()), row.language)
-        for match in matcher.match(doc):
-            moment = row.published_at or row.first_seen_at
-            per_day[moment.date()] += 1
-            per_source[row.name] += 1
-            words = [h.text for h in match.highlights]
-            hits.append(Hit(row.id, row.title, row.name, row.language, moment,
-                            row.canonical_url, highlight(match.snippet, words)))
+    deadline = time.monotonic() + SCAN_SECONDS  # the SQL's time counts too
+    try:
+        with bounded(page.db, deadline):
+            rows = page.db.execute(statement.execution_options(yield_per=BATCH))
+            for row in rows:
+                if scanned == SCAN_LIMIT:
+                    capped = f"searched the newest {SCAN_LIMIT:,} articles in the window"
+                    break
+                if scanned % 100 == 0 and time.monotonic() > deadline:
+                    capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest "
+                              f"{scanned:,} articles in the window")
+                    break
+                scanned += 1
+                doc = Document(row.title, row.text, row.canonical_url, row.name,
+                               tags.get(row.name, ()), row.language)
+                for match in matcher.match(doc):
+                    moment = row.published_at or row.first_seen_at
+                    per_day[moment.date()] += 1
+                    per_source[row.name] += 1
+                    words = [h.text for h in match.highlights]
+                    hits.append(Hit(row.id, row.title, row.name, row.language, moment,
+                                    row.canonical_url, highlight(match.snippet, words)))
+            rows.close()
+    except OperationalError as error:  # interrupted, timed out, or too large for SQL
+        page.db.rollback()
+        if not scanned or time.monotonic() <= deadline:
+            raise _TooSlow(str(error.orig)) from error
+        capped = (f"stopped after {SCAN_SECONDS:g} s: searched the newest {scanned:,} "
+                  "articles in the window")
     return Scan(hits, scanned, tuple(groups), capped, _days(per_day, filters),
                 per_source.most_common())
 
 
+class _TooSlow(Exception):
+    """The database gave up on the search (its deadline, or a statement too large)."""
+
+
+@contextmanager
+def bounded(session: Session, deadline: float) -> Iterator[None]:
+    """The statements run inside end by `deadline` (time.monotonic()): the database aborts
+    one still running then (OperationalError). SQLite: a progress handler on the session's
+    connection, removed afterwards; PostgreSQL: `statement_timeout` for this transaction,
+    reset afterwards."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        left = max(int((deadline - time.monotonic()) * 1000), 1)
+        connection.execute(text(f"SET LOCAL statement_timeout = {left}"))
+        yield  # (after an error the caller rolls back, which resets it)
+        connection.execute(text("SET LOCAL statement_timeout TO DEFAULT"))
+        return
+    raw = connection.connection.driver_connection
+    if raw is None or not hasattr(raw, "set_progress_handler"):
+        yield
+        return
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+    try:
+        yield
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
+PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between two looks at the clock
 _PLAIN = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")
 MAX_GROUPS = 3
 
@@ -178,12 +226,17 @@ def required(node: Node) -> list[tuple[str, ...]]:
     one word of every group (as a substring of its title or text, ASCII case aside): the
     query's SQL prefilter. Words only: a CJK term may be written in another script than the
     query's (folding maps Traditional to Simplified), and source:/lang:/url: are not text.
-    (An article spelling a word in full-width letters or with invisible characters inside
-    is missed here, though a topic would match it.)"""
+    Nor a word with "ss": folding writes ß as ss, so `strasse` matches a stored `Straße`,
+    which LIKE '%strasse%' would miss. An OR of more than MAX_GROUP_WORDS words is not
+    looked up either (a long LIKE chain is slower than the matching it would spare, and
+    SQLite refuses a few hundred). (An article spelling a word in full-width letters,
+    ligatures or with invisible characters inside is missed here, though a topic would
+    match it.)"""
     if isinstance(node, Term):
         if node.field not in (None, "title", "text") or not _PLAIN.fullmatch(node.text):
             return []
-        return [(max(node.text.split(" "), key=len),)]  # a phrase: its longest word
+        words = [w for w in node.text.split(" ") if "ss" not in w]
+        return [(max(words, key=len),)] if words else []  # a phrase: its longest word
     if isinstance(node, Not):
         return []
     if isinstance(node, And | Near):
@@ -197,6 +250,8 @@ def required(node: Node) -> list[tuple[str, ...]]:
         if not groups:
             return []  # this branch needs no word: nothing is required
         alternatives.update(min(groups, key=len))
+        if len(alternatives) > MAX_GROUP_WORDS:
+            return []
     return [tuple(sorted(alternatives))]
 
 

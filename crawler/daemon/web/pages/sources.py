@@ -16,26 +16,15 @@ from crawler.config import is_duration, parse_duration
 from crawler.config.model import Source as SourceSpec
 from crawler.daemon.schedule import backoff, interval_of
 from crawler.daemon.web.filters import PAGE_SIZE, ListFilters, page_of
+from crawler.daemon.web.pages.topics import Links
+from storage import repository as repo
 from storage.models import Article, Source
 
 if TYPE_CHECKING:
     from crawler.daemon.web.app import Page
 
-STATES = ("ok", "warning", "failing", "silent", "never polled")
+STATES = repo.SOURCE_HEALTH
 CHART_DAYS = 14
-
-
-def health(source: Source | None) -> str:
-    """A source's health as the reading room shows it: never polled, failing (its last poll
-    failed), silent (the watchdog told the operator no new article came for too long),
-    warning (its last poll succeeded with a warning), else ok."""
-    if source is None or source.last_polled_at is None:
-        return "never polled"
-    if source.consecutive_failures:
-        return "failing"
-    if source.reported_health == "silent":
-        return "silent"
-    return "warning" if source.last_warning else "ok"
 
 
 @dataclass(frozen=True)
@@ -67,7 +56,7 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
         specs = [s for s in specs if s.language == filters.language]
     stored = {s.name: s for s in page.db.scalars(
         select(Source).where(Source.name.in_([s.name for s in specs])))}
-    states = {s.name: health(stored.get(s.name)) for s in specs}
+    states = {s.name: repo.source_health(stored.get(s.name)) for s in specs}
     tally = {state: sum(1 for v in states.values() if v == state) for state in STATES}
     if wanted is not None:
         specs = [s for s in specs if states[s.name] == wanted]
@@ -89,7 +78,8 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     filters = replace(filters, problems=tuple(problems))
     return "sources.html", {"filters": filters, "rows": rows, "more": more, "state": wanted,
                             "states": STATES, "tally": tally, "now": now,
-                            "chart_days": CHART_DAYS}
+                            "chart_days": CHART_DAYS,
+                            "links": Links(filters, {"state": wanted})}
 
 
 def _empty(now: datetime) -> list[tuple[str, int]]:

@@ -136,24 +136,29 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
                       evidence_of(links.get(a.id)),
                       [Copy(c, outlet_of(c), copy_kind(c, a)) for c in copies.get(a.id, [])])
                for a in articles]
-    latest = db.scalar(select(func.max(Article.first_seen_at))
+    latest = db.scalar(select(func.max(Article.id))
                        .where(Article.story_id == story_id, Article.duplicate_of.is_(None)))
     topics = list(db.scalars(select(TopicMatch.topic).distinct()
                              .join(Article, Article.id == TopicMatch.article_id)
                              .where(Article.story_id == story_id).order_by(TopicMatch.topic)))
     return "story.html", {
         "story": story, "lead": lead, "reports": reports, "filters": filters, "more": more,
-        "triage": repo.effective_triage(story.triage, story.triaged_at, latest),
+        "triage": repo.effective_triage(story.triage, story.triage_watermark, latest),
+        "seen": latest,
         "topics": topics, "configured": {t.name for t in page.config.topics},
         "config": page.config, "links": Links(filters, {})}
 
 
 def triage(page: Page) -> Response:
-    """Mark the story reviewed, dismissed or unreviewed; back to the story (303)."""
+    """Mark the story reviewed, dismissed or unreviewed; back to the story (303). A review
+    covers the reports up to the newest the page showed (`seen`): one stored while the
+    analyst read it still reopens the story."""
     state = page.request.form.get("state")
     if state not in repo.TRIAGE_STATES:
         raise BadRequest(f"state must be one of {', '.join(repo.TRIAGE_STATES)}")
-    if not repo.set_triage(page.db, page.arg("id"), state, datetime.now(timezone.utc)):
+    seen = page.request.form.get("seen", "")  # the newest report the page showed
+    if not repo.set_triage(page.db, page.arg("id"), state, datetime.now(timezone.utc),
+                           int(seen) if seen.isdigit() and len(seen) < 19 else None):
         raise NotFound(f"no story {page.arg('id')}")
     page.db.commit()
     return redirect(f"/stories/{page.arg('id')}", 303)

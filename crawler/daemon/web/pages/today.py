@@ -23,6 +23,7 @@ from crawler.daemon.web.pages.topics import (
     topic_stories,
     triage_filter,
 )
+from storage import repository as repo
 from storage.models import Source
 
 if TYPE_CHECKING:
@@ -57,7 +58,10 @@ def parse_time(value: str | None, now: datetime) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return min(moment.astimezone(timezone.utc), now)
+    try:
+        return min(moment.astimezone(timezone.utc), now)
+    except OverflowError:  # 0001-01-01 at +14:00 is before the first representable UTC time
+        return None
 
 
 def window_of(page: Page, filters: ListFilters, now: datetime) -> Window:
@@ -72,15 +76,26 @@ def window_of(page: Page, filters: ListFilters, now: datetime) -> Window:
     return Window(now - FIRST_VISIT, "first visit")
 
 
-def attention(page: Page) -> list[tuple[Source, str]]:
+@dataclass(frozen=True)
+class Attention:
+    source: Source
+    state: str  # failing | silent (repo.source_health)
+    error: str | None  # its last error, secrets masked
+
+
+def attention(page: Page) -> list[Attention]:
     """The configured sources failing (a failed last poll) or reported silent by the
-    watchdog, with that state."""
+    watchdog, with that state (as /sources and `sources list` say it) and their last error
+    masked as /sources masks it."""
     names = [s.name for s in page.config.sources]
     sources = page.db.scalars(select(Source).where(
         Source.name.in_(names),
         or_(Source.consecutive_failures > 0, Source.reported_health == "silent"))
         .order_by(Source.name))
-    return [(s, "failing" if s.consecutive_failures else "silent") for s in sources]
+    redact = page.config.redactor()
+    found = [(s, repo.source_health(s)) for s in sources]
+    return [Attention(s, state, redact(s.last_error) if s.last_error else None)
+            for s, state in found if state in ("failing", "silent")]
 
 
 def page(page: Page) -> tuple[str, dict[str, Any]]:
@@ -89,7 +104,8 @@ def page(page: Page) -> tuple[str, dict[str, Any]]:
     now = datetime.now(timezone.utc)
     window = window_of(page, filters, now)
     page.cookies.append((SEEN_COOKIE, now.isoformat(timespec="seconds"), {
-        "httponly": True, "samesite": "Strict", "secure": is_https(page.request),
+        "httponly": True, "samesite": "Strict",
+        "secure": is_https(page.request, page.config.web.base_url),
         "path": "/", "max_age": int(KEEP_SEEN.total_seconds())}))
     size = PAGE_SIZE if filters.topic else PER_TOPIC
     shown = [t for t in page.config.topics if filters.topic in (None, t.name)]

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Date, Select, case, cast, func, select
-from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
 from alerts.channels.render import Segment, highlight
@@ -61,6 +60,10 @@ class Links:
         self.filters, self.extra = filters, {k: v for k, v in extra.items() if v}
 
     def __call__(self, **changes: Any) -> str:
+        """The address with `changes`; a change of anything but the page starts again at
+        page 1 (another filter's page 2 is not this one's)."""
+        if "page" not in changes and changes:
+            changes["page"] = 1
         extra = {k: v for k, v in {**self.extra, **changes}.items()
                  if k not in ListFilters.__dataclass_fields__}
         base = self.filters.query(**{k: v for k, v in changes.items()
@@ -82,13 +85,6 @@ def topic_of(config: Config, name: str) -> Topic:
 def triage_filter(page: Page) -> str | None:
     value = page.request.args.get("triage")
     return value if value in TRIAGE_FILTERS else None
-
-
-def _latest_original(story_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    other = aliased(Article)
-    return (select(func.max(other.first_seen_at))
-            .where(other.story_id == story_id, other.duplicate_of.is_(None))
-            .scalar_subquery())
 
 
 def topic_stories(session: Session, topic: str, filters: ListFilters,
@@ -119,8 +115,8 @@ def topic_stories(session: Session, topic: str, filters: ListFilters,
         query = query.where(Article.source_id == select(Source.id).where(
             Source.name == filters.source).scalar_subquery())
     if triage is not None:
-        shown = repo._triage_sql(_latest_original(Story.id))
-        query = query.join(Story, Story.id == Article.story_id).where(shown == triage)
+        query = query.join(Story, Story.id == Article.story_id).where(
+            repo.triage_clause(triage))
     found: dict[int, datetime] = {}
     batch = min(max(2 * (offset + limit), 20), 500)  # rows read at a time: a page's worth
     result = session.execute(query.execution_options(yield_per=batch))
@@ -149,7 +145,7 @@ def story_cards(session: Session, found: list[tuple[int, datetime]],
         .where(Article.id.in_([lead.article_id for lead in leads.values()])))}
     latest_originals = dict(session.execute(  # (no `duplicate_of IS NULL` in WHERE: SQLite
         select(Article.story_id,              # would take that index over story_id's)
-               func.max(case((Article.duplicate_of.is_(None), Article.first_seen_at))))
+               func.max(case((Article.duplicate_of.is_(None), Article.id))))
         .where(Article.story_id.in_(ids)).group_by(Article.story_id)).all())
     snippets = best_snippets(session, snippets_of, ids, leads) if snippets_of else {}
     cards = []
@@ -159,7 +155,7 @@ def story_cards(session: Session, found: list[tuple[int, datetime]],
         outlet = (row.outlet or row.name) if row else None
         cards.append(StoryCard(
             story=story, latest=moment,
-            triage=repo.effective_triage(story.triage, story.triaged_at,
+            triage=repo.effective_triage(story.triage, story.triage_watermark,
                                          latest_originals.get(story_id)),
             lead_outlet=outlet, lead_language=row.language if row else None,
             follow_ups=lead.follow_ups if lead else 0,
