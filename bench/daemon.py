@@ -132,20 +132,21 @@ class Words:
         return " ".join(w.capitalize() for w in self.background.draw(rng, rng.randint(5, 10)))
 
 
-def feed_xml(words: Words, seed: int, i: int, now: datetime) -> bytes:
-    """Feed i: an outlet's RSS 2.0 with ITEMS distinct items, newest first (pure in seed, i)."""
+def feed_xml(words: Words, seed: int, i: int, now: datetime, items: int = ITEMS) -> bytes:
+    """Feed i: an outlet's RSS 2.0 with `items` distinct items, newest first (pure in seed,
+    i)."""
     rng = random.Random(f"daemon/{seed}/feed/{i}")
     outlet = f"{rng.choice(OUTLETS)} {i}"
     host = f"news{i}.example.com"
-    items = []
+    entries = []
     when = now - timedelta(minutes=rng.randint(5, 90))
-    for j in range(ITEMS):
+    for j in range(items):
         title = words.title(rng)
         slug = "-".join(title.lower().split()[:6])
         link = f"https://{host}/2026/{rng.choice(SECTIONS).lower()}/{slug}-{i}-{j}.html"
         paragraphs = ["<p>" + " ".join(words.sentence(rng) for _ in range(rng.randint(2, 4)))
                       + "</p>" for _ in range(rng.randint(1, 2))]
-        items.append(
+        entries.append(
             "    <item>\n"
             f"      <title>{escape(title)}</title>\n"
             f"      <link>{link}</link>\n"
@@ -169,19 +170,20 @@ def feed_xml(words: Words, seed: int, i: int, now: datetime) -> bytes:
         "    <language>en</language>\n"
         f"    <lastBuildDate>{format_datetime(now)}</lastBuildDate>\n"
         "    <ttl>15</ttl>\n"
-        + "".join(items) +
+        + "".join(entries) +
         "  </channel>\n"
         "</rss>\n").encode()
 
 
-def generate(root: Path, n: int, seed: int) -> list[str]:
-    """Write feeds/src-NNNN.xml under root. → their paths, relative to root"""
+def generate(root: Path, n: int, seed: int, items: int = ITEMS) -> list[str]:
+    """Write feeds/src-NNNN.xml under root, `items` items each. → their paths, relative to
+    root"""
     words, now = Words(seed), datetime.now(timezone.utc).replace(microsecond=0)
     paths = []
     for i in range(1, n + 1):
         path = f"feeds/src-{i:04d}.xml"
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_bytes(feed_xml(words, seed, i, now))
+        (root / path).write_bytes(feed_xml(words, seed, i, now, items))
         paths.append(path)
     return paths
 

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +21,7 @@ from basis.secrets import mask_url
 MIGRATIONS = Path(__file__).with_name("migrations")
 BACKENDS = ("sqlite", "postgresql")  # what the models and migrations are written for
 EXAMPLES = "sqlite:///mediawatch.db or postgresql+psycopg://user@host/name"
+MIGRATION_LOCK_KEY = 0x6D696772  # "migr": PostgreSQL's advisory lock around a migration
 
 
 class DatabaseError(RuntimeFailure):
@@ -83,8 +84,19 @@ def is_current(engine: Engine) -> bool:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every pending migration (idempotent)."""
-    command.upgrade(alembic_config(engine), "head")
+    """Apply every pending migration (idempotent). On PostgreSQL one process at a time:
+    the members of a deployment start together on a fresh database, and two migrations
+    creating the same tables at once fail."""
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), "head")
+        return
+    with engine.connect() as lock:
+        lock.execute(text("select pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            if not is_current(engine):  # or another process migrated it meanwhile
+                command.upgrade(alembic_config(engine), "head")
+        finally:
+            lock.execute(text("select pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:

@@ -38,7 +38,7 @@ def _web_server() -> Iterator[webserver.FixtureWeb]:
 @pytest.fixture
 def web(_web_server: webserver.FixtureWeb, tmp_path: Path) -> Iterator[webserver.FixtureWeb]:
     """The fixture web, served from a scratch copy a test may change."""
-    _web_server.log.clear()
+    _web_server.clear()
     _web_server.root = tmp_path / "web"
     shutil.copytree(webserver.ROOT, _web_server.root)
     yield _web_server

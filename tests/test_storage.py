@@ -1,6 +1,8 @@
 """Storage on both SQLite and PostgreSQL: migrations, UTC times, one article per URL or text."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -39,6 +41,18 @@ def test_migrations_apply_once_and_are_idempotent(db_url: str, db) -> None:
     open_database(db_url)  # a second open finds nothing to do
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from alembic_version")).scalar() == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_processes_opening_a_fresh_database_together_migrate_it_once(db_url: str) -> None:
+    """The members of a deployment start together (`docker compose up --scale`): each
+    migrates in turn (an advisory lock), the later ones find nothing to do."""
+    opening = [subprocess.Popen([sys.executable, "-c", "import sys; from storage.db import "
+                                 "open_database; open_database(sys.argv[1])", db_url],
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in opening]
+    assert [p.returncode for p in opening] == [0, 0, 0], errors
+    assert is_current(engine_of(open_database(db_url, migrate=False)))
 
 
 def test_times_come_back_aware_utc(db) -> None:

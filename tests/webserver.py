@@ -18,7 +18,8 @@ A request target in absolute form (`GET http://news.example/feeds/x.xml`) is ans
 its path, as a forward proxy would: with `http_proxy` pointed at this server, any host name
 or public address serves the fixture web (the log keeps the absolute target).
 
-Every request is logged (method, path, headers) so tests can count fetches. `start(tls=…)`
+Every request is logged (method, path, headers) so tests can count fetches, and `peak` keeps
+the most requests of one path served at once (two polls of a source overlapping). `start(tls=…)`
 serves it over https (certificates made by tests/certificates.py).
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +61,24 @@ class FixtureWeb:
     base: str
     root: Path
     log: list[Hit] = field(default_factory=list)
+    peak: dict[str, int] = field(default_factory=dict)  # path → most requests at once
+    _serving: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self) -> None:
+        self.log.clear()
+        self.peak.clear()
+
+    @contextmanager
+    def serving(self, path: str) -> Iterator[None]:
+        with self._lock:
+            self._serving[path] = now = self._serving.get(path, 0) + 1
+            self.peak[path] = max(self.peak.get(path, 0), now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._serving[path] -= 1
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -77,6 +98,10 @@ class Handler(BaseHTTPRequestHandler):
         web: FixtureWeb = self.server.web  # type: ignore[attr-defined]
         web.log.append(Hit("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
         events.happened()
+        with web.serving(urlsplit(self.path).path):
+            self.answer(web)
+
+    def answer(self, web: FixtureWeb) -> None:
         target = urlsplit(self.path)
         parts = target.path.strip("/").split("/")
         query = {k: v[0] for k, v in parse_qs(target.query).items()}
