@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twisted.internet.defer import Deferred
-
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -138,12 +136,10 @@ class PageFailed:
 
 @dataclass(frozen=True)
 class PollDone:
-    """The last item of one poll of a source: everything it fetched has been handled.
-    `done` (the daemon's) is fired once this item is stored: the poll is over then."""
+    """The last item of one poll of a source: everything it fetched has been handled."""
 
     source: str
     started_at: datetime
-    done: Deferred | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,7 @@ class _Poll:
 
 def poll_step(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
     """Wraps each callback and errback: requests it yields belong to its poll; a bug in it
-    fails the source instead of the crawl; after a poll's last step, `PollDone` follows
-    (the item pipeline fires the poll's `done` once it is stored)."""
+    fails the source instead of the crawl; after a poll's last step, `PollDone` follows."""
 
     @wraps(method)
     def step(self: SourceSpider, outcome: Response | Failure, *args: Any,
@@ -93,7 +92,9 @@ def poll_step(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
         poll.open -= 1
         if poll.open == 0:
             del self.polls[request.meta["poll"]]
-            yield PollDone(poll.source, poll.started_at, poll.done)  # fired once stored
+            yield PollDone(poll.source, poll.started_at)
+            if poll.done is not None and not poll.done.called:  # (not given up meanwhile)
+                poll.done.callback(poll.source)
 
     return step
 

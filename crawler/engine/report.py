@@ -42,9 +42,6 @@ class CrawlReport(Shared):
     on_change: Callable[[CrawlReport], None] = lambda report: None
     on_poll: Callable[[SourceReport], None] = lambda tally: None
     rolling: bool = False  # the daemon: each poll of a source starts a fresh tally
-    # how `on_change` and `on_poll` are called: the item pipeline, whose worker thread
-    # tallies the items, has them run on the reactor thread, where they were registered
-    notify: Callable[..., None] = lambda call, *args: call(*args)
 
     @classmethod
     def for_sources(cls, names: list[str]) -> CrawlReport:
@@ -53,15 +50,15 @@ class CrawlReport(Shared):
     def tally(self, source: str) -> SourceReport:
         """The figures of a source's current poll (a source added by a reload starts one)."""
         found = self.sources.get(source)
-        if found is None:  # setdefault: the reactor and the ingest thread may both ask
-            found = self.sources.setdefault(source, SourceReport(source))
+        if found is None:
+            found = self.sources[source] = SourceReport(source)
         return found
 
     def changed(self) -> None:
-        self.notify(self.on_change, self)
+        self.on_change(self)
 
     def poll_done(self, tally: SourceReport) -> None:
-        self.notify(self.on_poll, tally)
+        self.on_poll(tally)
         if self.rolling:
             self.sources[tally.name] = SourceReport(tally.name)
 

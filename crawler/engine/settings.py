@@ -72,7 +72,7 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         # never found in its cache (our callbacks return nothing)
         "WARN_ON_GENERATOR_RETURN_VALUE": False,
         "DOWNLOADER_STATS": False,  # it serializes every request to count its bytes
-        "CONCURRENT_ITEMS": 1,  # one item at a time, in order (the pipeline's one thread)
+        "CONCURRENT_ITEMS": 1,  # the pipeline is synchronous: one item at a time, in order
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
         "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,
         # Scrapy's factory makes verifying connections; crawler.engine.tls decides per host
