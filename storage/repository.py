@@ -94,14 +94,17 @@ class RunTally:
 # ---------------------------------------------------------------- sources
 
 def sync_sources(session: Session, sources: Iterable[SourceDef]) -> None:
-    """Make the sources table follow the config (crawl state is kept)."""
+    """Make the sources table follow the config (crawl state is kept). New rows are
+    inserted unless there: members starting together each add the same sources."""
+    sources = list(sources)
+    if sources:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(Source).on_conflict_do_nothing(index_elements=["name"]),
+                        [{"name": s.name, "kind": s.kind, "url": s.url, "official": s.official,
+                          "consecutive_failures": 0} for s in sources])
     stored = {s.name: s for s in session.scalars(select(Source))}
     for source in sources:
-        row = stored.get(source.name)
-        if row is None:
-            session.add(Source(name=source.name, kind=source.kind, url=source.url,
-                               official=source.official, consecutive_failures=0))
-            continue
+        row = stored[source.name]
         if (row.kind, row.url) != (source.kind, source.url):
             row.kind, row.url, row.etag, row.last_modified = source.kind, source.url, None, None
         row.official = source.official

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic import command
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.backtest import match_past
 from alerts.query import parse_query
@@ -187,3 +189,27 @@ def test_two_processes_claim_different_rechecks_on_postgresql(db_url: str) -> No
         mine = repo.claim_checks(first, ["a"], now, timedelta(minutes=30), limit=1)
         theirs = repo.claim_checks(second, ["a"], now, timedelta(minutes=30), limit=1)
         assert len(mine) == len(theirs) == 1 and mine[0].article_id != theirs[0].article_id
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_members_adding_the_same_sources_at_once_both_start(db_url: str) -> None:
+    """Daemons starting together each sync the config's sources: the second insert of a
+    name waits for the first and then leaves it, instead of failing the start."""
+    db = open_database(db_url)
+    sources = [repo.SourceDef("wire", "feed", "https://wire.example/f"),
+               repo.SourceDef("mss", "feed", "https://mss.example/f", official=True)]
+    first = db()
+    repo.sync_sources(first, sources)  # inserted, not yet committed
+    second = ThreadPoolExecutor(1).submit(_sync_and_commit, db, sources)
+    first.commit()
+    first.close()
+    second.result(timeout=30)
+    with db() as session:
+        rows = session.execute(select(Source.name, Source.official).order_by(Source.name)).all()
+    assert [tuple(row) for row in rows] == [("mss", True), ("wire", False)]
+    engine_of(db).dispose()
+
+
+def _sync_and_commit(db: sessionmaker[Session], sources: list[repo.SourceDef]) -> None:
+    with db.begin() as session:
+        repo.sync_sources(session, sources)
