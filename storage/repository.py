@@ -641,7 +641,8 @@ def effective_triage(stored: str | None, watermark: int | None,
 
 
 def latest_original_id(story_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The highest id of a story's originals, as a correlated subquery (ix_articles_story_id)."""
+    """The highest id of a story's originals, as a correlated subquery
+    (ix_articles_story_original)."""
     other = aliased(Article)
     return (select(func.max(other.id))
             .where(other.story_id == story_id, other.duplicate_of.is_(None))

@@ -140,8 +140,8 @@ class Leadership:
             try:
                 self._tick()
                 self.outage.ok()
-            except SQLAlchemyError as exc:
-                self._lost(exc)
+            except Exception as exc:  # noqa: BLE001 — whatever breaks the lock's upkeep ends
+                self._lost(exc)  # the leadership: a silent thread would lead forever
             self._stopping.wait(self.every)
         self._close()
 
@@ -155,12 +155,12 @@ class Leadership:
             self.leader = True
             self.on_lead()
 
-    def _lost(self, exc: SQLAlchemyError) -> None:
+    def _lost(self, exc: Exception) -> None:
         self._close()
         if self.leader:
             self.leader = False
             log.error("the leader's lock connection failed: stepping down (%s)",
-                      str(exc).splitlines()[0])
+                      (str(exc) or type(exc).__name__).splitlines()[0])
             self.on_step_down()
         else:
             self.outage.failed(exc)

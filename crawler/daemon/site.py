@@ -205,7 +205,9 @@ class _Health(_Page):
         database.addCallbacks(lambda _: True, self.unreachable)
         checks = [database]
         if self.redis_alive is not None:
-            checks.append(deferToThread(self.redis_alive).addErrback(lambda _: False))
+            redis = deferToThread(self.redis_alive)
+            redis.addTimeout(DATABASE_TIMEOUT, reactor)  # the pool may be stuck on the database
+            checks.append(redis.addErrback(lambda _: False))
         role = self.role()
         return _answer(request, gatherResults(checks).addCallback(
             lambda up: _health(role, scheduler=scheduler, database=up[0],

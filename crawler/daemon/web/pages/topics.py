@@ -96,7 +96,7 @@ def topic_stories(session: Session, topic: str, filters: ListFilters,
     """(story id, newest matched article's first sighting) of a page of the topic's
     stories, newest first; `after`: stories with a matched article first seen since.
 
-    The topic's matched articles are read newest first (ix_articles_first_seen_at, each
+    The topic's matched articles are read newest first (ix_articles_window, each
     checked in topic_matches' (article_id, topic) index) and streamed until `offset +
     limit` stories are found: page 1 reads a few dozen rows, not every match of the topic,
     as grouping by story before sorting would. A rare topic (few matches, where that walk
