@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from crawler.stages.placement import RecentArticles
 from storage import repository as repo
@@ -93,6 +95,26 @@ def test_articles_stored_before_the_shared_index_are_found(db) -> None:
     assert bands(db) == 0
     copy, created = store(db, RecentArticles(), COPY)
     assert created and copy.duplicate_of == first.id and bands(db) == 64
+
+
+def test_a_fill_that_fails_is_tried_again(db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL restarted while the older articles were put in: the next sync puts them
+    in, instead of leaving them out of the index for the life of the process."""
+    first, _ = store(db, RecentArticles(shared=False), ORIGINAL)
+    real, calls = repo.add_bands, []
+
+    def fails_once(session: Session, rows: list) -> None:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise OperationalError("insert into lsh_bands", {}, ConnectionError("restarted"))
+        return real(session, rows)
+
+    monkeypatch.setattr(repo, "add_bands", fails_once)
+    index = RecentArticles()
+    with pytest.raises(OperationalError):
+        store(db, index, COPY)
+    copy, created = store(db, index, COPY)
+    assert created and copy.duplicate_of == first.id
 
 
 def test_retention_forgets_the_bands_with_the_sketches(db) -> None:

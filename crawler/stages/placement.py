@@ -58,9 +58,10 @@ class RecentArticles:
     def sync(self, session: Session, now: datetime) -> None:
         """Load what was stored since the last sync (all of the window, the first time)."""
         if self.shared is None:
-            self.shared = session.get_bind().dialect.name == "postgresql"
-            if self.shared:
-                self.fill_bands(session, now)
+            postgresql = session.get_bind().dialect.name == "postgresql"
+            if postgresql:
+                self.fill_bands(session, now)  # a fill that fails is tried at the next sync
+            self.shared = postgresql
         if not self.shared:
             self.sync_sketches(session, now)
         for report in repo.originals_after(session, self._reports_seen, now - self.stories.window):
