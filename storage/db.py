@@ -2,7 +2,10 @@
 the same code runs on PostgreSQL (`postgresql+psycopg://…`)."""
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +13,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from basis.errors import RuntimeFailure, UsageError
@@ -21,6 +24,8 @@ from basis.secrets import mask_url
 MIGRATIONS = Path(__file__).with_name("migrations")
 BACKENDS = ("sqlite", "postgresql")  # what the models and migrations are written for
 EXAMPLES = "sqlite:///mediawatch.db or postgresql+psycopg://user@host/name"
+log = logging.getLogger(__name__)
+WAIT_STEP, WAIT_NOTICE = 0.5, 10.0  # seconds: migration lock polled, waiting logged
 MIGRATION_LOCK_KEY = 0x6D696772  # "migr": PostgreSQL's advisory lock around a migration
 
 
@@ -91,12 +96,27 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(alembic_config(engine), "head")
         return
     with engine.connect() as lock:
-        lock.execute(text("select pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        _wait_for_migrations(lock)
         try:
             if not is_current(engine):  # or another process migrated it meanwhile
                 command.upgrade(alembic_config(engine), "head")
         finally:
-            lock.execute(text("select pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            with suppress(SQLAlchemyError):  # a connection that died has released it
+                lock.execute(text("select pg_advisory_unlock(:key)"),
+                             {"key": MIGRATION_LOCK_KEY})
+
+
+def _wait_for_migrations(lock: Connection) -> None:
+    """Take the migration lock, saying every WAIT_NOTICE seconds why we wait: an index
+    built on a big table can hold it for minutes."""
+    waited = 0.0
+    while not lock.scalar(text("select pg_try_advisory_lock(:key)"),
+                          {"key": MIGRATION_LOCK_KEY}):
+        if waited % WAIT_NOTICE == 0:
+            log.warning("waiting for another process to finish migrating the database "
+                        "(%.0f s so far)", waited)
+        time.sleep(WAIT_STEP)
+        waited += WAIT_STEP
 
 
 def open_database(url: str, migrate: bool = True) -> sessionmaker[Session]:

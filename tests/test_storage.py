@@ -15,8 +15,17 @@ from alerts.backtest import match_past
 from alerts.query import parse_query
 from alerts.topics import TopicRule, TopicSet
 from storage import repository as repo
-from storage.db import alembic_config, engine_of, is_current, open_database
+from storage.db import (
+    MIGRATION_LOCK_KEY,
+    alembic_config,
+    create_db_engine,
+    engine_of,
+    is_current,
+    open_database,
+    upgrade,
+)
 from storage.models import Alert, AlertArticle, Article, Sighting, Source
+from tests import events
 
 TOKYO = timezone(timedelta(hours=9))
 
@@ -55,6 +64,22 @@ def test_processes_opening_a_fresh_database_together_migrate_it_once(db_url: str
     errors = [p.communicate(timeout=120)[1] for p in opening]
     assert [p.returncode for p in opening] == [0, 0, 0], errors
     assert is_current(engine_of(open_database(db_url, migrate=False)))
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_process_waiting_for_another_s_migration_says_so(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    engine = create_db_engine(db_url)
+    with engine.connect() as other:  # another process, migrating
+        other.execute(text("select pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        waiting = ThreadPoolExecutor(1).submit(upgrade, engine)
+        events.wait_for(lambda: "waiting for another process to finish migrating"
+                        in caplog.text, "the wait logged")
+        assert not waiting.done()
+        other.execute(text("select pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    waiting.result(timeout=60)
+    assert is_current(engine)
+    engine.dispose()
 
 
 def test_times_come_back_aware_utc(db) -> None:
