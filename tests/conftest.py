@@ -59,7 +59,9 @@ def pg_admin() -> Any:
     engine.dispose()
 
 
-def _fresh_pg(pg_admin: Any) -> Iterator[str]:
+def fresh_pg(pg_admin: Any) -> Iterator[str]:
+    """A new PostgreSQL database's URL, dropped after (a generator: wrap it with
+    contextlib.contextmanager to use it in a `with`)."""
     name = f"mw_test_{uuid.uuid4().hex[:12]}"
     with pg_admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -74,7 +76,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'mediawatch.db'}"
     else:
-        yield from _fresh_pg(request.getfixturevalue("pg_admin"))
+        yield from fresh_pg(request.getfixturevalue("pg_admin"))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from crawler.config import ConfigError, parse_config
 from crawler.daemon.deployment import queue_prefix
 from crawler.daemon.service import database_lock, load_run_config
-from tests.conftest import Cli, _fresh_pg, script_env, web_config
+from tests.conftest import Cli, fresh_pg, script_env, web_config
 from tests.receivers import free_port
 from tests.test_daemon import Running, daemon
 from tests.webserver import FixtureWeb
@@ -83,7 +83,7 @@ class Member:
 def deployment(tmp_path: Path, pg_admin, web: FixtureWeb) -> Iterator[tuple[Cli, list[Member]]]:
     """Two members on a fresh database: the first started leads."""
     with ExitStack() as stack:
-        db = stack.enter_context(contextmanager(_fresh_pg)(pg_admin))
+        db = stack.enter_context(contextmanager(fresh_pg)(pg_admin))
         stack.callback(_forget_keys, queue_prefix(db))
         cli = Cli(tmp_path / "config.yaml", db, {k: v for k, v in script_env().items()
                                                   if not k.startswith("MEDIAWATCH_")})
@@ -153,8 +153,10 @@ def test_one_leads_all_poll_and_the_survivor_takes_over(
     assert member.running.logged("warning", "slow: poll reclaimed")
     print(f"new leader {took_over:.1f}s after the SIGKILL")
 
+    every = {feed.split(".")[0] for feed in FEEDS} | {"slow"}
+    member.running.wait_for(lambda: {name for name, *_ in runs(cli.db)} == every,
+                            "a finished poll of every source")  # slow's take a while
     polls = runs(cli.db)
-    assert {name for name, *_ in polls} == {feed.split(".")[0] for feed in FEEDS} | {"slow"}
     for (name, _, finished), (following, started, _) in zip(polls, polls[1:], strict=False):
         assert name != following or started >= finished, f"two polls of {name} at once"
 

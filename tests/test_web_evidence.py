@@ -29,7 +29,7 @@ from crawler.daemon.web.pages import sources as sources_page
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Sighting
-from tests.conftest import Cli, _fresh_pg, script_env, web_config
+from tests.conftest import Cli, fresh_pg, script_env, web_config
 from tests.webserver import FixtureWeb
 
 SECRET = "feed-key-0123456789-secret"
@@ -71,7 +71,7 @@ def room(request: pytest.FixtureRequest, _web_server: FixtureWeb,
     if request.param == "sqlite":
         yield crawled(f"sqlite:///{folder / 'mediawatch.db'}", _web_server, folder)
     else:
-        urls = _fresh_pg(request.getfixturevalue("pg_admin"))
+        urls = fresh_pg(request.getfixturevalue("pg_admin"))
         yield crawled(next(urls), _web_server, folder)
         next(urls, None)  # drops the database
 

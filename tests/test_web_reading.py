@@ -22,7 +22,7 @@ from crawler.daemon.web.filters import PAGE_SIZE
 from crawler.daemon.web.pages.stories import is_traditional
 from storage import repository as repo
 from storage.db import open_database
-from tests.conftest import Cli, _fresh_pg, script_env, web_config
+from tests.conftest import Cli, fresh_pg, script_env, web_config
 from tests.test_crawl import COVERAGE, STATEMENTS, by_path
 from tests.test_dedupe import REPRINTS
 from tests.webserver import FixtureWeb
@@ -79,7 +79,7 @@ def crawled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield "sqlite", url, config
         return
     pg_admin = request.getfixturevalue("pg_admin")
-    for url in _fresh_pg(pg_admin):
+    for url in fresh_pg(pg_admin):
         config = crawl_fixture_web(Cli(folder / "config.yaml", url, env), _web_server)
         name = url.rsplit("/", 1)[1]
         with pg_admin.connect() as conn:  # a template has no other connection
