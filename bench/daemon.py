@@ -77,6 +77,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -985,12 +986,17 @@ def main(argv: list[str] | None = None) -> int:
         interval_seconds(args.every)
     except ValueError as exc:
         parser.error(f"--every: {exc}")
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        return run(args, args.keep.resolve())
-    work = Path(tempfile.mkdtemp(prefix="mw-bench-daemon-"))
+    return in_folder(args.keep, "mw-bench-daemon-", lambda work: run(args, work))
+
+
+def in_folder(keep: Path | None, prefix: str, run: Callable[[Path], int]) -> int:
+    """`run` in the folder `keep` (kept), else in a temporary one removed after."""
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        return run(keep.resolve())
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        return run(args, work)
+        return run(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

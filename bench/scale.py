@@ -50,11 +50,9 @@ import bisect
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -75,6 +73,7 @@ from bench.daemon import (  # noqa: E402
     feed_url,
     free_port,
     generate,
+    in_folder,
     interval_seconds,
     launch,
     memory_mb,
@@ -487,14 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sources, --minutes, --members and --hosts must be positive")
     os.chdir(REPO)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # members and servers stopped
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        return run(args, args.keep.resolve())
-    work = Path(tempfile.mkdtemp(prefix="mw-bench-scale-"))
-    try:
-        return run(args, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return in_folder(args.keep, "mw-bench-scale-", lambda work: run(args, work))
 
 
 if __name__ == "__main__":

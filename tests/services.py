@@ -26,13 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.receivers import free_port
+
 START_TIMEOUT = 30.0  # seconds for a server to answer after its start
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _answers(port: int, ask: bytes, expect: bytes) -> bool:
