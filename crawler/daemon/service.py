@@ -63,6 +63,7 @@ from crawler.engine.sources import (
     spec_for,
     sync_config,
 )
+from crawler.engine.storing import Storing
 from spiders.items import Recheck, SourceSpec
 from spiders.source import SourceSpider
 from storage import archive
@@ -160,6 +161,7 @@ class Daemon:
         self.report = CrawlReport.for_sources([s.name for s in config.sources])
         self.report.rolling, self.report.on_poll = True, self.poll_finished
         self.ingest = Ingest(db, self.report, Rules.of(config))
+        self.storing = Storing(self.ingest, self.report)  # in a thread of its own, in order
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
         self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
         self.overran: set[str] = set()  # of those, given up at crawl.poll_deadline
@@ -202,7 +204,7 @@ class Daemon:
         self.match_past_in_background(self.config, self.ingest.rules)
         settings = scrapy_settings(self.config.crawl) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
-            "LOG_LEVEL": "WARNING", ITEMS: self.ingest, REPORT: self.report}
+            "LOG_LEVEL": "WARNING", ITEMS: self.storing, REPORT: self.report}
         install_resolver(settings, self.reactor)
         runner = CrawlerRunner(settings)
         self.crawler: Any = runner.create_crawler(SourceSpider)
@@ -412,15 +414,18 @@ class Daemon:
         return spec_for(source, state, self.config.crawl.backfill)
 
     def start_poll(self, spec: SourceSpec) -> Deferred[Any] | None:
-        """(The reactor.) Inject one poll into the running crawler; it is given up at
-        `crawl.poll_deadline`. → its `done` Deferred (None: not started)"""
+        """(The reactor.) Inject one poll into the running crawler; it is given up when its
+        downloads are not over at `crawl.poll_deadline`. → its `done` Deferred (None: not
+        started), which fires once everything the poll yielded is stored: a backlog of
+        storing delays the next poll of the source, it does not give this one up."""
         if spec.name in self.polling or self.stopping:
             return None  # never two polls of one source at once
-        done: Deferred[Any] = Deferred()
+        done: Deferred[Any] = Deferred()  # the spider fires it when the downloads are over
         self.polling[spec.name] = done
         self.crawler.engine.crawl(self.crawler.spider.poll(spec, done))
         done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
-        done.addErrback(self.poll_given_up, spec.name)
+        done.addCallbacks(self.storing.settled, self.poll_given_up,
+                          errbackArgs=(spec.name,))
         done.addBoth(self._unmark, spec.name)
         return done
 

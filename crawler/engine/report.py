@@ -42,6 +42,9 @@ class CrawlReport(Shared):
     on_change: Callable[[CrawlReport], None] = lambda report: None
     on_poll: Callable[[SourceReport], None] = lambda tally: None
     rolling: bool = False  # the daemon: each poll of a source starts a fresh tally
+    # how `on_change` and `on_poll` are called: storing (crawler.engine.storing), which
+    # tallies in its own thread, has them run on the reactor thread, where they belong
+    notify: Callable[..., None] = lambda call, *args: call(*args)
 
     @classmethod
     def for_sources(cls, names: list[str]) -> CrawlReport:
@@ -50,14 +53,17 @@ class CrawlReport(Shared):
     def tally(self, source: str) -> SourceReport:
         """The figures of a source's current poll (a source added by a reload starts one)."""
         found = self.sources.get(source)
-        if found is None:
-            found = self.sources[source] = SourceReport(source)
+        if found is None:  # setdefault: the reactor and the storing thread may both ask
+            found = self.sources.setdefault(source, SourceReport(source))
         return found
 
     def changed(self) -> None:
-        self.on_change(self)
+        self.notify(self.on_change, self)
 
     def poll_done(self, tally: SourceReport) -> None:
+        self.notify(self._poll_ended, tally)
+
+    def _poll_ended(self, tally: SourceReport) -> None:
         self.on_poll(tally)
         if self.rolling:
             self.sources[tally.name] = SourceReport(tally.name)

@@ -18,6 +18,7 @@ from crawler.engine.report import CrawlReport
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS, REPORT, Shared
 from crawler.engine.sources import due_rechecks, seen_in, source_specs, sync_config
+from crawler.engine.storing import Storing
 from spiders.items import Recheck, SourceSpec
 from spiders.source import SourceSpider
 
@@ -34,7 +35,8 @@ def run_crawl(config: Config, db: sessionmaker[Session], names: Sequence[str] = 
         report.on_change = on_change
     ingest = Ingest(db, report, Rules.of(config))
     rechecks = due_rechecks(db, rechecked_sources(config) & {s.name for s in sources})
-    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: ingest, REPORT: report},
+    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: Storing(ingest, report),
+                                                     REPORT: report},
            source_specs(sources, db, config.crawl.backfill), db, config, rechecks)
     return report
 
@@ -49,7 +51,8 @@ def check_sources(config: Config, db: sessionmaker[Session], names: Sequence[str
     specs = [replace(spec, etag=None, last_modified=None, follow=False, not_before=None)
              for spec in source_specs(sources, db, config.crawl.backfill)]
     collected = Collected()
-    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: collected}, specs, db, config)
+    _crawl(scrapy_settings(config.crawl, verbose) | {ITEMS: Storing(collected)}, specs, db,
+           config)
     found: dict[str, list[Any]] = {source.name: [] for source in sources}
     for item in collected:
         found[item.source].append(item)

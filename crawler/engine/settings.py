@@ -15,6 +15,10 @@ ITEM_PIPELINES = {
     "crawler.engine.pipeline.ItemPipeline": 300,  # to the ingest step (or a collector)
 }
 
+SPIDER_MIDDLEWARES = {  # each item queued for storing as it leaves the spider (in order)
+    "crawler.engine.pipeline.QueueAtYield": 1000,
+}
+
 DOWNLOADER_MIDDLEWARES = {
     "crawler.engine.fetchguard.PrivateAddressMiddleware": 50,  # before robots.txt is fetched
     "crawler.engine.fetchguard.ProxiedHostMiddleware": 760,  # after HttpProxyMiddleware (750)
@@ -65,6 +69,7 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         "LOG_LEVEL": "INFO" if verbose else "ERROR",
         "LOG_INSTALL_ROOT_HANDLER": False,  # the CLI owns logging (see crawler.cli)
         "ITEM_PIPELINES": ITEM_PIPELINES,
+        "SPIDER_MIDDLEWARES": SPIDER_MIDDLEWARES,
         "EXTENSIONS": EXTENSIONS,
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",  # oldest request first:
         "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",  # no poll starves
@@ -72,7 +77,7 @@ def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, An
         # never found in its cache (our callbacks return nothing)
         "WARN_ON_GENERATOR_RETURN_VALUE": False,
         "DOWNLOADER_STATS": False,  # it serializes every request to count its bytes
-        "CONCURRENT_ITEMS": 1,  # the pipeline is synchronous: one item at a time, in order
+        "CONCURRENT_ITEMS": 1,  # a response's items wait for storing one at a time
         "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
         "DOWNLOAD_HANDLERS": DOWNLOAD_HANDLERS,
         # Scrapy's factory makes verifying connections; crawler.engine.tls decides per host
