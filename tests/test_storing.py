@@ -16,7 +16,7 @@ from spiders.items import ArticleSeen, PollDone
 from tests import events
 from tests.conftest import Cli, web_config
 from tests.receivers import free_port
-from tests.test_daemon import in_process
+from tests.test_daemon import in_process, source_state
 from tests.webserver import FixtureWeb
 
 ARTICLES = 8  # in the first child sitemap; the second has none to store
@@ -121,3 +121,35 @@ def test_healthz_answers_at_once_while_a_poll_stores_big_articles(
     assert max(latencies) < 0.5, sorted(latencies)[-5:]
     assert len(latencies) >= 5  # while the articles were stored: all of them
     assert len(cli("articles", "list", "--json").json()) == articles
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_poll_whose_storing_outlasts_the_deadline_is_not_given_up(
+        cli: Cli, web: FixtureWeb, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`crawl.poll_deadline` is for the downloads: a poll whose four responses are read at
+    once but whose articles take longer than the deadline to store (three of 0.8 s) ends
+    when they are stored, as a success, and the source is not polled again meanwhile.
+    (Stored on the reactor between the downloads, they made the poll overrun its deadline.)"""
+    article, stored, polls = Ingest.article, [], []
+
+    def slow_first(self: Ingest, item: ArticleSeen, tally: Any) -> None:
+        if len(stored) < 3:
+            time.sleep(0.8)
+        article(self, item, tally)
+        stored.append(item.entry.url)
+        if len(stored) == 3:
+            polls.append(len(web.hits("/feeds/statements.xml")))  # meanwhile
+
+    monkeypatch.setattr(Ingest, "article", slow_first)
+    config = web_config(web, {"name": "statements", "kind": "feed", "every": "1s",
+                              "url": "/feeds/statements.xml"},
+                        backfill="36500d", poll_deadline="1s")
+    config["daemon"] = {"startup_spread": "1s"}
+    cli.write_config(config)
+    with in_process(cli) as service:
+        events.wait_for(lambda: polls, "three articles stored")
+        events.wait_for(lambda: not service.polling, "the poll's end")
+    source = source_state(cli, "statements")
+    assert source["consecutive_failures"] == 0 and source["last_error"] is None, source
+    assert source["last_success_at"] is not None
+    assert polls == [1]  # not polled again while its articles were stored
