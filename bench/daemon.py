@@ -31,7 +31,16 @@ one line per poll), its output to a file.
    The fixture server reports when it sent the response that carried each one, the SMTP
    server when its mail arrived: p50 and p95 of the difference over the N alerts (target p95
    ≤ 1 s), next to the anchor of one bare smtplib send to that server;
-4. SIGTERM the daemon and check that it exits with status 0.
+4. /healthz during a heavy poll (`--heavy N`, 300 by default): the anchor first, /healthz
+   latency while the daemon is idle (40 probes 50 ms apart, from this process); then the
+   last feed gets N new items at once and /healthz is probed every 50 ms until that poll's
+   log line (written once its items are stored): the slowest answer. Storing (dedupe,
+   matching, the database: 10-35 ms an item here) runs in a thread of its own; what holds
+   the reactor is reading the big feed (the parse and the seen-filter of its links, some
+   0.4 s for 300 items). Stored on the reactor, each item held /healthz up for its own
+   storing: alike at these small items, very unlike for big article pages (see
+   tests/test_storing.py);
+5. SIGTERM the daemon and check that it exits with status 0.
 
 CPU per unchanged poll = the daemon's CPU during the window / the unchanged polls finished in
 it. Everything the process does in the window is charged to the polls: the scheduler, the
@@ -45,7 +54,8 @@ CPU; memory flat over the window.
 Prints progress on stderr, a table, and as its last line one JSON object.
 
     python -m bench.daemon [--sources 500] [--minutes 3] [--every 1m] [--hosts 1]
-                           [--alerts 50] [--alert-gap 0.5] [--seed 11] [--keep DIR]
+                           [--alerts 50] [--alert-gap 0.5] [--heavy 300] [--seed 11]
+                           [--keep DIR]
                            [--profile FILE]
 
 `--hosts N` spreads the sources over N host names (`feeds-0001.bench.test` …) that the fixture
@@ -95,6 +105,7 @@ TARGET_MS = 5.0  # CPU per unchanged poll
 ITEMS = 10  # per feed
 SAMPLE_EVERY = 10.0  # seconds between RSS / CPU samples in the window
 PROBE_EVERY, PROBE_TIMEOUT = 5.0, 10.0  # /healthz, as a liveness probe would
+QUICK_PROBES, QUICK_EVERY = 40, 0.05  # /healthz while idle (the heavy poll's anchor)
 ANCHOR_RUNS = 200  # feedparser.parse runs of the anchor (the median is reported)
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 OUTLETS = ["Valley Courier", "Harbour Herald", "Meridian Times", "Asia Ledger", "Northern Post",
@@ -332,6 +343,53 @@ def alert_latency(root: Path, feeds: list[str], count: int, gap: float, timeout:
     missing = sum(1 for m in markers if m not in smtp.times)
     say(f"  alerts: {len(seconds)} of {count} measured, {missing} missing")
     return Latency(seconds, count, missing, anchor)
+
+
+# ---------------------------------------------------------------- a heavy poll
+
+@dataclass
+class Heavy:
+    idle_s: list[float]  # sorted /healthz latencies while idle (the anchor)
+    busy_s: list[float]  # sorted, while the heavy poll ran and stored its items
+    items: int
+    poll: Poll | None  # its log line (None: not seen in time)
+
+
+def healthz_seconds(base: str) -> float:
+    """One GET /healthz: seconds to its answer (PROBE_TIMEOUT when none came)."""
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=PROBE_TIMEOUT) as reply:
+            reply.read()
+    except urllib.error.HTTPError:
+        pass  # an answer all the same
+    except OSError:
+        return PROBE_TIMEOUT
+    return time.monotonic() - start
+
+
+def heavy_poll(root: Path, feeds: list[str], base: str, log: PollLog, items: int, seed: int,
+               timeout: float, say: Any) -> Heavy:
+    """/healthz latency while idle, then while the last feed's poll stores `items` new
+    items (probed every QUICK_EVERY seconds until that poll's log line)."""
+    idle = []
+    for _ in range(QUICK_PROBES):
+        idle.append(healthz_seconds(base))
+        time.sleep(QUICK_EVERY)
+    source, path = f"src-{len(feeds):04d}", root / feeds[-1]
+    staged = path.with_suffix(".tmp")  # replaced whole: never served half-written
+    staged.write_bytes(feed_xml(Words(seed), seed + 1, len(feeds), datetime.now(timezone.utc),
+                                items))
+    staged.replace(path)
+    seen, busy, deadline = log.read(), [], time.monotonic() + timeout
+    while (poll := next((p for p in log.polls[seen:] if p.source == source), None)) is None \
+            and time.monotonic() < deadline:
+        busy.append(healthz_seconds(base))
+        time.sleep(QUICK_EVERY)
+        log.read()
+    say(f"  heavy poll: {poll.status if poll else 'not seen'}, /healthz max "
+        f"{max(busy, default=0) * 1000:.0f} ms over {len(busy)} probes")
+    return Heavy(sorted(idle), sorted(busy), items, poll)
 
 
 # ---------------------------------------------------------------- profiling (child)
@@ -779,6 +837,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 f"{args.alert_gap:g} s, each alerting by email")
             latency = alert_latency(root, feeds, args.alerts, args.alert_gap,
                                     interval_seconds(args.every) + 30, served, smtp, say)
+        heavy = Heavy([], [], 0, None)
+        if args.heavy:
+            say(f"/healthz while idle, then during a poll storing {args.heavy} new items")
+            heavy = heavy_poll(root, feeds, f"http://{listen}", log, args.heavy, args.seed,
+                               interval_seconds(args.every) + 60 + args.heavy * 0.2, say)
         code = stop(daemon, logfile)
         say(f"daemon stopped, exit status {code}")
 
@@ -873,6 +936,15 @@ def run(args: argparse.Namespace, work: Path) -> int:
                              and not latency.missing else "MISSED"),
         ("anchor: SMTP send", f"{latency.smtp_send_ms:.1f} ms (one bare smtplib send of a "
                               "small mail to the same server, median of 20, this process)"),
+        ("/healthz during a heavy poll",
+         f"max {max(heavy.busy_s, default=0) * 1000:.0f} ms, median "
+         f"{pct(heavy.busy_s, 0.5) * 1000:.0f} ms over {len(heavy.busy_s)} probes "
+         f"{QUICK_EVERY * 1000:.0f} ms apart, while one feed's poll stored {heavy.items} new "
+         "items" + (f" ({heavy.poll.status}, {heavy.poll.seconds:.1f} s)" if heavy.poll
+                    else " (its end not seen in time)")),
+        ("anchor: /healthz idle", f"max {max(heavy.idle_s, default=0) * 1000:.0f} ms, median "
+                                  f"{pct(heavy.idle_s, 0.5) * 1000:.0f} ms over "
+                                  f"{len(heavy.idle_s)} probes, just before"),
         ("exit status", f"{code} after SIGTERM"),
     ]
     for table in (rows, profile_rows):
@@ -892,7 +964,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "alert_latency_p50_s": round(pct(latency.seconds, 0.5), 3),
         "alert_latency_p95_s": round(pct(latency.seconds, 0.95), 3),
         "alerts_measured": len(latency.seconds), "alerts_missing": latency.missing,
-        "smtp_send_ms": round(latency.smtp_send_ms, 2)}))
+        "smtp_send_ms": round(latency.smtp_send_ms, 2),
+        "heavy_poll_items": heavy.items, "heavy_poll_seen": heavy.poll is not None,
+        "healthz_heavy_max_ms": round(max(heavy.busy_s, default=0) * 1000, 1),
+        "healthz_idle_max_ms": round(max(heavy.idle_s, default=0) * 1000, 1)}))
     return 0 if code == 0 else 1
 
 
@@ -963,6 +1038,9 @@ def main(argv: list[str] | None = None) -> int:
                              "the response that brought it to its mail's receipt (0: none)")
     parser.add_argument("--alert-gap", type=float, default=0.5,
                         help="seconds between two of those items")
+    parser.add_argument("--heavy", type=int, default=300,
+                        help="new items one feed gets at once at the end, /healthz probed "
+                             "while its poll stores them (0: none)")
     parser.add_argument("--hosts", type=int, default=1,
                         help="spread the sources over this many host names (each its own "
                              "Scrapy download slot), served by the fixture server as an HTTP "
@@ -980,8 +1058,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve:
         return serve(args.serve)
-    if args.sources < 1 or args.minutes <= 0 or args.hosts < 1 or args.alerts < 0:
-        parser.error("--sources, --minutes and --hosts must be positive, --alerts not negative")
+    if args.sources < 1 or args.minutes <= 0 or args.hosts < 1 or args.alerts < 0 \
+            or args.heavy < 0:
+        parser.error("--sources, --minutes and --hosts must be positive, --alerts and "
+                     "--heavy not negative")
     try:
         interval_seconds(args.every)
     except ValueError as exc:

@@ -14,13 +14,13 @@ pytestmark = pytest.mark.bench  # a smoke run of a benchmark: `pytest -m "not be
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = ("bench", "sources", "polls", "cpu_ms_per_unchanged_poll", "feedparser_parse_ms",
             "rss_mb_start", "rss_mb_end", "alert_latency_p50_s", "alert_latency_p95_s",
-            "alerts_measured", "smtp_send_ms")
+            "alerts_measured", "smtp_send_ms", "healthz_heavy_max_ms", "healthz_idle_max_ms")
 
 
 def test_bench_daemon_small_run() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.daemon", "--sources", "20", "--minutes", "0.25",
-         "--every", "5s", "--settle", "2", "--alerts", "10", "--alert-gap", "0.2"],
+         "--every", "5s", "--settle", "2", "--alerts", "10", "--alert-gap", "0.2", "--heavy", "100"],
         cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
@@ -38,7 +38,10 @@ def test_bench_daemon_small_run() -> None:
     assert result["alerts_measured"] == 10 and result["alerts_missing"] == 0
     assert 0 < result["alert_latency_p50_s"] <= result["alert_latency_p95_s"]
     assert result["smtp_send_ms"] > 0
+    assert result["heavy_poll_items"] == 100 and result["heavy_poll_seen"]
+    assert result["healthz_heavy_max_ms"] > 0 and result["healthz_idle_max_ms"] > 0
     table = "\n".join(lines[:-1])
     for row in ("CPU per unchanged poll", "anchor: feedparser.parse", "samples", "/healthz",
-                "alert latency", "anchor: SMTP send"):
+                "alert latency", "anchor: SMTP send", "/healthz during a heavy poll",
+                "anchor: /healthz idle"):
         assert row in table, row
