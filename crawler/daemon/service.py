@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
@@ -73,7 +73,8 @@ log = logging.getLogger("mediawatch.daemon")
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
 ROW_GRACE = 4.0  # seconds a member's poll waits for its crawl-run row after its `done`
-#                  (storing can lag under load); within deployment.MARGIN, see there
+#                  (storing can lag under load)
+ABANDON_AFTER = 4  # crawl.poll_deadline: a poll still running then is forgotten
 
 
 class DaemonError(RuntimeFailure):
@@ -162,13 +163,12 @@ class Daemon:
         self.ingest = Ingest(db, self.report, Rules.of(config))
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
         self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
-        self.overran: set[str] = set()  # of those, given up at crawl.poll_deadline
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
         self.member = None if config.queue is None else Member(
             config.queue, config.database, PG_LOCK_KEY, config.crawl.concurrency,
-            lambda: self.config.crawl.poll_deadline, self.reactor, self.claimed,
+            self.reactor, self.claimed,
             self.poll_spec, self.start_member_poll, self.lead, self.step_down)
         self.leading = self.member is None  # without a queue, it is the only daemon
         self.metrics = Metrics(db, in_flight=self.in_flight, queue_depth=self.member and
@@ -412,43 +412,42 @@ class Daemon:
         return spec_for(source, state, self.config.crawl.backfill)
 
     def start_poll(self, spec: SourceSpec) -> Deferred[Any] | None:
-        """(The reactor.) Inject one poll into the running crawler; it is given up at
-        `crawl.poll_deadline`. → its `done` Deferred (None: not started)"""
+        """(The reactor.) Inject one poll into the running crawler. → its `done` Deferred,
+        which fires when the poll has ended (None: not started). Never two polls of one
+        source at once: a poll still running at `crawl.poll_deadline` is given up (counted
+        as a failure) but holds its source until it ends — at the latest ABANDON_AFTER
+        deadlines, when it is forgotten (a lost request: never seen here, but a source must
+        not stop being polled because of one)."""
         if spec.name in self.polling or self.stopping:
-            return None  # never two polls of one source at once
+            return None
         done: Deferred[Any] = Deferred()
         self.polling[spec.name] = done
         self.crawler.engine.crawl(self.crawler.spider.poll(spec, done))
-        done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
-        done.addErrback(self.poll_given_up, spec.name)
-        done.addBoth(self._unmark, spec.name)
+        deadline = self.config.crawl.poll_deadline.total_seconds()
+        timers = [self.reactor.callLater(deadline, self.poll_given_up, spec.name),
+                  self.reactor.callLater(deadline * ABANDON_AFTER, self.poll_abandoned,
+                                         spec.name, done)]
+        done.addBoth(self._unmark, spec.name, done, timers)
         return done
 
     def start_member_poll(self, spec: SourceSpec) -> Deferred[None] | None:
         """(The reactor.) `start_poll` for a member of a deployment: → a Deferred that
         fires once the poll's crawl-run row and validators are written (the spider's
         `done` comes a little before), so that the next poll, maybe on another member,
-        starts after it. One whose row never comes (storing failed) ends ROW_GRACE seconds
-        after its `done`; one given up at `crawl.poll_deadline` may still be running (its
-        downloads and storing go on): its lease is extended, and it ends with its row or
-        one more deadline later."""
+        starts after it; while it waits, the poll's lease is renewed (deployment.Consumer).
+        One whose row never comes (storing failed) ends ROW_GRACE seconds after `done`."""
         done = self.start_poll(spec)
         if done is None:
             return None
         written: Deferred[None] = Deferred()
         self.written[spec.name] = written
-
-        def ended(_: Any) -> None:
-            grace = self.config.crawl.poll_deadline.total_seconds() \
-                if spec.name in self.overran else ROW_GRACE
-            self.reactor.callLater(grace, self._written, spec.name, written)
-        done.addBoth(ended)
+        done.addBoth(lambda _: self.reactor.callLater(ROW_GRACE, self._written, spec.name,
+                                                      written))
         return written
 
     def _written(self, name: str, written: Deferred[None]) -> None:
         if self.written.get(name) is written:
             del self.written[name]
-            self.overran.discard(name)
         if not written.called:
             written.callback(None)
 
@@ -473,22 +472,38 @@ class Daemon:
             for spec in due:
                 self.crawler.engine.crawl(self.crawler.spider.recheck(spec))
 
-    def _unmark(self, result: Any, name: str) -> Any:
-        self.polling.pop(name, None)
+    def _unmark(self, result: Any, name: str, done: Deferred[Any], timers: list[Any]) -> Any:
+        for timer in timers:
+            if timer.active():
+                timer.cancel()
+        if self.polling.get(name) is done:
+            del self.polling[name]
+        if isinstance(result, Failure) and result.check(CancelledError):
+            if self.stopping:
+                log.warning("%s: poll cut short by the stop", name)
+            return None  # (abandoned: logged there)
         return result
 
-    def poll_given_up(self, failure: Any, name: str) -> None:
+    def poll_given_up(self, name: str) -> None:
+        """(The reactor.) A poll still running at `crawl.poll_deadline`: a failure."""
         if self.stopping:
-            log.warning("%s: poll cut short by the stop", name)
             return
-        log.error("%s: poll given up after %s (crawl.poll_deadline)", name,
-                  self.config.crawl.poll_deadline)
-        if self.member is not None and name in self.written:
-            self.overran.add(name)  # it may still run: keep its lease a deadline longer
-            deferToThread(self.member.extend, name)
+        log.error("%s: poll given up after %s (crawl.poll_deadline); it holds its source "
+                  "until its requests end", name, self.config.crawl.poll_deadline)
+        deferToThread(self._record_given_up, name).addErrback(
+            lambda failure: log.error("%s: the poll given up could not be recorded: %s",
+                                      name, failure.getErrorMessage()))
+
+    def _record_given_up(self, name: str) -> None:
         with self.db.begin() as session:
             repo.record_failure(session, name, "poll given up at crawl.poll_deadline "
                                                f"({self.config.crawl.poll_deadline})")
+
+    def poll_abandoned(self, name: str, done: Deferred[Any]) -> None:
+        """(The reactor.) A poll that never ended: its source may be polled again."""
+        log.error("%s: poll abandoned after %d× crawl.poll_deadline: a request of it never "
+                  "ended", name, ABANDON_AFTER)
+        done.cancel()
 
     def poll_finished(self, tally: SourceReport) -> None:
         """(The reactor, from the pipeline.) A poll ended: metrics, a log line, and the
