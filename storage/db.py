@@ -55,6 +55,9 @@ def check_url(url: str) -> str:
     return url
 
 
+CONNECT_TIMEOUT = 10  # seconds (PostgreSQL)
+
+
 def create_db_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -63,7 +66,10 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # a server unreachable (network cut) fails a connection in 10 s, not at TCP's ~2 min
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT}
+                         if parsed.get_backend_name() == "postgresql" else {})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

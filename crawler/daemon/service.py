@@ -28,7 +28,6 @@ from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IListeningPort
@@ -171,6 +170,7 @@ class Daemon:
             self.reactor, self.claimed,
             self.poll_spec, self.start_member_poll, self.lead, self.step_down)
         self.leading = self.member is None  # without a queue, it is the only daemon
+        self.terms = 0  # leadership changes: a schedule read for an old term is dropped
         self.metrics = Metrics(db, in_flight=self.in_flight, queue_depth=self.member and
                                self.member.queue.depth)
         self.metrics.lead(self.leading)
@@ -338,12 +338,13 @@ class Daemon:
         if self.leading:
             self.schedule_leader(config)
 
-    def schedule_leader(self, config: Config) -> None:
+    def schedule_leader(self, config: Config, last: dict[str, datetime | None] | None = None
+                        ) -> None:
         """The leader's jobs: the poll schedule (from the database, as at a fresh start:
-        overdue sources run once, spread), digests, health, retention, re-checks."""
+        overdue sources run once, spread; `last`: each source's last poll, if read
+        already), digests, health, retention, re-checks."""
         now = utcnow()
-        with self.db() as session:
-            last = {s.name: s.last_polled_at for s in repo.list_sources(session)}
+        last = self.last_polls() if last is None else last
         for source in config.sources:
             self.scheduler.add_job(self.poll_job, trigger_for(source.every), args=[source.name],
                                    id=f"poll:{source.name}",
@@ -359,26 +360,39 @@ class Daemon:
             seconds=config.daemon.recheck_every.total_seconds()), id="recheck",
             next_run_time=now)
 
+    def last_polls(self) -> dict[str, datetime | None]:
+        with self.db() as session:
+            return {s.name: s.last_polled_at for s in repo.list_sources(session)}
+
     def lead(self) -> None:
         """(The reactor.) This member was elected: it runs the schedule from now on."""
         log.info("leading the deployment (member %s)", self.member and self.member.name)
         self.leading = True
+        self.terms += 1
         self.metrics.lead(True)
-        self._schedule_as_leader()
+        self._schedule_as_leader(self.terms)
 
-    def _schedule_as_leader(self) -> None:
-        if self.stopping or not self.leading:
+    def _schedule_as_leader(self, term: int) -> None:
+        """(The reactor.) The schedule is read in a thread (the database may be slow to
+        answer at a failover); jobs are added if this member still leads in this term."""
+        if self.stopping or self.terms != term or not self.leading:
             return
-        try:
-            self.schedule_leader(self.config)
-        except SQLAlchemyError as exc:  # (read before any job is added) try again soon
+
+        def read_again(failure: Failure) -> None:
             log.error("the schedule could not be read (retried in 2 s): %s",
-                      str(exc).splitlines()[0])
-            self.reactor.callLater(2.0, self._schedule_as_leader)
+                      failure.getErrorMessage().splitlines()[0])
+            self.reactor.callLater(2.0, self._schedule_as_leader, term)
+
+        def schedule(last: dict[str, datetime | None]) -> None:
+            if not self.stopping and self.terms == term and self.leading:
+                self.schedule_leader(self.config, last)
+
+        deferToThread(self.last_polls).addCallbacks(schedule, read_again)
 
     def step_down(self) -> None:
         """(The reactor.) The lock is lost: the leader's jobs stop (its polls run on)."""
         self.leading = False
+        self.terms += 1
         self.metrics.lead(False)
         for job in self.scheduler.get_jobs():
             if job.id != "dispatch":
