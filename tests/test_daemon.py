@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -186,8 +186,10 @@ TEXT_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00) 
 
 
 @contextmanager
-def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
-    process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
+def daemon(cli: Cli, *args: str, verbose: bool = False, prefix: Sequence[str] = ()
+           ) -> Iterator[Running]:
+    """`mediawatch run ARGS` (after `prefix`: `ip netns exec NAME`, say)."""
+    process = subprocess.Popen([*prefix, sys.executable, "-m", "crawler", "--config", str(cli.config),
                                 "--db", cli.db, *(["-v"] if verbose else []), "run", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=cli.env, cwd=cli.config.parent)

@@ -54,11 +54,11 @@ OFFER_TTL = 3 * ORPHANED  # an offer blocks the next this long at most (normally
 MAX_BACKOFF = 5.0  # seconds between two tries while Redis is down
 GONE_AFTER = timedelta(minutes=10)  # a member silent this long, holding nothing, has left
 # The lock connection dies fast with its leader: the server probes an idle client after
-# 5 s (then every 2 s, 3 times), the client likewise, and unacknowledged sends time out.
+# 3 s (then every 2 s, 3 times), the client likewise, and unacknowledged sends time out.
 LOCK_CONNECT_ARGS: dict[str, Any] = {
-    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 "
+    "options": "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 "
                "-c tcp_keepalives_count=3",
-    "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+    "keepalives": 1, "keepalives_idle": 3, "keepalives_interval": 2, "keepalives_count": 3,
     "tcp_user_timeout": 10_000, "connect_timeout": 5}
 
 _OFFER = """
@@ -135,7 +135,7 @@ class Leadership:
     thread tries the lock every LOCK_EVERY seconds; the leader pings its connection as
     often and steps down at the first failure (`on_step_down`), then tries again. When
     the leader dies its connection closes (or, machine gone, the server's keepalives cut
-    it within ~11 s) and the lock is free for the next try of another member."""
+    it within ~9 s) and the lock is free for the next try of another member."""
 
     def __init__(self, url: str, key: int, on_lead: Callable[[], None],
                  on_step_down: Callable[[], None], every: float = LOCK_EVERY) -> None:
