@@ -1,6 +1,7 @@
 """Every alert delivered once across a member's death and a database outage: a claim is a
 lease its live owner renews, one left by a dead member is taken back within a minute, and an
-outcome the database could not take is written once it is back (never sent again)."""
+outcome the database could not take is written once it is back (never sent again). One
+source health change, seen by two members at once, queues one operator alert."""
 from __future__ import annotations
 
 import time
@@ -9,16 +10,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from alerts.channels.base import AlertMessage, Channel, DeliveryResult
 from alerts.channels.email import EmailChannel
 from alerts.channels.slack import SlackChannel
 from alerts.dispatcher import Dispatcher
 from alerts.outbox import AlertPolicy
+from crawler.config import parse_config
+from crawler.daemon.watchdog import check_sources
 from storage import repository as repo
 from storage.db import engine_of, open_database
+from storage.models import Alert
 from tests import events
 from tests.receivers import SlackReceiver, SmtpServer
 from tests.services import OwnPostgres, own_postgres
@@ -126,3 +132,30 @@ def test_an_outcome_the_database_could_not_take_is_written_after_it_is_back_and_
         assert (other.deliver_due().sent, owner.deliver_due().sent) == (0, 0)
         assert len(message_ids(smtp_server)) == 1
         engine_of(db).dispose()
+
+
+def test_two_members_checking_one_health_change_at_once_tell_the_operator_once(
+        db_url: str, slack_receiver: SlackReceiver) -> None:
+    document = {"sources": [{"name": "mss", "kind": "feed", "url": "https://mss.example/f"}],
+                "channels": {"team": {"type": "slack", "webhook": slack_receiver.url}},
+                "operator_channels": ["team"]}
+    config = parse_config(yaml.safe_dump(document), env={})
+    member, other = with_source(open_database(db_url)), open_database(db_url)
+    now = Clock().now
+    with member.begin() as session:
+        source = repo.source_by_name(session, "mss")
+        source.last_polled_at, source.consecutive_failures = now, 3
+    told: list[list[tuple[str, str, str]]] = []
+
+    def meanwhile(state: ORMExecuteState) -> None:
+        """Once `member` has read the source: the other member checks it, start to end."""
+        if not told and "first_seen_at" in str(state.statement):
+            told.append(check_sources(config, other, now + timedelta(seconds=1)))
+
+    event.listen(member, "do_orm_execute", meanwhile)
+    told.append(check_sources(config, member, now))
+    assert told == [[("mss", "ok", "failing")], []]
+    with member() as session:
+        assert [(a.kind, a.channel) for a in session.scalars(select(Alert))] == \
+            [("operator", "team")]
+    engine_of(other).dispose()
