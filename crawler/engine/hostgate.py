@@ -264,5 +264,7 @@ class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
 
     def _robots_error(self, exc: Exception, netloc: str) -> None:
         self.gate.fetched_robots(self.origins[netloc], None)
-        super()._robots_error(exc, netloc)
+        super()._robots_error(exc, netloc)  # (its requests are held too)
+        if isinstance(exc, HostHeld):  # not a robots.txt that failed: read it after the hold
+            del self.read_at[netloc]
 
