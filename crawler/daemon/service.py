@@ -200,7 +200,8 @@ class Daemon:
         daemon runs until `ended` fires (`run` stops the reactor then)."""
         sync_config(self.config, self.db)
         self.match_past_in_background(self.config, self.ingest.rules)
-        settings = scrapy_settings(self.config.crawl) | {
+        settings = scrapy_settings(self.config.crawl, queue=self.config.queue, queue_prefix=(
+            self.member.queue.prefix if self.member else "")) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
             "LOG_LEVEL": "WARNING", ITEMS: self.ingest, REPORT: self.report}
         install_resolver(settings, self.reactor)
