@@ -20,7 +20,8 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from crawler.config import ConfigError, parse_config
-from crawler.daemon.deployment import PollQueue, queue_prefix
+from crawler.daemon import deployment as queueing
+from crawler.daemon.deployment import Consumer, Offer, PollQueue, queue_prefix
 from crawler.daemon.service import database_lock, load_run_config
 from tests.conftest import Cli, fresh_pg, script_env, web_config
 from tests.receivers import free_port
@@ -80,11 +81,48 @@ def test_a_lease_is_its_polls_own_and_renewing_it_keeps_the_entry_from_being_rec
 
         first.redis.pexpire(first.lease_key("s"), 1)  # expired (Redis was unreachable)
         time.sleep(0.05)
+        assert first.renew([offer]) == []  # lapsed, nobody took it: taken again
+        assert first.redis.get(first.lease_key("s")) == first.token(offer)
+        first.redis.pexpire(first.lease_key("s"), 1)
+        time.sleep(0.05)
         assert second.lease(orphan)  # another poll's now
         assert first.renew([offer]) == ["s"]  # the first poll learns it lost it
         first.finish(offer, leased=True)  # and releases nothing of the other's
         assert first.redis.get(first.lease_key("s")) == second.token(orphan)
     finally:
+        _forget_keys(prefix)
+
+
+def test_a_stopping_member_keeps_renewing_the_leases_of_its_polls_until_they_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queueing, "LEASE_TTL", timedelta(seconds=0.6))
+    monkeypatch.setattr(queueing, "RENEW_EVERY", 0.1)
+    prefix = f"mediawatch:test-stop-{time.time_ns()}:"
+    queue = PollQueue(QUEUE, prefix, "stopping")
+    taken: list[Offer] = []
+
+    def take(offer: Offer) -> bool:
+        taken.append(offer)
+        return queue.lease(offer)
+
+    consumer = Consumer(queue, 2, take)
+    try:
+        queue.ensure_group()
+        consumer.start()
+        queue.offer("s")
+        deadline = time.monotonic() + 10
+        while not taken:
+            assert time.monotonic() < deadline, "the offer was not taken"
+            time.sleep(0.05)
+        consumer.stop()  # (SIGTERM) while its poll runs on, longer than a lease
+        time.sleep(1.5)
+        assert queue.redis.get(queue.lease_key("s")) == queue.token(taken[0])
+        consumer.done(taken[0])  # the poll ends: its lease goes, the upkeep stops
+        assert queue.redis.get(queue.lease_key("s")) is None
+        consumer._threads[1].join(timeout=2)
+        assert not consumer._threads[1].is_alive()
+    finally:
+        consumer.stop()
         _forget_keys(prefix)
 
 

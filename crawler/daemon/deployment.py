@@ -2,7 +2,7 @@
 database is a member; the one whose dedicated connection holds the advisory lock leads: it
 runs the schedule, and offers each due poll on a Redis stream instead of polling it itself.
 Every member (the leader too) reads the stream through one consumer group and runs the polls
-it takes; a poll whose member died is claimed again (XAUTOCLAIM) once its deadline passed.
+it takes; a poll whose member died (stopped renewing its lease) is claimed again (XAUTOCLAIM).
 
 Redis keys, under a prefix of the PostgreSQL database (`queue_prefix`), so that two
 deployments — or two tests, each on its own database — never share one:
@@ -73,8 +73,9 @@ return false
 _RENEW = """
 local lost, claim = {}, {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
 for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[2 + i] or not holder then  -- lapsed (Redis was away): taken again
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'PX', ARGV[3])
     table.insert(claim, ARGV[2 + #KEYS + i - 1])  -- its entry: idle from now
   else
     table.insert(lost, KEYS[i])
@@ -86,6 +87,8 @@ if #claim > 5 then
 end
 return lost
 """
+
+
 _FINISH = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] == '' then return 0 end
@@ -276,9 +279,9 @@ class PollQueue:
                                    px=_ms(LEASE_TTL)))
 
     def renew(self, offers: list[Offer]) -> list[str]:
-        """Renew the leases of these running polls and keep their entries fresh.
-        → the sources whose lease was no longer this poll's (expired while Redis was
-        unreachable, and maybe taken since)"""
+        """Renew the leases of these running polls (one that lapsed while Redis was away is
+        taken again) and keep their entries fresh. → the sources whose lease another poll
+        took meanwhile"""
         if not offers:
             return []
         lost = self._renew(keys=[self.stream, *(self.lease_key(o.name) for o in offers)],
@@ -324,8 +327,9 @@ class Consumer:
     ones. `take(offer)` is called for each (in this thread) and returns whether the poll
     started; `done(offer)` must be called when a started poll ends: it frees the slot,
     acknowledges the entry and releases the lease — or, Redis unreachable, leaves that to
-    this thread once it answers. Every RENEW_EVERY seconds the leases of the polls
-    running are renewed. While Redis is down, it waits (backing off) and logs once."""
+    the upkeep. The upkeep, a thread of its own (a slow `take` must not hold it up), renews
+    the leases of the polls running every RENEW_EVERY seconds, and goes on after `stop`
+    until the last of them is done. While Redis is down, both wait and log once."""
 
     def __init__(self, queue: PollQueue, slots: int, take: Callable[[Offer], bool]) -> None:
         self.queue, self.slots, self.take = queue, slots, take
@@ -335,17 +339,17 @@ class Consumer:
         self._room = threading.Condition()
         self._stopping = threading.Event()
         self._grouped = False
-        self._next_reclaim = self._next_renew = 0.0
-        self._thread = threading.Thread(target=self._run, name="poll-consumer", daemon=True)
-
-    @property
-    def running(self) -> int:
-        return len(self.held)
+        self._next_reclaim = 0.0
+        self._threads = [threading.Thread(target=self._run, name="poll-consumer", daemon=True),
+                         threading.Thread(target=self._keep_up, name="poll-leases",
+                                          daemon=True)]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
+        """Take no more polls; the leases of those running are kept until they end."""
         self._stopping.set()
         with self._room:
             self._room.notify_all()
@@ -384,7 +388,6 @@ class Consumer:
         if not self._grouped:
             self.queue.ensure_group()
             self._grouped = True
-        self._upkeep()
         if time.monotonic() >= self._next_reclaim and self._free():
             self._next_reclaim = time.monotonic() + RECLAIM_EVERY
             self._take_all(self.queue.reclaim(ORPHANED, self._free()))
@@ -395,6 +398,20 @@ class Consumer:
         else:
             with self._room:
                 self._room.wait(READ_BLOCK)
+
+    def _keep_up(self) -> None:
+        """(The upkeep thread.) Until stopped with nothing left to renew or acknowledge."""
+        while True:
+            with self._room:
+                if self._stopping.is_set() and not self.held and not self.unfinished:
+                    return
+            try:
+                self._upkeep()
+            except redis.RedisError as exc:
+                self.outage.failed(exc)
+            except Exception:  # noqa: BLE001 — the leases must go on being renewed
+                log.exception("renewing the poll leases failed; it goes on")
+            time.sleep(RENEW_EVERY)
 
     def _upkeep(self) -> None:
         """Acknowledge the polls that ended while Redis was unreachable; renew the leases."""
@@ -407,13 +424,11 @@ class Consumer:
                 with self._room:
                     self.unfinished.extend(unfinished[n:])
                 raise
-        if time.monotonic() >= self._next_renew:
-            self._next_renew = time.monotonic() + RENEW_EVERY
-            with self._room:
-                held = list(self.held.values())
-            for name in self.queue.renew(held):
-                log.warning("%s: the poll's lease expired while Redis was unreachable; "
-                            "another member may poll the source meanwhile", name)
+        with self._room:
+            held = list(self.held.values())
+        for name in self.queue.renew(held):
+            log.error("%s: another member took the lease of the poll running here (Redis "
+                      "was unreachable for longer than a lease): both may poll it now", name)
 
     def _free(self) -> int:
         with self._room:
@@ -422,6 +437,8 @@ class Consumer:
     def _take_all(self, offers: list[Offer]) -> None:
         for offer in offers:
             with self._room:
+                if offer.id in self.held:  # its own entry, reclaimed: the poll runs here
+                    continue
                 self.held[offer.id] = offer
             started = False
             try:
@@ -499,7 +516,11 @@ class Member:
 
     def _launch(self, spec: SourceSpec, offer: Offer) -> None:
         """(The reactor.)"""
-        ended = self.launch(spec)
+        try:
+            ended = self.launch(spec)
+        except Exception:  # noqa: BLE001 — its lease must not be renewed forever
+            log.exception("%s: poll not started", offer.name)
+            ended = None
         if ended is None:
             deferToThread(self.consumer.done, offer)
         else:
