@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,7 @@ class Daemon:
         self.report.rolling, self.report.on_poll = True, self.poll_finished
         self.ingest = Ingest(db, self.report, Rules.of(config))
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
+        self.given_up: set[str] = set()  # of those, past crawl.poll_deadline
         self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
@@ -251,10 +253,10 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
 
-        def wait() -> None:
-            if self.polling and time.monotonic() < deadline:
+        def wait() -> None:  # for the polls in flight, not those given up (cut at once)
+            if set(self.polling) - self.given_up and time.monotonic() < deadline:
                 self.reactor.callLater(0.2, wait)
-            else:  # downloads still hanging (a poll given up) are cut at the deadline too
+            else:  # downloads still hanging are cut at the deadline
                 for poll in list(self.polling.values()):
                     poll.cancel()
                 stopped = deferred_from_coro(self.crawler.stop_async())
@@ -343,21 +345,21 @@ class Daemon:
                         ) -> None:
         """The leader's jobs: the poll schedule (from the database, as at a fresh start:
         overdue sources run once, spread; `last`: each source's last poll, if read
-        already), digests, health, retention, re-checks."""
+        already), digests, health, retention, re-checks. (A job already there — a reload
+        while a new leader read its schedule — is replaced.)"""
         now = utcnow()
         last = self.last_polls() if last is None else last
+        add = partial(self.scheduler.add_job, replace_existing=True)
         for source in config.sources:
-            self.scheduler.add_job(self.poll_job, trigger_for(source.every), args=[source.name],
-                                   id=f"poll:{source.name}",
-                                   next_run_time=first_run(source.every, last.get(source.name),
-                                                           now, config.daemon.startup_spread))
-        self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
-            config.digest.cron, timezone="UTC"), id="digest")
-        self.scheduler.add_job(self.health_job, IntervalTrigger(
+            add(self.poll_job, trigger_for(source.every), args=[source.name],
+                id=f"poll:{source.name}", next_run_time=first_run(
+                    source.every, last.get(source.name), now, config.daemon.startup_spread))
+        add(self.digest_job, CronTrigger.from_crontab(config.digest.cron, timezone="UTC"),
+            id="digest")
+        add(self.health_job, IntervalTrigger(
             seconds=config.daemon.health_every.total_seconds()), id="health")
-        self.scheduler.add_job(self.retention_job, CronTrigger(hour=3, timezone="UTC"),
-                               id="retention")
-        self.scheduler.add_job(self.recheck_job, IntervalTrigger(
+        add(self.retention_job, CronTrigger(hour=3, timezone="UTC"), id="retention")
+        add(self.recheck_job, IntervalTrigger(
             seconds=config.daemon.recheck_every.total_seconds()), id="recheck",
             next_run_time=now)
 
@@ -493,6 +495,7 @@ class Daemon:
                 timer.cancel()
         if self.polling.get(name) is done:
             del self.polling[name]
+            self.given_up.discard(name)
         if isinstance(result, Failure) and result.check(CancelledError):
             if self.stopping:
                 log.warning("%s: poll cut short by the stop", name)
@@ -505,6 +508,7 @@ class Daemon:
             return
         log.error("%s: poll given up after %s (crawl.poll_deadline); it holds its source "
                   "until its requests end", name, self.config.crawl.poll_deadline)
+        self.given_up.add(name)
         deferToThread(self._record_given_up, name).addErrback(
             lambda failure: log.error("%s: the poll given up could not be recorded: %s",
                                       name, failure.getErrorMessage()))
