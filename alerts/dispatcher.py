@@ -9,12 +9,15 @@ database is no time watched), or once it is older than `ABANDONED` (for a dispat
 watches no longer, e.g. a one-shot `alerts send`). A member killed while sending thus gives
 its alert back within a minute. An outcome the database cannot take (an outage after the
 channel accepted) is kept in memory, its claim still renewed, and written as soon as the
-database is back (by the renewing thread, or first thing at the next `deliver_due`).
+database is back (by the renewing thread, or first thing at the next `deliver_due`); an
+outcome written late is not written over a row settled meanwhile. One the database refuses
+(a bug, not an outage) is logged and dropped: the alert is tried again.
 
-So every alert is delivered exactly once, but in one window: a process killed (or stopped,
-or a one-shot `alerts send` ending during an outage) after a channel accepted a message and
-before its outcome was written has the alert sent again once the claim is taken back; so has
-an outage longer than `ABANDONED`. There it is at-least-once; the Message-ID is the same at
+So every alert is delivered exactly once, but in windows: a process killed (or stopped, or a
+one-shot `alerts send` ending during an outage) after a channel accepted a message and before
+its outcome was written has the alert sent again once the claim is taken back; so has an
+owner cut from the database (not the others) for longer than `sending_timeout`, and an
+outage longer than `ABANDONED`. There it is at-least-once; the Message-ID is the same at
 every attempt (derived from the row, see `message_id`), so a receiver can recognise it.
 
 Transient failures retry with exponential backoff and jitter (at least what the channel asked
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import (
@@ -89,6 +92,7 @@ class DispatchReport:
     retried: int = 0
     failed: int = 0
     held: int = 0
+    superseded: int = 0  # outcomes not written: the alert was settled elsewhere meanwhile
     lines: list[str] = field(default_factory=list)
 
     def add(self, counter: str, line: str) -> None:
@@ -232,10 +236,16 @@ class Dispatcher:
     # ------------------------------------------------------------ outcomes
 
     def settle(self, alert_id: int, outcome: Outcome, report: DispatchReport) -> bool:
-        """Write an outcome; one the database cannot take is kept for later. → written"""
+        """Write an outcome; one the database cannot take (unreachable) is kept for later,
+        one it refuses (a bug) is logged and dropped: its claim lapses and the alert is
+        tried again. → written"""
         try:
             report.add(*outcome())
         except SQLAlchemyError as exc:
+            if not is_outage(exc):
+                log.exception("alert %d: its outcome could not be written", alert_id)
+                self.drop(alert_id)
+                return True
             with self.lock:
                 self.unwritten[alert_id] = outcome
             log.error("alert %d: the database could not take its outcome (%s); it is kept in "
@@ -253,8 +263,10 @@ class Dispatcher:
             for alert_id, outcome in kept:
                 try:
                     report.add(*outcome())
-                except SQLAlchemyError:
-                    return False
+                except SQLAlchemyError as exc:
+                    if is_outage(exc):
+                        return False
+                    log.exception("alert %d: its outcome could not be written", alert_id)
                 self.drop(alert_id)
                 log.warning("alert %d: its outcome is written, the database is back", alert_id)
             return True
@@ -316,6 +328,8 @@ class Dispatcher:
                 label: str) -> tuple[str, str]:
         with self.db.begin() as session:
             alert = session.get_one(Alert, alert_id)
+            if alert.status != "sending":
+                return superseded(alert, label)
             alert.status, alert.next_attempt_at, alert.last_error = "pending", until, reason
         return "held", f"alert {alert_id} ({label}) waits: {reason}"
 
@@ -323,6 +337,9 @@ class Dispatcher:
         now = self.clock()
         with self.db.begin() as session:
             alert = session.get_one(Alert, alert_id)
+            # pending: taken back and not sent again yet (written now, it never is)
+            if alert.status not in ("sending", "pending"):
+                return superseded(alert, label)
             alert.attempts += 1
             if result.retry_after is not None and not result.ok:  # the last attempt too
                 hold_for(session, alert.channel, now, self.backoff.waited(result.retry_after),
@@ -338,6 +355,19 @@ class Dispatcher:
             alert.next_attempt_at = now + timedelta(seconds=delay)
             return "retried", f"alert {alert_id} ({label}): will retry in {delay:.0f}s: " \
                               f"{result.reason}"
+
+
+def is_outage(error: SQLAlchemyError) -> bool:
+    """The database is unreachable (or went away), as opposed to refusing a statement."""
+    return isinstance(error, (OperationalError, InterfaceError)) or \
+        getattr(error, "connection_invalidated", False)
+
+
+def superseded(alert: Alert, label: str) -> tuple[str, str]:
+    """An outcome written late (after an outage) for an alert settled meanwhile: by this
+    dispatcher's own commit whose answer was lost, or by another that took the claim back."""
+    return "superseded", f"alert {alert.id} ({label}): already {alert.status}; this " \
+                         "outcome is not written"
 
 
 def hold_for(session: Session, channel: str, now: datetime, seconds: float,

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy import event, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from alerts.channels.base import AlertMessage, Channel, DeliveryResult
 from alerts.channels.email import EmailChannel
 from alerts.channels.slack import SlackChannel
-from alerts.dispatcher import Dispatcher
+from alerts.dispatcher import Dispatcher, DispatchReport
 from alerts.outbox import AlertPolicy
 from crawler.config import parse_config
 from crawler.daemon.watchdog import check_sources
@@ -159,3 +159,27 @@ def test_two_members_checking_one_health_change_at_once_tell_the_operator_once(
         assert [(a.kind, a.channel) for a in session.scalars(select(Alert))] == \
             [("operator", "team")]
     engine_of(other).dispose()
+
+
+def test_an_outcome_written_late_never_overwrites_an_alert_settled_meanwhile(
+        outbox: sessionmaker[Session], smtp_server: SmtpServer) -> None:
+    """(A commit whose answer the outage swallowed, replayed; or a claim taken back and sent
+    by another member.) The late outcome is reported, not written; a refused statement (a
+    bug, not an outage) is logged and dropped instead of blocking every later delivery."""
+    store(outbox, "https://mss.example/1", "国家安全部提醒留学生", policy=DESK)
+    late = Dispatcher(outbox, desk(smtp_server))
+    alert_id = late.due(10)[0]
+    assert late.claim(alert_id)
+    with outbox.begin() as session:  # settled elsewhere meanwhile
+        session.get_one(Alert, alert_id).status = "sent"
+    report = DispatchReport()
+    assert late.settle(alert_id, lambda: late.record(
+        alert_id, DeliveryResult.retry("timed out"), "t"), report)
+    assert (report.superseded, report.retried) == (1, 0)
+    assert statuses(outbox) == [("new", "sent", 0)]
+
+    def refused() -> tuple[str, str]:
+        raise IntegrityError("insert", {}, Exception("a constraint"))
+
+    assert late.settle(alert_id, refused, DispatchReport())  # dropped, not kept
+    assert not late.unwritten and late.write_unwritten(DispatchReport())
