@@ -31,6 +31,7 @@ from twisted.internet.error import TimeoutError as TwistedTimeout
 from twisted.python.failure import Failure
 
 from basis.dates import parse_date
+from basis.errors import FetchError
 from basis.urls import canonical_url
 from spiders.feed import NotAFeed, parse_feed
 from spiders.items import (
@@ -60,7 +61,7 @@ POLL_PRIORITY = 1  # a poll's first request goes before the article pages queued
 # polls: a source is polled on time even while a big first crawl fills the queue
 
 
-class HostHeld(IgnoreRequest):
+class HostHeld(FetchError, IgnoreRequest):
     """A request not sent: its host asked a member of the deployment to wait (Retry-After)
     until `until`, further than a request waits (see crawler.engine.hostgate)."""
 

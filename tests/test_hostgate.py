@@ -14,8 +14,9 @@ from scrapy.crawler import CrawlerRunner
 from twisted.internet.defer import DeferredList
 
 from crawler.config import CrawlSettings
-from crawler.engine import reactor
+from crawler.engine import hostgate, reactor
 from crawler.engine.fetchguard import install_resolver
+from crawler.engine.hostgate import HostGate
 from crawler.engine.runner import Collected
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS
@@ -118,3 +119,27 @@ def test_without_redis_each_member_crawls_on_its_own(web: FixtureWeb, prefix: st
     assert [r.message for r in caplog.records if "Redis" in r.message] == [
         "Redis is unreachable (ConnectionError): each member keeps to its own per-host limits "
         "and robots.txt until it answers"]
+
+
+def test_a_slot_freed_while_redis_did_not_answer_is_freed_once_it_does(prefix: str) -> None:
+    gate = HostGate(REDIS, prefix)
+    slots = f"{prefix}slots:news.example"
+    assert gate.acquire("news.example", "t1", 2) == 0
+    gate.down, gate.asked_after = True, time.monotonic() + 60  # the pause after a failure
+    gate.release("news.example", "t1")
+    assert redis.Redis.from_url(REDIS).zcard(slots) == 1  # Redis not asked meanwhile
+    gate.asked_after = 0.0  # the pause is over: the next call frees it first
+    assert gate.acquire("news.example", "t2", 2) == 0
+    assert redis.Redis.from_url(REDIS).zrange(slots, 0, -1) == [b"t2"]
+
+
+def test_a_slot_lasts_while_its_member_renews_it_and_frees_soon_after_it_died(
+        prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostgate, "SLOT_LEASE", 0.4)
+    alive, dead, other = (HostGate(REDIS, prefix) for _ in range(3))
+    assert alive.acquire("a.example", "alive", 1) == 0 and dead.acquire("b.example", "dead", 1) == 0
+    for _ in range(3):  # 0.75 s, longer than a lease: the live member renews its slot
+        time.sleep(0.25)
+        alive.renew()
+    assert other.acquire("a.example", "other", 1) == -1  # still taken
+    assert other.acquire("b.example", "other", 1) == 0  # the dead member's lapsed

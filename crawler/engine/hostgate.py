@@ -3,7 +3,9 @@ Redis, as one crawler would keep them. Without a queue none of this is installed
 
     PREFIX slots:HOST         sorted set: one token per request in flight to HOST, scored by
                               the end of its lease (ms, Redis's clock); at most
-                              `crawl.per_domain` of them
+                              `crawl.per_domain` of them. A lease lasts SLOT_LEASE and the
+                              member renews its own every RENEW_SLOTS while the request
+                              waits or downloads: a dead member's slots free in seconds
     PREFIX hold:HOST          set (PX) when HOST answered 429/503 with Retry-After: no member
                               asks HOST before it expires
     PREFIX robots:ORIGIN      the robots.txt body fetched by one member, for ROBOTS_TTL
@@ -20,6 +22,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from math import inf
@@ -28,6 +31,7 @@ from typing import TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
@@ -37,7 +41,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 
 from crawler.engine.shared import Shared
 from spiders.source import HostHeld, asked_to_wait
@@ -50,8 +54,11 @@ DOWN_PAUSE = 10.0  # seconds without asking Redis after it failed to answer
 SLOT_WAIT = 0.1  # seconds between two tries for a free slot (plus up to as much jitter)
 MAX_HOLD_WAIT = 5.0  # seconds a request waits out a hold; a longer one skips it (HostHeld)
 MAX_HOLD = timedelta(days=1)  # a longer Retry-After holds the host that long
-LEASE_MARGIN = 10.0  # seconds a slot outlives its request's timeout and throttle delay
+SLOT_LEASE = 10.0  # seconds a slot lasts unless renewed
+RENEW_SLOTS = 2.0  # seconds between two renewals of this member's slots
+LEASE_MARGIN = 10.0  # seconds a robots.txt fetch may outlive its timeout and throttle delay
 ROBOTS_TTL = timedelta(days=1)
+UNRELEASED = 10_000  # slots to free kept while Redis is away (older ones expire on their own)
 ROBOTS_WAIT = 0.2  # seconds between two looks for the robots.txt another member fetches
 T = TypeVar("T")
 
@@ -65,6 +72,15 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
 redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 0
+"""
+_RENEW_SLOTS = """
+local now = redis.call('TIME')
+local expiry = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if redis.call('ZADD', key, 'XX', 'CH', expiry, ARGV[i + 1]) == 1 then
+    redis.call('PEXPIRE', key, ARGV[1])  -- (the set goes when its last slot lapses)
+  end
+end
 """
 _HOLD = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -89,18 +105,44 @@ class HostGate(Shared):
         self.prefix = prefix
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._hold = self.redis.register_script(_HOLD)
+        self._renew_slots = self.redis.register_script(_RENEW_SLOTS)
+        self.slots: dict[str, str] = {}  # token → host: the slots this member holds
         self._robots = self.redis.register_script(_ROBOTS)
         self.down = False
         self.asked_after = 0.0  # (monotonic) while Redis is down: when to try it again
+        self.unreleased: deque[tuple[str, str]] = deque(maxlen=UNRELEASED)  # slots to free
 
-    def acquire(self, host: str, token: str, limit: int, lease: float) -> int | None:
+    def acquire(self, host: str, token: str, limit: int) -> int | None:
         """A slot for `token` → 0; ms the host is held for; -1: every slot is taken."""
-        return self._ask(lambda: self._acquire(
+        answer = self._ask(lambda: self._acquire(
             [f"{self.prefix}slots:{host}", f"{self.prefix}hold:{host}"],
-            [token, limit, int(lease * 1000)]))
+            [token, limit, int(SLOT_LEASE * 1000)]))
+        if answer == 0:
+            self.slots[token] = host
+        return answer
+
+    def renew(self) -> None:
+        """(Every RENEW_SLOTS.) The leases of the slots this member holds last SLOT_LEASE
+        from now."""
+        if self.slots:
+            slots = list(self.slots.items())
+            self._ask(lambda: self._renew_slots(
+                [f"{self.prefix}slots:{host}" for _, host in slots],
+                [int(SLOT_LEASE * 1000), *(token for token, _ in slots)]))
 
     def release(self, host: str, token: str) -> None:
-        self._ask(lambda: self.redis.zrem(f"{self.prefix}slots:{host}", token))
+        """Free a slot; one not freed while Redis does not answer is freed once it does."""
+        self.slots.pop(token, None)
+        self.unreleased.append((host, token))
+        self._ask(lambda: None)
+
+    def _release_all(self) -> None:
+        if self.unreleased:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for host, token in self.unreleased:
+                    pipe.zrem(f"{self.prefix}slots:{host}", token)
+                pipe.execute()
+            self.unreleased.clear()
 
     def hold(self, host: str, until: datetime) -> None:
         """No member asks `host` before `until` (a later hold stays)."""
@@ -130,6 +172,7 @@ class HostGate(Shared):
         if self.down and time.monotonic() < self.asked_after:
             return None
         try:
+            self._release_all()
             answer = call()
         except redis.RedisError as exc:
             self.asked_after = time.monotonic() + DOWN_PAUSE
@@ -152,8 +195,8 @@ def gate_of(crawler: Crawler) -> HostGate:
 
 
 def lease_of(crawler: Crawler) -> float:
-    """Seconds a request may hold a slot: a slot is taken before Scrapy's own per-host queue,
-    where it may wait out the throttle's delay once per slot, then its download's timeout."""
+    """Seconds a robots.txt fetch may take: its request waits in Scrapy's own per-host queue,
+    maybe the throttle's delay once per slot, then its download's timeout."""
     settings = crawler.settings
     return settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN") * \
         settings.getfloat("AUTOTHROTTLE_MAX_DELAY") + settings.getfloat("DOWNLOAD_TIMEOUT") + \
@@ -178,20 +221,31 @@ class HostGateMiddleware:
     is tried again at the next poll. Waiting requests fill the member's downloader, which
     other hosts' requests need too."""
 
-    def __init__(self, gate: HostGate, limit: int, lease: float) -> None:
-        self.gate, self.limit, self.lease = gate, limit, lease
+    def __init__(self, gate: HostGate, limit: int) -> None:
+        self.gate, self.limit = gate, limit
+        self.renewing = LoopingCall(gate.renew)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> HostGateMiddleware:
-        return cls(gate_of(crawler), crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"),
-                   lease_of(crawler))
+        middleware = cls(gate_of(crawler),
+                         crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN"))
+        crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        return middleware
+
+    def spider_opened(self) -> None:
+        self.renewing.start(RENEW_SLOTS, now=False)
+
+    def spider_closed(self) -> None:
+        if self.renewing.running:
+            self.renewing.stop()
 
     async def process_request(self, request: Request) -> None:
         host = urlparse_cached(request).hostname
         if not host:
             return
         token = uuid.uuid4().hex
-        while (answer := self.gate.acquire(host, token, self.limit, self.lease)) != 0:
+        while (answer := self.gate.acquire(host, token, self.limit)) != 0:
             if answer is None:  # Redis is down: per process
                 return
             if answer > MAX_HOLD_WAIT * 1000:
