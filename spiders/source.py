@@ -31,6 +31,7 @@ from twisted.internet.error import TimeoutError as TwistedTimeout
 from twisted.python.failure import Failure
 
 from basis.dates import parse_date
+from basis.errors import FetchError
 from basis.urls import canonical_url
 from spiders.feed import NotAFeed, parse_feed
 from spiders.items import (
@@ -58,6 +59,16 @@ MAX_URLS = 1000  # article links followed per source and poll (sitemaps, listing
 MAX_SITEMAPS = 50  # child sitemaps read per poll of a sitemap index
 POLL_PRIORITY = 1  # a poll's first request goes before the article pages queued by earlier
 # polls: a source is polled on time even while a big first crawl fills the queue
+
+
+class HostHeld(FetchError, IgnoreRequest):
+    """A request not sent: its host asked a member of the deployment to wait (Retry-After)
+    until `until`, further than a request waits (see crawler.engine.hostgate)."""
+
+    def __init__(self, host: str, until: datetime) -> None:
+        super().__init__(f"{host} asked to be left alone until {until:%H:%M:%S} UTC "
+                         "(Retry-After)")
+        self.until = until
 
 
 @dataclass
@@ -318,7 +329,10 @@ class SourceSpider(scrapy.Spider):
         return ArticleSeen(source, entry, also_seen=tuple(extra), **page)
 
     @poll_step
-    def source_failed(self, failure: Failure) -> Iterator[SourceFailed]:
+    def source_failed(self, failure: Failure) -> Iterator[SourceFailed | SourceDeferred]:
+        if isinstance(failure.value, HostHeld):  # as a source whose own server said so
+            yield SourceDeferred(failure.request.meta["source"], failure.value.until)
+            return
         error_class, message, status = describe_failure(failure)
         yield SourceFailed(failure.request.meta["source"], error_class, message, status,
                            retry_after(failure))
@@ -350,11 +364,16 @@ def redacted(item: Any, redact: Callable[[str], str]) -> Any:
 
 
 def retry_after(failure: Failure) -> datetime | None:
-    """When a server answering 429 or 503 asked to be called again (Retry-After)."""
+    """When a server that failed the request asked to be called again (Retry-After)."""
     exc = failure.value
-    if not isinstance(exc, HttpError) or exc.response.status not in (429, 503):
+    return asked_to_wait(exc.response) if isinstance(exc, HttpError) else None
+
+
+def asked_to_wait(response: Response) -> datetime | None:
+    """When a server answering 429 or 503 asked to be called again (Retry-After)."""
+    if response.status not in (429, 503):
         return None
-    value = _header(exc.response, b"Retry-After")
+    value = _header(response, b"Retry-After")
     if value and value.strip().isdigit():
         return datetime.now(timezone.utc) + timedelta(seconds=int(value))
     return parse_date(value) if value else None

@@ -55,6 +55,13 @@ def check_url(url: str) -> str:
     return url
 
 
+# PostgreSQL cut off by the network: a new connection fails in 10 s, an open one once the
+# server has not answered for 30 s (keepalives when idle; unacknowledged sends time out),
+# not after TCP's own minutes
+PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
+                   "keepalives_interval": 5, "keepalives_count": 4, "tcp_user_timeout": 30_000}
+
+
 def create_db_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -63,7 +70,9 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args=PG_CONNECT_ARGS
+                         if parsed.get_backend_name() == "postgresql" else {})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -7,6 +7,12 @@ be stopped, flushed or reconfigured.
     own_postgres(folder)  initdb in a scratch folder, postgres on a free loopback port with its
                           socket in that folder, one database `mediawatch`; restart(), stop(),
                           start()
+    network_namespace()   a network namespace joined to this host by a veth pair: a process
+                          run in it (`prefix`) reaches this host's end of the pair only, until
+                          `cut()` sets the pair down (a network cut) and `mend()` up again
+
+Both servers also listen on `host` when given (this host's end of a veth pair, say), and
+their URLs name it.
 
 PostgreSQL refuses to run as root: as root, initdb and pg_ctl run as the `postgres` user
 (`runuser -u postgres --`) in a folder of /tmp that user owns (a pytest tmp_path sits in a
@@ -43,14 +49,14 @@ def _answers(port: int, ask: bytes, expect: bytes) -> bool:
 class OwnRedis:
     """A redis-server of one test: in-memory only (`--save "" --appendonly no`)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, host: str = "127.0.0.1") -> None:
+        self.folder, self.host = folder, host
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def up(self) -> bool:
         return _answers(self.port, b"PING\r\n", b"+PONG")
@@ -61,7 +67,8 @@ class OwnRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 — the child keeps it
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            ["redis-server", "--port", str(self.port), "--bind", *{"127.0.0.1", self.host},
+             "--protected-mode", "no", "--save", "",
              "--appendonly", "no", "--dir", str(self.folder)], stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -80,8 +87,8 @@ class OwnRedis:
 
 
 @contextmanager
-def own_redis(folder: Path) -> Iterator[OwnRedis]:
-    redis = OwnRedis(folder / "redis")
+def own_redis(folder: Path, host: str = "127.0.0.1") -> Iterator[OwnRedis]:
+    redis = OwnRedis(folder / "redis", host)
     try:
         redis.start()
         yield redis
@@ -99,17 +106,18 @@ class OwnPostgres:
 
     DATABASE = "mediawatch"
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, host: str = "127.0.0.1") -> None:
+        self.folder, self.host = folder, host
         self.data = folder / "data"
         self.port = free_port()
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.DATABASE}"
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{self.DATABASE}"
 
     def _ctl(self, *args: str) -> None:
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+        listen = ",".join(sorted({"127.0.0.1", self.host}))
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses={listen} "
                    "-c fsync=off -c full_page_writes=off -c max_connections=200")
         subprocess.run(_as_postgres(["pg_ctl", "-D", str(self.data), "-o", options,
                                      "-l", str(self.folder / "postgres.log"), "-w",
@@ -126,6 +134,9 @@ class OwnPostgres:
         subprocess.run(_as_postgres(["initdb", "-D", str(self.data), "-U", "postgres",
                                      "-A", "trust", "-E", "UTF8", "--no-sync"]),
                        check=True, capture_output=True)
+        if self.host != "127.0.0.1":  # clients on `host`'s network (a veth pair's) too
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
         self.start()
         self.psql(f'CREATE DATABASE "{self.DATABASE}"')
 
@@ -146,13 +157,13 @@ class OwnPostgres:
 
 
 @contextmanager
-def own_postgres(folder: Path | None = None) -> Iterator[OwnPostgres]:
+def own_postgres(folder: Path | None = None, host: str = "127.0.0.1") -> Iterator[OwnPostgres]:
     """The cluster lives in a short folder of /tmp that the server's user may enter; its log
     is copied to `folder` at the end (for a failing test's post-mortem)."""
     scratch = Path(tempfile.mkdtemp(prefix="mw-pg-"))
     if os.geteuid() == 0:
         os.chown(scratch, pwd.getpwnam("postgres").pw_uid, -1)
-    postgres = OwnPostgres(scratch)
+    postgres = OwnPostgres(scratch, host)
     try:
         postgres.create()
         yield postgres
@@ -164,3 +175,51 @@ def own_postgres(folder: Path | None = None) -> Iterator[OwnPostgres]:
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy(scratch / "postgres.log", folder / "postgres.log")
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class Namespace:
+    """A network namespace and the veth pair that joins it to this host (a /30 of its own)."""
+
+    def __init__(self, tag: int) -> None:
+        self.name, subnet = f"mw{os.getpid()}x{tag}", f"10.{200 + tag % 50}.{os.getpid() % 250}"
+        self.host_ip, self.inside_ip = f"{subnet}.1", f"{subnet}.2"
+        self.outer, self.inner = f"vh{os.getpid()}x{tag}"[:15], f"vn{os.getpid()}x{tag}"[:15]
+
+    @property
+    def prefix(self) -> list[str]:
+        """Put before a command to run it in the namespace."""
+        return ["ip", "netns", "exec", self.name]
+
+    def create(self) -> None:
+        for command in (["ip", "netns", "add", self.name],
+                        ["ip", "link", "add", self.outer, "type", "veth", "peer", "name",
+                         self.inner],
+                        ["ip", "link", "set", self.inner, "netns", self.name],
+                        ["ip", "addr", "add", f"{self.host_ip}/30", "dev", self.outer],
+                        ["ip", "link", "set", self.outer, "up"],
+                        [*self.prefix, "ip", "addr", "add", f"{self.inside_ip}/30", "dev",
+                         self.inner],
+                        [*self.prefix, "ip", "link", "set", self.inner, "up"],
+                        [*self.prefix, "ip", "link", "set", "lo", "up"]):
+            subprocess.run(command, check=True, capture_output=True)
+
+    def cut(self) -> None:
+        """Packets stop crossing the pair both ways; connections are not closed."""
+        subprocess.run(["ip", "link", "set", self.outer, "down"], check=True)
+
+    def mend(self) -> None:
+        subprocess.run(["ip", "link", "set", self.outer, "up"], check=True)
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", self.outer], check=False, capture_output=True)
+
+
+@contextmanager
+def network_namespace() -> Iterator[Namespace]:
+    namespace = Namespace(int(time.time() * 1000) % 10_000)
+    try:
+        namespace.create()
+        yield namespace
+    finally:
+        namespace.delete()

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -186,8 +186,10 @@ TEXT_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00) 
 
 
 @contextmanager
-def daemon(cli: Cli, *args: str, verbose: bool = False) -> Iterator[Running]:
-    process = subprocess.Popen([sys.executable, "-m", "crawler", "--config", str(cli.config),
+def daemon(cli: Cli, *args: str, verbose: bool = False, prefix: Sequence[str] = ()
+           ) -> Iterator[Running]:
+    """`mediawatch run ARGS` (after `prefix`: `ip netns exec NAME`, say)."""
+    process = subprocess.Popen([*prefix, sys.executable, "-m", "crawler", "--config", str(cli.config),
                                 "--db", cli.db, *(["-v"] if verbose else []), "run", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=cli.env, cwd=cli.config.parent)
@@ -525,9 +527,10 @@ def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
 def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     hung = {"name": "hung", "kind": "feed", "url": "/slow/8/feeds/statements.xml",
-            "every": "6s"}  # first polled within 6s; answers after the deadline, before the stop
+            "every": "3s"}  # first polled within 3s; answers after the deadline and after the
+    # next two runs of its schedule (which must not poll it again meanwhile), before the stop
     config = mission(web, smtp_server, hung)
-    config["crawl"].update(timeout=120, poll_deadline="2s")
+    config["crawl"].update(timeout=120, poll_deadline="3s")  # abandoned at 12 s
     cli.write_config(config)
     with daemon(cli, "--log-json") as running:
         running.wait_for(lambda: source_state(cli, "hung").get("consecutive_failures"),
@@ -535,6 +538,9 @@ def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
         source = source_state(cli, "hung")
         assert source["consecutive_failures"] == 1 and "poll_deadline" in source["last_error"]
         assert running.logged("error", "hung: poll given up")
+        running.wait_for(lambda: len(web.hits("/slow/8/feeds/statements.xml")) >= 2,
+                         "the next poll, once the first ended", timeout=40)
+        assert web.peak["/slow/8/feeds/statements.xml"] == 1  # given up, it held its source
 
         cli.config.write_text(cli.config.read_text() + "\nsourcez: []\n")
         running.process.send_signal(signal.SIGHUP)

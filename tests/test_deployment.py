@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from crawler.config import ConfigError, parse_config
-from crawler.daemon.deployment import queue_prefix
+from crawler.daemon import deployment as queueing
+from crawler.daemon.deployment import Consumer, Offer, PollQueue, queue_prefix
 from crawler.daemon.service import database_lock, load_run_config
 from tests.conftest import Cli, fresh_pg, script_env, web_config
 from tests.receivers import free_port
@@ -58,6 +59,71 @@ def test_without_a_queue_a_second_daemon_is_refused(cli: Cli, web: FixtureWeb) -
     with database_lock(cli.db), daemon(cli) as second:  # as the first daemon holds it
         assert second.process.wait(timeout=60) == 1, second.text()
     assert "another `mediawatch run` is using database" in second.text()
+
+
+def test_a_lease_is_its_polls_own_and_renewing_it_keeps_the_entry_from_being_reclaimed() -> None:
+    prefix = f"mediawatch:test-lease-{time.time_ns()}:"
+    first, second = (PollQueue(QUEUE, prefix, name) for name in ("first", "second"))
+    try:
+        first.ensure_group()
+        assert first.offer("s") and not first.offer("s")  # one offer while one waits
+        [offer] = first.read(1, block=0.1)
+        assert first.lease(offer) and not second.lease(offer)
+        idle = timedelta(seconds=0.3)
+        time.sleep(0.4)
+        assert first.renew([offer]) == []
+        assert second.reclaim(idle, 10) == []  # renewed: its entry is fresh
+        time.sleep(0.4)
+        [orphan] = second.reclaim(idle, 10)  # not renewed since: claimed by the other
+        assert (orphan.id, orphan.reclaimed) == (offer.id, True)
+        assert not second.lease(orphan)  # ... which finds the lease still alive
+        second.finish(orphan, leased=False)
+
+        first.redis.pexpire(first.lease_key("s"), 1)  # expired (Redis was unreachable)
+        time.sleep(0.05)
+        assert first.renew([offer]) == []  # lapsed, nobody took it: taken again
+        assert first.redis.get(first.lease_key("s")) == first.token(offer)
+        first.redis.pexpire(first.lease_key("s"), 1)
+        time.sleep(0.05)
+        assert second.lease(orphan)  # another poll's now
+        assert first.renew([offer]) == ["s"]  # the first poll learns it lost it
+        first.finish(offer, leased=True)  # and releases nothing of the other's
+        assert first.redis.get(first.lease_key("s")) == second.token(orphan)
+    finally:
+        _forget_keys(prefix)
+
+
+def test_a_stopping_member_keeps_renewing_the_leases_of_its_polls_until_they_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queueing, "LEASE_TTL", timedelta(seconds=0.6))
+    monkeypatch.setattr(queueing, "RENEW_EVERY", 0.1)
+    prefix = f"mediawatch:test-stop-{time.time_ns()}:"
+    queue = PollQueue(QUEUE, prefix, "stopping")
+    taken: list[Offer] = []
+
+    def take(offer: Offer) -> bool:
+        taken.append(offer)
+        return queue.lease(offer)
+
+    consumer = Consumer(queue, 2, take)
+    try:
+        queue.ensure_group()
+        consumer.start()
+        queue.offer("s")
+        deadline = time.monotonic() + 10
+        while not taken:
+            assert time.monotonic() < deadline, "the offer was not taken"
+            time.sleep(0.05)
+        consumer.stop()  # (SIGTERM) while its poll runs on, longer than a lease
+        time.sleep(1.5)
+        assert queue.redis.get(queue.lease_key("s")) == queue.token(taken[0])
+        consumer.done(taken[0])  # the poll ends: its lease goes, the upkeep stops
+        assert queue.redis.get(queue.lease_key("s")) is None
+        consumer._threads[1].join(timeout=2)
+        assert not consumer._threads[1].is_alive()
+    finally:
+        consumer.stop()
+        _forget_keys(prefix)
 
 
 # ---------------------------------------------------------------- one deployment

@@ -230,12 +230,13 @@ class TLSServer(Server):
             super().finish_request(request, client_address)
 
 
-def start(root: Path = ROOT, tls: ssl.SSLContext | None = None
+def start(root: Path = ROOT, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
           ) -> tuple[FixtureWeb, ThreadingHTTPServer]:
-    """The fixture web on a free loopback port; over https with `tls` (a server context)."""
-    server = TLSServer(tls) if tls else Server(("127.0.0.1", 0), Handler)
+    """The fixture web on a free port of `host` (loopback); over https with `tls` (a server
+    context)."""
+    server = TLSServer(tls) if tls else Server((host, 0), Handler)
     scheme = "https" if tls else "http"
-    web = FixtureWeb(f"{scheme}://127.0.0.1:{server.server_address[1]}", root)
+    web = FixtureWeb(f"{scheme}://{host}:{server.server_address[1]}", root)
     server.web = web  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return web, server

@@ -2,7 +2,7 @@
 database is a member; the one whose dedicated connection holds the advisory lock leads: it
 runs the schedule, and offers each due poll on a Redis stream instead of polling it itself.
 Every member (the leader too) reads the stream through one consumer group and runs the polls
-it takes; a poll whose member died is claimed again (XAUTOCLAIM) once its deadline passed.
+it takes; a poll whose member died (stopped renewing its lease) is claimed again (XAUTOCLAIM).
 
 Redis keys, under a prefix of the PostgreSQL database (`queue_prefix`), so that two
 deployments — or two tests, each on its own database — never share one:
@@ -10,7 +10,12 @@ deployments — or two tests, each on its own database — never share one:
     PREFIX polls          the stream: one entry per offered poll {name, due_at, deadline}
                           (epoch seconds), read by the group `members`
     PREFIX queued:NAME    set (NX) with the offer: no second offer while one waits or runs
-    PREFIX lease:NAME     set (NX) by the member that polls: never two polls of one source
+    PREFIX lease:NAME     set (NX) by the member that polls, to the poll's token (member and
+                          entry id): never two polls of one source. It lasts LEASE_TTL and
+                          is renewed every RENEW_EVERY while the poll runs, however long; the
+                          renewal also keeps the poll's entry fresh in the group, so only the
+                          entries of a member that stopped renewing (dead, or cut from Redis)
+                          are claimed again, after ORPHANED — by then its leases expired.
 """
 from __future__ import annotations
 
@@ -41,34 +46,54 @@ GROUP = "members"
 LOCK_EVERY = 2.0  # seconds: a member tries the lock, the leader pings its connection
 READ_BLOCK = 1.0  # seconds an XREADGROUP waits for an entry
 RECLAIM_EVERY = 2.0  # seconds between two looks for polls whose member died
-MARGIN = timedelta(seconds=5)  # past `crawl.poll_deadline`: a poll still pending is orphaned
-# (its lease expires a little before, and a poll's end waits less than that for its row:
-# service.ROW_GRACE); an offer blocks the next for 3 margins: a poll whose member died is
-# reclaimed before the schedule offers it again
+RENEW_EVERY = 2.0  # seconds between two renewals of this member's leases and entries
+LEASE_TTL = timedelta(seconds=10)  # a lease not renewed this long expires
+ORPHANED = LEASE_TTL + timedelta(seconds=2)  # an entry not renewed this long is claimed again
+OFFER_TTL = 3 * ORPHANED  # an offer blocks the next this long at most (normally until its
+# poll ends): a poll whose member died is reclaimed before the schedule offers it again
 MAX_BACKOFF = 5.0  # seconds between two tries while Redis is down
 GONE_AFTER = timedelta(minutes=10)  # a member silent this long, holding nothing, has left
 # The lock connection dies fast with its leader: the server probes an idle client after
-# 5 s (then every 2 s, 3 times), the client likewise, and unacknowledged sends time out.
+# 3 s (then every 2 s, 3 times), the client likewise, and unacknowledged sends time out.
 LOCK_CONNECT_ARGS: dict[str, Any] = {
-    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 "
+    "options": "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 "
                "-c tcp_keepalives_count=3",
-    "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+    "keepalives": 1, "keepalives_idle": 3, "keepalives_interval": 2, "keepalives_count": 3,
     "tcp_user_timeout": 10_000, "connect_timeout": 5}
 
 _OFFER = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*',
-                    'name', ARGV[3], 'due_at', ARGV[4], 'deadline', ARGV[5])
+  local now = redis.call('TIME')  -- the server's clock: members' clocks may differ
+  local oldest = now[1] * 1000 + math.floor(now[2] / 1000) - 2 * ARGV[1]
+  return redis.call('XADD', KEYS[2], 'MINID', '~', oldest, '*',
+                    'name', ARGV[2], 'due_at', ARGV[3], 'deadline', ARGV[4])
 end
 return false
 """
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+_RENEW = """
+local lost, claim = {}, {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+for i = 2, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[2 + i] or not holder then  -- lapsed (Redis was away): taken again
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'PX', ARGV[3])
+    table.insert(claim, ARGV[2 + #KEYS + i - 1])  -- its entry: idle from now
+  else
+    table.insert(lost, KEYS[i])
+  end
+end
+if #claim > 5 then
+  table.insert(claim, 'JUSTID')
+  redis.call(unpack(claim))
+end
+return lost
 """
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+
+
+_FINISH = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '' then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return redis.call('DEL', KEYS[3])
 """
 
 
@@ -113,7 +138,7 @@ class Leadership:
     thread tries the lock every LOCK_EVERY seconds; the leader pings its connection as
     often and steps down at the first failure (`on_step_down`), then tries again. When
     the leader dies its connection closes (or, machine gone, the server's keepalives cut
-    it within ~11 s) and the lock is free for the next try of another member."""
+    it within ~9 s) and the lock is free for the next try of another member."""
 
     def __init__(self, url: str, key: int, on_lead: Callable[[], None],
                  on_step_down: Callable[[], None], every: float = LOCK_EVERY) -> None:
@@ -197,8 +222,8 @@ class PollQueue:
         self.prefix, self.member = prefix, member
         self.stream = f"{prefix}polls"
         self._offer = self.redis.register_script(_OFFER)
-        self._release = self.redis.register_script(_RELEASE)
-        self._extend = self.redis.register_script(_EXTEND)
+        self._finish = self.redis.register_script(_FINISH)
+        self._renew = self.redis.register_script(_RENEW)
         self.cursor = "0-0"  # where the next XAUTOCLAIM looks
 
     def queued_key(self, name: str) -> str:
@@ -214,13 +239,12 @@ class PollQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def offer(self, name: str, ttl: timedelta) -> bool:
+    def offer(self, name: str, ttl: timedelta = OFFER_TTL) -> bool:
         """Offer a poll of `name` unless one is queued or running. Entries older than
         twice `ttl` are trimmed: their polls ran, or were offered again since."""
         now = time.time()
-        oldest = int((now - 2 * ttl.total_seconds()) * 1000)
         return bool(self._offer(keys=[self.queued_key(name), self.stream],
-                                args=[_ms(ttl), oldest, name, f"{now:.3f}",
+                                args=[_ms(ttl), name, f"{now:.3f}",
                                       f"{now + ttl.total_seconds():.3f}"]))
 
     def read(self, count: int, block: float = READ_BLOCK) -> list[Offer]:
@@ -246,23 +270,30 @@ class PollQueue:
                     and consumer["name"] != self.member:
                 self.redis.xgroup_delconsumer(self.stream, GROUP, consumer["name"])
 
-    def lease(self, name: str, ttl: timedelta) -> bool:
-        return bool(self.redis.set(self.lease_key(name), self.member, nx=True, px=_ms(ttl)))
+    def token(self, offer: Offer) -> str:
+        """Whose lease: this member, for the poll of this entry."""
+        return f"{self.member}|{offer.id}"
 
-    def extend(self, name: str, ttl: timedelta) -> None:
-        """The lease of `name`, if still this member's, lasts `ttl` from now."""
-        self._extend(keys=[self.lease_key(name)], args=[self.member, _ms(ttl)])
+    def lease(self, offer: Offer) -> bool:
+        return bool(self.redis.set(self.lease_key(offer.name), self.token(offer), nx=True,
+                                   px=_ms(LEASE_TTL)))
+
+    def renew(self, offers: list[Offer]) -> list[str]:
+        """Renew the leases of these running polls (one that lapsed while Redis was away is
+        taken again) and keep their entries fresh. → the sources whose lease another poll
+        took meanwhile"""
+        if not offers:
+            return []
+        lost = self._renew(keys=[self.stream, *(self.lease_key(o.name) for o in offers)],
+                           args=[GROUP, self.member, _ms(LEASE_TTL),
+                                 *(self.token(o) for o in offers), *(o.id for o in offers)])
+        return [key.removeprefix(self.lease_key("")) for key in lost]
 
     def finish(self, offer: Offer, leased: bool) -> None:
         """Acknowledge the entry; a leased poll also releases its lease (if still this
-        member's) and lets the source be offered again."""
-        with self.redis.pipeline() as pipe:
-            pipe.xack(self.stream, GROUP, offer.id)
-            if leased:
-                self._release(keys=[self.lease_key(offer.name)], args=[self.member],
-                              client=pipe)
-                pipe.delete(self.queued_key(offer.name))
-            pipe.execute()
+        poll's) and lets the source be offered again. (One script: one round trip.)"""
+        self._finish(keys=[self.stream, self.lease_key(offer.name), self.queued_key(offer.name)],
+                     args=[GROUP, offer.id, self.token(offer) if leased else ""])
 
     def depth(self) -> int:
         """Entries not yet delivered plus those delivered and not yet acknowledged."""
@@ -294,33 +325,46 @@ class Consumer:
     """This member's share of the stream, read in its own thread (never the reactor's):
     new entries up to the free poll `slots`, and every RECLAIM_EVERY seconds the orphaned
     ones. `take(offer)` is called for each (in this thread) and returns whether the poll
-    started; `done()` must be called when a started poll ends, freeing its slot. While
-    Redis is down, it waits (backing off) and logs once."""
+    started; `done(offer)` must be called when a started poll ends: it frees the slot,
+    acknowledges the entry and releases the lease — or, Redis unreachable, leaves that to
+    the upkeep. The upkeep, a thread of its own (a slow `take` must not hold it up), renews
+    the leases of the polls running every RENEW_EVERY seconds, and goes on after `stop`
+    until the last of them is done. While Redis is down, both wait and log once."""
 
-    def __init__(self, queue: PollQueue, slots: int, take: Callable[[Offer], bool],
-                 orphaned_after: Callable[[], timedelta]) -> None:
+    def __init__(self, queue: PollQueue, slots: int, take: Callable[[Offer], bool]) -> None:
         self.queue, self.slots, self.take = queue, slots, take
-        self.orphaned_after = orphaned_after
         self.outage = Outage("the queue (Redis)", "polls pause until it is back")
-        self.running = 0  # polls started and not yet done
+        self.held: dict[str, Offer] = {}  # entry id → a poll started and not yet done
+        self.unfinished: list[Offer] = []  # polls done, their entry not yet acknowledged
         self._room = threading.Condition()
         self._stopping = threading.Event()
         self._grouped = False
         self._next_reclaim = 0.0
-        self._thread = threading.Thread(target=self._run, name="poll-consumer", daemon=True)
+        self._threads = [threading.Thread(target=self._run, name="poll-consumer", daemon=True),
+                         threading.Thread(target=self._keep_up, name="poll-leases",
+                                          daemon=True)]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
+        """Take no more polls; the leases of those running are kept until they end."""
         self._stopping.set()
         with self._room:
             self._room.notify_all()
 
-    def done(self) -> None:
+    def done(self, offer: Offer) -> None:
+        """(Any thread.) The poll of `offer` ended."""
         with self._room:
-            self.running -= 1
+            self.held.pop(offer.id, None)
             self._room.notify_all()
+        try:
+            self.queue.finish(offer, leased=True)
+        except redis.RedisError as exc:
+            self.outage.failed(exc)
+            with self._room:
+                self.unfinished.append(offer)
 
     def _run(self) -> None:
         wait = 0.5
@@ -346,7 +390,7 @@ class Consumer:
             self._grouped = True
         if time.monotonic() >= self._next_reclaim and self._free():
             self._next_reclaim = time.monotonic() + RECLAIM_EVERY
-            self._take_all(self.queue.reclaim(self.orphaned_after(), self._free()))
+            self._take_all(self.queue.reclaim(ORPHANED, self._free()))
             self.queue.forget_gone()
         free = self._free()
         if free:
@@ -355,20 +399,54 @@ class Consumer:
             with self._room:
                 self._room.wait(READ_BLOCK)
 
+    def _keep_up(self) -> None:
+        """(The upkeep thread.) Until stopped with nothing left to renew or acknowledge."""
+        while True:
+            with self._room:
+                if self._stopping.is_set() and not self.held and not self.unfinished:
+                    return
+            try:
+                self._upkeep()
+            except redis.RedisError as exc:
+                self.outage.failed(exc)
+            except Exception:  # noqa: BLE001 — the leases must go on being renewed
+                log.exception("renewing the poll leases failed; it goes on")
+            time.sleep(RENEW_EVERY)
+
+    def _upkeep(self) -> None:
+        """Acknowledge the polls that ended while Redis was unreachable; renew the leases."""
+        with self._room:
+            unfinished, self.unfinished = self.unfinished, []
+        for n, offer in enumerate(unfinished):
+            try:
+                self.queue.finish(offer, leased=True)
+            except redis.RedisError:
+                with self._room:
+                    self.unfinished.extend(unfinished[n:])
+                raise
+        with self._room:
+            held = list(self.held.values())
+        for name in self.queue.renew(held):
+            log.error("%s: another member took the lease of the poll running here (Redis "
+                      "was unreachable for longer than a lease): both may poll it now", name)
+
     def _free(self) -> int:
         with self._room:
-            return max(self.slots - self.running, 0)
+            return max(self.slots - len(self.held), 0)
 
     def _take_all(self, offers: list[Offer]) -> None:
         for offer in offers:
             with self._room:
-                self.running += 1
+                if offer.id in self.held:  # its own entry, reclaimed: the poll runs here
+                    continue
+                self.held[offer.id] = offer
             started = False
             try:
                 started = self.take(offer)
             finally:
                 if not started:
-                    self.done()
+                    with self._room:
+                        self.held.pop(offer.id, None)
 
 
 # ---------------------------------------------------------------- this member
@@ -377,21 +455,20 @@ class Member:
     """This daemon in its deployment: leadership, the queue and its consumer. The daemon
     gives `prepare(name, offered_at)` (a thread: the poll's spec, or None when the source
     is unknown here, held back by backoff or Retry-After, or polled since the offer) and
-    `launch(spec)` (the reactor: the poll's `done` Deferred, or None if not started);
-    `claimed(reclaimed)` counts each poll it starts."""
+    `launch(spec)` (the reactor: a Deferred that fires when the poll has ended and its
+    crawl-run row is written, or None if not started); `claimed(reclaimed)` counts each
+    poll it starts."""
 
     def __init__(self, queue_url: str, database_url: str, lock_key: int, slots: int,
-                 poll_deadline: Callable[[], timedelta], reactor: Any,
-                 claimed: Callable[[bool], None],
+                 reactor: Any, claimed: Callable[[bool], None],
                  prepare: Callable[[str, datetime], SourceSpec | None],
                  launch: Callable[[SourceSpec], Deferred[Any] | None],
                  on_lead: Callable[[], None], on_step_down: Callable[[], None]) -> None:
         self.name = member_name()
         self.queue = PollQueue(queue_url, queue_prefix(database_url), self.name)
-        self.poll_deadline, self.reactor, self.claimed = poll_deadline, reactor, claimed
+        self.reactor, self.claimed = reactor, claimed
         self.prepare, self.launch = prepare, launch
-        self.consumer = Consumer(self.queue, slots, self.take,
-                                 lambda: poll_deadline() + MARGIN)
+        self.consumer = Consumer(self.queue, slots, self.take)
         self.outage = self.consumer.outage  # one log line per outage, offers included
         self.leadership = Leadership(database_url, lock_key,
                                      lambda: reactor.callFromThread(on_lead),
@@ -413,14 +490,14 @@ class Member:
         it; skipped if one is queued or running, and while Redis is down (the schedule
         offers it again at its next run)."""
         try:
-            self.queue.offer(name, self.poll_deadline() + 3 * MARGIN)
+            self.queue.offer(name)
         except redis.RedisError as exc:
             self.outage.failed(exc)
 
     def take(self, offer: Offer) -> bool:
         """(The consumer's thread.) Lease the source and start its poll; an entry whose
         source is leased (polled elsewhere) or needs no poll is acknowledged and dropped."""
-        if not self.queue.lease(offer.name, self.poll_deadline() + MARGIN * 0.9):
+        if not self.queue.lease(offer):
             self.queue.finish(offer, leased=False)
             return False
         try:
@@ -437,32 +514,18 @@ class Member:
         self.reactor.callFromThread(self._launch, spec, offer)
         return True
 
-    def extend(self, name: str) -> None:
-        """(A pool thread.) A poll given up at its deadline may still run: its lease lasts
-        one more deadline (meanwhile a member that reclaims its entry finds it leased)."""
-        try:
-            self.queue.extend(name, self.poll_deadline() + MARGIN * 0.9)
-        except redis.RedisError as exc:
-            self.outage.failed(exc)
-
     def _launch(self, spec: SourceSpec, offer: Offer) -> None:
         """(The reactor.)"""
-        done = self.launch(spec)
-        if done is None:
-            deferToThread(self._finish, offer)
+        try:
+            ended = self.launch(spec)
+        except Exception:  # noqa: BLE001 — its lease must not be renewed forever
+            log.exception("%s: poll not started", offer.name)
+            ended = None
+        if ended is None:
+            deferToThread(self.consumer.done, offer)
         else:
-            done.addBoth(self._ended, offer)
+            ended.addBoth(self._ended, offer)
 
     def _ended(self, result: Any, offer: Offer) -> Any:
-        deferToThread(self._finish, offer)
+        deferToThread(self.consumer.done, offer)
         return result
-
-    def _finish(self, offer: Offer) -> None:
-        """(A pool thread.) An entry not acknowledged (Redis down) is reclaimed later, and
-        dropped then: its source was polled since."""
-        try:
-            self.queue.finish(offer, leased=True)
-        except redis.RedisError as exc:
-            self.outage.failed(exc)
-        finally:
-            self.consumer.done()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,8 @@ from scrapy.crawler import CrawlerRunner
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
@@ -74,7 +74,8 @@ log = logging.getLogger("mediawatch.daemon")
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
 ROW_GRACE = 4.0  # seconds a member's poll waits for its crawl-run row after its `done`
-#                  (storing can lag under load); within deployment.MARGIN, see there
+#                  (storing can lag under load)
+ABANDON_AFTER = 4  # crawl.poll_deadline: a poll still running then is forgotten
 
 
 class DaemonError(RuntimeFailure):
@@ -163,16 +164,17 @@ class Daemon:
         self.ingest = Ingest(db, self.report, Rules.of(config))
         self.storing = Storing(self.ingest, self.report)  # in a thread of its own, in order
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
+        self.given_up: set[str] = set()  # of those, past crawl.poll_deadline
         self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
-        self.overran: set[str] = set()  # of those, given up at crawl.poll_deadline
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
         self.member = None if config.queue is None else Member(
             config.queue, config.database, PG_LOCK_KEY, config.crawl.concurrency,
-            lambda: self.config.crawl.poll_deadline, self.reactor, self.claimed,
+            self.reactor, self.claimed,
             self.poll_spec, self.start_member_poll, self.lead, self.step_down)
         self.leading = self.member is None  # without a queue, it is the only daemon
+        self.terms = 0  # leadership changes: a schedule read for an old term is dropped
         self.metrics = Metrics(db, in_flight=self.in_flight, queue_depth=self.member and
                                self.member.queue.depth)
         self.metrics.lead(self.leading)
@@ -202,7 +204,8 @@ class Daemon:
         daemon runs until `ended` fires (`run` stops the reactor then)."""
         sync_config(self.config, self.db)
         self.match_past_in_background(self.config, self.ingest.rules)
-        settings = scrapy_settings(self.config.crawl) | {
+        settings = scrapy_settings(self.config.crawl, queue=self.config.queue, queue_prefix=(
+            self.member.queue.prefix if self.member else "")) | {
             "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",  # no fingerprint growth
             "LOG_LEVEL": "WARNING", ITEMS: self.storing, REPORT: self.report}
         install_resolver(settings, self.reactor)
@@ -252,10 +255,10 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
 
-        def wait() -> None:
-            if self.polling and time.monotonic() < deadline:
+        def wait() -> None:  # for the polls in flight, not those given up (cut at once)
+            if set(self.polling) - self.given_up and time.monotonic() < deadline:
                 self.reactor.callLater(0.2, wait)
-            else:  # downloads still hanging (a poll given up) are cut at the deadline too
+            else:  # downloads still hanging are cut at the deadline
                 for poll in list(self.polling.values()):
                     poll.cancel()
                 stopped = deferred_from_coro(self.crawler.stop_async())
@@ -340,47 +343,61 @@ class Daemon:
         if self.leading:
             self.schedule_leader(config)
 
-    def schedule_leader(self, config: Config) -> None:
+    def schedule_leader(self, config: Config, last: dict[str, datetime | None] | None = None
+                        ) -> None:
         """The leader's jobs: the poll schedule (from the database, as at a fresh start:
-        overdue sources run once, spread), digests, health, retention, re-checks."""
+        overdue sources run once, spread; `last`: each source's last poll, if read
+        already), digests, health, retention, re-checks. (A job already there — a reload
+        while a new leader read its schedule — is replaced.)"""
         now = utcnow()
-        with self.db() as session:
-            last = {s.name: s.last_polled_at for s in repo.list_sources(session)}
+        last = self.last_polls() if last is None else last
+        add = partial(self.scheduler.add_job, replace_existing=True)
         for source in config.sources:
-            self.scheduler.add_job(self.poll_job, trigger_for(source.every), args=[source.name],
-                                   id=f"poll:{source.name}",
-                                   next_run_time=first_run(source.every, last.get(source.name),
-                                                           now, config.daemon.startup_spread))
-        self.scheduler.add_job(self.digest_job, CronTrigger.from_crontab(
-            config.digest.cron, timezone="UTC"), id="digest")
-        self.scheduler.add_job(self.health_job, IntervalTrigger(
+            add(self.poll_job, trigger_for(source.every), args=[source.name],
+                id=f"poll:{source.name}", next_run_time=first_run(
+                    source.every, last.get(source.name), now, config.daemon.startup_spread))
+        add(self.digest_job, CronTrigger.from_crontab(config.digest.cron, timezone="UTC"),
+            id="digest")
+        add(self.health_job, IntervalTrigger(
             seconds=config.daemon.health_every.total_seconds()), id="health")
-        self.scheduler.add_job(self.retention_job, CronTrigger(hour=3, timezone="UTC"),
-                               id="retention")
-        self.scheduler.add_job(self.recheck_job, IntervalTrigger(
+        add(self.retention_job, CronTrigger(hour=3, timezone="UTC"), id="retention")
+        add(self.recheck_job, IntervalTrigger(
             seconds=config.daemon.recheck_every.total_seconds()), id="recheck",
             next_run_time=now)
+
+    def last_polls(self) -> dict[str, datetime | None]:
+        with self.db() as session:
+            return {s.name: s.last_polled_at for s in repo.list_sources(session)}
 
     def lead(self) -> None:
         """(The reactor.) This member was elected: it runs the schedule from now on."""
         log.info("leading the deployment (member %s)", self.member and self.member.name)
         self.leading = True
+        self.terms += 1
         self.metrics.lead(True)
-        self._schedule_as_leader()
+        self._schedule_as_leader(self.terms)
 
-    def _schedule_as_leader(self) -> None:
-        if self.stopping or not self.leading:
+    def _schedule_as_leader(self, term: int) -> None:
+        """(The reactor.) The schedule is read in a thread (the database may be slow to
+        answer at a failover); jobs are added if this member still leads in this term."""
+        if self.stopping or self.terms != term or not self.leading:
             return
-        try:
-            self.schedule_leader(self.config)
-        except SQLAlchemyError as exc:  # (read before any job is added) try again soon
+
+        def read_again(failure: Failure) -> None:
             log.error("the schedule could not be read (retried in 2 s): %s",
-                      str(exc).splitlines()[0])
-            self.reactor.callLater(2.0, self._schedule_as_leader)
+                      failure.getErrorMessage().splitlines()[0])
+            self.reactor.callLater(2.0, self._schedule_as_leader, term)
+
+        def schedule(last: dict[str, datetime | None]) -> None:
+            if not self.stopping and self.terms == term and self.leading:
+                self.schedule_leader(self.config, last)
+
+        deferToThread(self.last_polls).addCallbacks(schedule, read_again)
 
     def step_down(self) -> None:
         """(The reactor.) The lock is lost: the leader's jobs stop (its polls run on)."""
         self.leading = False
+        self.terms += 1
         self.metrics.lead(False)
         for job in self.scheduler.get_jobs():
             if job.id != "dispatch":
@@ -414,46 +431,46 @@ class Daemon:
         return spec_for(source, state, self.config.crawl.backfill)
 
     def start_poll(self, spec: SourceSpec) -> Deferred[Any] | None:
-        """(The reactor.) Inject one poll into the running crawler; it is given up when its
-        downloads are not over at `crawl.poll_deadline`. → its `done` Deferred (None: not
-        started), which fires once everything the poll yielded is stored: a backlog of
-        storing delays the next poll of the source, it does not give this one up."""
+        """(The reactor.) Inject one poll into the running crawler. → its `done` Deferred,
+        which fires when the poll has ended and everything it yielded is stored (None: not
+        started). Never two polls of one source at once: a poll whose downloads are not
+        over at `crawl.poll_deadline` is given up (counted as a failure) but holds its
+        source until it ends — at the latest ABANDON_AFTER deadlines, when it is forgotten
+        (a lost request: never seen here, but a source must not stop being polled because
+        of one). A backlog of storing delays the next poll of the source; it does not give
+        this one up."""
         if spec.name in self.polling or self.stopping:
-            return None  # never two polls of one source at once
+            return None
         done: Deferred[Any] = Deferred()  # the spider fires it when the downloads are over
         self.polling[spec.name] = done
         self.crawler.engine.crawl(self.crawler.spider.poll(spec, done))
-        done.addTimeout(self.config.crawl.poll_deadline.total_seconds(), self.reactor)
-        done.addCallbacks(self.storing.settled, self.poll_given_up,
-                          errbackArgs=(spec.name,))
-        done.addBoth(self._unmark, spec.name)
+        deadline = self.config.crawl.poll_deadline.total_seconds()
+        given_up = self.reactor.callLater(deadline, self.poll_given_up, spec.name)
+        abandoned = self.reactor.callLater(deadline * ABANDON_AFTER, self.poll_abandoned,
+                                           spec.name, done)
+        done.addBoth(_cancelling, given_up)
+        done.addCallback(lambda _: self.storing.settled(spec.name))
+        done.addBoth(self._unmark, spec.name, done, abandoned)
         return done
 
     def start_member_poll(self, spec: SourceSpec) -> Deferred[None] | None:
         """(The reactor.) `start_poll` for a member of a deployment: → a Deferred that
         fires once the poll's crawl-run row and validators are written (the spider's
         `done` comes a little before), so that the next poll, maybe on another member,
-        starts after it. One whose row never comes (storing failed) ends ROW_GRACE seconds
-        after its `done`; one given up at `crawl.poll_deadline` may still be running (its
-        downloads and storing go on): its lease is extended, and it ends with its row or
-        one more deadline later."""
+        starts after it; while it waits, the poll's lease is renewed (deployment.Consumer).
+        One whose row never comes (storing failed) ends ROW_GRACE seconds after `done`."""
         done = self.start_poll(spec)
         if done is None:
             return None
         written: Deferred[None] = Deferred()
         self.written[spec.name] = written
-
-        def ended(_: Any) -> None:
-            grace = self.config.crawl.poll_deadline.total_seconds() \
-                if spec.name in self.overran else ROW_GRACE
-            self.reactor.callLater(grace, self._written, spec.name, written)
-        done.addBoth(ended)
+        done.addBoth(lambda _: self.reactor.callLater(ROW_GRACE, self._written, spec.name,
+                                                      written))
         return written
 
     def _written(self, name: str, written: Deferred[None]) -> None:
         if self.written.get(name) is written:
             del self.written[name]
-            self.overran.discard(name)
         if not written.called:
             written.callback(None)
 
@@ -478,22 +495,38 @@ class Daemon:
             for spec in due:
                 self.crawler.engine.crawl(self.crawler.spider.recheck(spec))
 
-    def _unmark(self, result: Any, name: str) -> Any:
-        self.polling.pop(name, None)
+    def _unmark(self, result: Any, name: str, done: Deferred[Any], abandoned: Any) -> Any:
+        _cancelling(None, abandoned)
+        if self.polling.get(name) is done:
+            del self.polling[name]
+            self.given_up.discard(name)
+        if isinstance(result, Failure) and result.check(CancelledError):
+            if self.stopping:
+                log.warning("%s: poll cut short by the stop", name)
+            return None  # (abandoned: logged there)
         return result
 
-    def poll_given_up(self, failure: Any, name: str) -> None:
+    def poll_given_up(self, name: str) -> None:
+        """(The reactor.) A poll still running at `crawl.poll_deadline`: a failure."""
         if self.stopping:
-            log.warning("%s: poll cut short by the stop", name)
             return
-        log.error("%s: poll given up after %s (crawl.poll_deadline)", name,
-                  self.config.crawl.poll_deadline)
-        if self.member is not None and name in self.written:
-            self.overran.add(name)  # it may still run: keep its lease a deadline longer
-            deferToThread(self.member.extend, name)
+        log.error("%s: poll given up after %s (crawl.poll_deadline); it holds its source "
+                  "until its requests end", name, self.config.crawl.poll_deadline)
+        self.given_up.add(name)
+        deferToThread(self._record_given_up, name).addErrback(
+            lambda failure: log.error("%s: the poll given up could not be recorded: %s",
+                                      name, failure.getErrorMessage()))
+
+    def _record_given_up(self, name: str) -> None:
         with self.db.begin() as session:
             repo.record_failure(session, name, "poll given up at crawl.poll_deadline "
                                                f"({self.config.crawl.poll_deadline})")
+
+    def poll_abandoned(self, name: str, done: Deferred[Any]) -> None:
+        """(The reactor.) A poll that never ended: its source may be polled again."""
+        log.error("%s: poll abandoned after %d× crawl.poll_deadline: a request of it never "
+                  "ended", name, ABANDON_AFTER)
+        done.cancel()
 
     def poll_finished(self, tally: SourceReport) -> None:
         """(The reactor, from the pipeline.) A poll ended: metrics, a log line, and the
@@ -567,3 +600,9 @@ class Daemon:
         for line in lines:
             log.info("%s", line)
 
+
+def _cancelling(result: Any, timer: Any) -> Any:
+    """(A callback.) Cancel `timer` if still pending; pass `result` on."""
+    if timer.active():
+        timer.cancel()
+    return result

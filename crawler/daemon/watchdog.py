@@ -2,7 +2,9 @@
 longer than its expected cadence (`expect_every`, else learned from its history), queues one
 alert in the outbox for each of `operator_channels`; one "recovered" follows when it heals.
 The alerts and the health reported are written in one transaction, so a restart neither
-repeats nor loses one; the dispatcher delivers them like any alert (retries, Retry-After)."""
+repeats nor loses one, and the health reported moves by compare-and-set, so of two members
+checking at once only one tells; the dispatcher delivers them like any alert (retries,
+Retry-After)."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import AlertItem
@@ -72,11 +74,19 @@ def check_sources(config: Config, db: sessionmaker[Session], now: datetime,
             health = health_of(source, max(arrivals, default=None),
                                spec.expect_every or learned_cadence(arrivals), now)
             reported = source.reported_health or "ok"
-            if health.state != reported:
+            if health.state != reported and _moved(session, source, health.state):
                 _tell(session, config, spec.name, spec.url, health, reported, now)
-                source.reported_health = health.state
                 changes.append((spec.name, reported, health.state))
     return changes
+
+
+def _moved(session: Session, source: Source, state: str) -> bool:
+    """Report `state` unless another member reported a change since `source` was read."""
+    return session.execute(
+        update(Source).where(Source.id == source.id,
+                             Source.reported_health.is_not_distinct_from(source.reported_health))
+        .values(reported_health=state).execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def _tell(session: Session, config: Config, name: str, url: str, health: Health, was: str,

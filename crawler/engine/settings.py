@@ -25,6 +25,13 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.engine.tls.RejectedCertificateMiddleware": 900,  # before RetryMiddleware (550)
 }
 
+# a deployment's members share each host's limits and robots.txt (crawler.engine.hostgate)
+SHARED_POLITENESS = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.engine.hostgate.SharedRobotsTxtMiddleware": 100,  # in Scrapy's place
+    "crawler.engine.hostgate.HostGateMiddleware": 950,  # next to the download: once per try
+}
+
 EXTENSIONS = {
     "scrapy.extensions.throttle.AutoThrottle": None,
     "crawler.engine.extensions.ConditionalAutoThrottle": 0,  # a 304 counts as an answer
@@ -43,7 +50,20 @@ RESOLVER_SETTING = ("TWISTED_DNS_RESOLVER" if hasattr(default_settings, "TWISTED
                     else "DNS_RESOLVER")
 
 
-def scrapy_settings(crawl: CrawlSettings, verbose: bool = False) -> dict[str, Any]:
+def scrapy_settings(crawl: CrawlSettings, verbose: bool = False, queue: str | None = None,
+                    queue_prefix: str = "") -> dict[str, Any]:
+    """The crawl's settings; with a deployment's `queue` (and its keys' prefix), politeness
+    is kept per host for the whole deployment."""
+    settings = _settings(crawl, verbose)
+    if queue:
+        from crawler.engine.hostgate import GATE, HostGate  # (only a deployment needs Redis)
+
+        settings[GATE] = HostGate(queue, queue_prefix)
+        settings["DOWNLOADER_MIDDLEWARES"] = DOWNLOADER_MIDDLEWARES | SHARED_POLITENESS
+    return settings
+
+
+def _settings(crawl: CrawlSettings, verbose: bool) -> dict[str, Any]:
     return {
         "BOT_NAME": "mediawatch",
         "USER_AGENT": crawl.user_agent,
