@@ -20,6 +20,7 @@ from crawler.engine.hostgate import HostGate
 from crawler.engine.runner import Collected
 from crawler.engine.settings import scrapy_settings
 from crawler.engine.shared import ITEMS
+from crawler.engine.storing import Storing
 from spiders.items import PageSnapshot, PollDone, SourceDeferred, SourceSpec
 from spiders.source import SourceSpider
 from tests.receivers import free_port
@@ -55,7 +56,7 @@ def crawl_together(*crawls: tuple[dict[str, Any], list[SourceSpec]]) -> list[Col
     def start() -> DeferredList:
         runs = []
         for (settings, specs), items in zip(crawls, collected, strict=True):
-            settings = settings | {ITEMS: items}
+            settings = settings | {ITEMS: Storing(items)}
             install_resolver(settings, reactor.install())
             runs.append(CrawlerRunner(settings).crawl(SourceSpider, sources=specs))
         return DeferredList(runs, fireOnOneErrback=True)
