@@ -55,11 +55,14 @@ def check_url(url: str) -> str:
     return url
 
 
-# PostgreSQL cut off by the network: a new connection fails in 10 s, an open one once the
-# server has not answered for 30 s (keepalives when idle; unacknowledged sends time out),
-# not after TCP's own minutes
+# PostgreSQL and a client cut off from each other by the network: a new connection fails in
+# 10 s, an open one within about 30 s on both sides (keepalives when idle, a timeout on
+# unacknowledged sends), not after TCP's own minutes or hours — the server's side matters
+# too: a dead client's transaction holds its locks (the shared index's) until it ends
 PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
-                   "keepalives_interval": 5, "keepalives_count": 4, "tcp_user_timeout": 30_000}
+                   "keepalives_interval": 5, "keepalives_count": 4, "tcp_user_timeout": 30_000,
+                   "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+                              "-c tcp_keepalives_count=4 -c tcp_user_timeout=30000"}
 
 
 def create_db_engine(url: str) -> Engine:

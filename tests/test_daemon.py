@@ -139,6 +139,11 @@ def test_a_hosts_delay_adapts_to_fast_answers_and_304s_count(status: int) -> Non
 
 # ---------------------------------------------------------------- a real daemon
 
+# the daemon's own behaviour (scheduling, logging, the fetch guard), the same on both
+# databases: one backend saves a daemon's run (the suite's budget)
+ONE_BACKEND = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 @dataclass
 class Running:
     """A `mediawatch run` process and its log, read line by line as it writes them (each
@@ -483,6 +488,7 @@ def test_a_broken_source_gives_one_operator_alert_and_one_recovery(
     assert "HTTP 500" in sent[0]["items"][0]["snippet"]
 
 
+@ONE_BACKEND
 def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
         cli: Cli, web: FixtureWeb, slack_receiver: SlackReceiver, tmp_path: Path) -> None:
     """-v: the channels' HTTP chatter (webhook and Apprise paths) stays out of the log; a
@@ -524,6 +530,7 @@ def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
             assert secret not in text, f"{secret} leaked"
 
 
+@ONE_BACKEND
 def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     hung = {"name": "hung", "kind": "feed", "url": "/slow/8/feeds/statements.xml",
@@ -553,6 +560,7 @@ def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
         assert running.stop() == 0
 
 
+@ONE_BACKEND
 def test_the_daemon_refuses_a_host_name_that_resolves_to_loopback(cli: Cli, web: FixtureWeb) -> None:
     """The fetch guard's resolver guards the daemon too (Scrapy installs one only when a
     CrawlerProcess starts, and the daemon runs a CrawlerRunner)."""

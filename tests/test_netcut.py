@@ -35,6 +35,11 @@ def role(address: str) -> str | None:
         return None
 
 
+def _print_tail(name: str, running: Running) -> None:
+    """(Shown when the test fails.)"""
+    print(f"--- {name}, last lines:", *running.lines[-20:], sep="\n")
+
+
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
     with network_namespace() as made:
@@ -59,11 +64,13 @@ def test_a_leader_cut_from_the_network_is_replaced_within_15_s(
 
         leader_at = f"{namespace.inside_ip}:{free_port()}"
         leader = stack.enter_context(daemon(cli, "--listen", leader_at, prefix=namespace.prefix))
+        stack.callback(_print_tail, "the leader cut off", leader)
         leader.wait_for(lambda: role(leader_at) == "leader", "the member in the namespace to lead")
         members: dict[str, Running] = {}
         for _ in range(2):
             address = f"127.0.0.1:{free_port()}"
             members[address] = stack.enter_context(daemon(cli, "--listen", address))
+            stack.callback(_print_tail, f"member {address}", members[address])
         for address, member in members.items():
             member.wait_for(lambda a=address: role(a) == "member", "a member on this host")
 

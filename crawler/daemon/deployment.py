@@ -54,10 +54,12 @@ OFFER_TTL = 3 * ORPHANED  # an offer blocks the next this long at most (normally
 MAX_BACKOFF = 5.0  # seconds between two tries while Redis is down
 GONE_AFTER = timedelta(minutes=10)  # a member silent this long, holding nothing, has left
 # The lock connection dies fast with its leader: the server probes an idle client after
-# 3 s (then every 2 s, 3 times), the client likewise, and unacknowledged sends time out.
+# 3 s (then every 2 s, 3 times), the client likewise, and on both sides a send still
+# unacknowledged after 10 s ends it (a cut that falls while an answer is on its way would
+# otherwise wait out TCP's retransmissions: many minutes).
 LOCK_CONNECT_ARGS: dict[str, Any] = {
     "options": "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 "
-               "-c tcp_keepalives_count=3",
+               "-c tcp_keepalives_count=3 -c tcp_user_timeout=10000",
     "keepalives": 1, "keepalives_idle": 3, "keepalives_interval": 2, "keepalives_count": 3,
     "tcp_user_timeout": 10_000, "connect_timeout": 5}
 
