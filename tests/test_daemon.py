@@ -411,6 +411,7 @@ def test_alerts_are_sent_once_across_a_stop_and_restart(
     assert all(s["health"] == "ok" for s in runs)
 
 
+@ONE_BACKEND  # (the outbox and source health on both: test_alerts_flow, test_alerts_once)
 def test_an_alert_leaves_when_its_article_is_stored_not_at_the_next_tick(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     feed = web.root / "feeds" / "_wake.xml"
@@ -457,6 +458,7 @@ def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
     assert running.logged("info", "statements: ok")
 
 
+@ONE_BACKEND  # (the outbox and source health on both: test_alerts_flow, test_alerts_once)
 def test_a_broken_source_gives_one_operator_alert_and_one_recovery(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer, tmp_path: Path) -> None:
     feed = web.root / "feeds" / "_flaky.xml"
