@@ -73,8 +73,6 @@ from storage.db import engine_of, open_database
 log = logging.getLogger("mediawatch.daemon")
 RUN_HISTORY = timedelta(days=7)  # the crawl_runs table: one row per poll
 PG_LOCK_KEY = 0x6D656469  # "medi": the advisory lock of `mediawatch run`
-ROW_GRACE = 4.0  # seconds a member's poll waits for its crawl-run row after its `done`
-#                  (storing can lag under load)
 ABANDON_AFTER = 4  # crawl.poll_deadline: a poll still running then is forgotten
 
 
@@ -165,14 +163,13 @@ class Daemon:
         self.storing = Storing(self.ingest, self.report)  # in a thread of its own, in order
         self.polling: dict[str, Any] = {}  # source → its poll's Deferred (reactor thread)
         self.given_up: set[str] = set()  # of those, past crawl.poll_deadline
-        self.written: dict[str, Deferred[None]] = {}  # a member's polls: see start_member_poll
         with db() as session:  # sources whose health is not ok: checked after every poll
             self.unwell = {s.name for s in repo.list_sources(session)
                            if s.reported_health not in (None, "ok")}
         self.member = None if config.queue is None else Member(
             config.queue, config.database, PG_LOCK_KEY, config.crawl.concurrency,
             self.reactor, self.claimed,
-            self.poll_spec, self.start_member_poll, self.lead, self.step_down)
+            self.poll_spec, self.start_poll, self.lead, self.step_down)
         self.leading = self.member is None  # without a queue, it is the only daemon
         self.terms = 0  # leadership changes: a schedule read for an old term is dropped
         self.metrics = Metrics(db, in_flight=self.in_flight, queue_depth=self.member and
@@ -453,27 +450,6 @@ class Daemon:
         done.addBoth(self._unmark, spec.name, done, abandoned)
         return done
 
-    def start_member_poll(self, spec: SourceSpec) -> Deferred[None] | None:
-        """(The reactor.) `start_poll` for a member of a deployment: → a Deferred that
-        fires once the poll's crawl-run row and validators are written (the spider's
-        `done` comes a little before), so that the next poll, maybe on another member,
-        starts after it; while it waits, the poll's lease is renewed (deployment.Consumer).
-        One whose row never comes (storing failed) ends ROW_GRACE seconds after `done`."""
-        done = self.start_poll(spec)
-        if done is None:
-            return None
-        written: Deferred[None] = Deferred()
-        self.written[spec.name] = written
-        done.addBoth(lambda _: self.reactor.callLater(ROW_GRACE, self._written, spec.name,
-                                                      written))
-        return written
-
-    def _written(self, name: str, written: Deferred[None]) -> None:
-        if self.written.get(name) is written:
-            del self.written[name]
-        if not written.called:
-            written.callback(None)
-
     def claimed(self, reclaimed: bool) -> None:
         """(The consumer's thread.) This member took a poll from the queue."""
         self.metrics.claimed.inc()
@@ -532,8 +508,6 @@ class Daemon:
         """(The reactor, from the pipeline.) A poll ended: metrics, a log line, and the
         source's health checked (in a pool thread)."""
         seconds = (utcnow() - tally.started_at).total_seconds()
-        if tally.name in self.written:
-            self._written(tally.name, self.written[tally.name])
         self.metrics.observe_poll(tally, seconds)
         if tally.status == "failed" or tally.name in self.unwell:
             deferToThread(self.health_job, [tally.name])
