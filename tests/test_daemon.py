@@ -384,6 +384,7 @@ def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
     assert alerted("archive") == [] and len(alerted("students")) == 1
 
 
+@ONE_BACKEND  # (PostgreSQL members restarted, exactly once: test_faults)
 def test_alerts_are_sent_once_across_a_stop_and_restart(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     cli.write_config(mission(web, smtp_server))
@@ -429,6 +430,7 @@ def test_an_alert_leaves_when_its_article_is_stored_not_at_the_next_tick(
         assert running.stop() == 0
 
 
+@ONE_BACKEND  # (PostgreSQL's refusal: test_deployment)
 def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     cli.write_config(mission(web, smtp_server))
