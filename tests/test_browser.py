@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import Cli, script_env, web_config
+from tests.conftest import Cli, cli_for, web_config
 from tests.receivers import free_port
 from tests.test_daemon import Running, daemon
 from tests.webserver import FixtureWeb
@@ -121,9 +121,8 @@ def crawled(web: FixtureWeb, tmp_path: Path) -> Iterator[tuple[Cli, Running, str
     statement's reprints (added by a reload, so they fold onto what they copy); its reading
     room's address."""
     hostile_site(web)
-    env = {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")}
-    cli = Cli(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'mediawatch.db'}",
-              env | {"MEDIAWATCH_WEB_TOKEN": TOKEN})
+    cli = cli_for(tmp_path, f"sqlite:///{tmp_path / 'mediawatch.db'}")
+    cli.env["MEDIAWATCH_WEB_TOKEN"] = TOKEN
     config = mission(web, tmp_path / "alerts.jsonl")
     cli.write_config(config)
     port = free_port()

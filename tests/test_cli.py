@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from basis.secrets import Redactor
 from storage.db import engine_of, open_database
-from tests.conftest import Cli, invoke, script_env, web_config
+from tests.conftest import Cli, cli_for, invoke, script_env, web_config
 from tests.webserver import FixtureWeb
 
 ROOT = Path(__file__).parent.parent
@@ -102,7 +102,8 @@ def test_unknown_config_key_exits_before_anything_runs(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.db"))
 
 
-def test_db_upgrade_creates_the_schema(cli: Cli) -> None:
+def test_db_upgrade_creates_the_schema(tmp_path: Path, empty_db_url: str) -> None:
+    cli = cli_for(tmp_path, empty_db_url)
     cli.write_config({})
     result = cli("db", "upgrade")
     assert result.code == 0, result.err

@@ -23,7 +23,7 @@ from crawler.config import ConfigError, parse_config
 from crawler.daemon import deployment as queueing
 from crawler.daemon.deployment import Consumer, Offer, PollQueue, queue_prefix
 from crawler.daemon.service import database_lock, load_run_config
-from tests.conftest import Cli, fresh_pg, script_env, web_config
+from tests.conftest import Cli, cli_for, fresh_pg, web_config
 from tests.receivers import free_port
 from tests.test_daemon import Running, daemon
 from tests.webserver import FixtureWeb
@@ -152,8 +152,7 @@ def deployment(tmp_path: Path, pg_admin, web: FixtureWeb) -> Iterator[tuple[Cli,
     with ExitStack() as stack:
         db = stack.enter_context(contextmanager(fresh_pg)(pg_admin))
         stack.callback(_forget_keys, queue_prefix(db))
-        cli = Cli(tmp_path / "config.yaml", db, {k: v for k, v in script_env().items()
-                                                  if not k.startswith("MEDIAWATCH_")})
+        cli = cli_for(tmp_path, db)
         sources = [{"name": feed.split(".")[0], "kind": "feed", "url": f"/feeds/{feed}",
                     "every": "1s", "follow": False} for feed in FEEDS]
         sources += [{"name": name, "kind": "feed", "url": url, "every": "1s", "follow": False}

@@ -33,7 +33,7 @@ import requests
 from sqlalchemy import Engine, create_engine, text
 
 from alerts.dispatcher import SENDING_TIMEOUT
-from tests.conftest import Cli, script_env, web_config
+from tests.conftest import Cli, cli_for, web_config
 from tests.receivers import SmtpServer, free_port
 from tests.services import OwnPostgres, OwnRedis, own_postgres, own_redis
 from tests.test_daemon import Running, daemon
@@ -205,8 +205,7 @@ def deployment(tmp_path: Path, web: FixtureWeb, smtp_server: SmtpServer
                ) -> Iterator[tuple[Deployment, Feeds]]:
     with own_postgres(tmp_path) as postgres, own_redis(tmp_path) as redis, ExitStack() as stack:
         feeds = Feeds(web)
-        env = {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")}
-        cli = Cli(tmp_path / "config.yaml", postgres.url, env)
+        cli = cli_for(tmp_path, postgres.url)
         cli.write_config(_config(web, feeds, smtp_server, redis))
         deployed = Deployment(cli, postgres, redis, stack)
         try:

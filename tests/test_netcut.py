@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests import webserver
-from tests.conftest import Cli, script_env, web_config
+from tests.conftest import cli_for, web_config
 from tests.receivers import free_port
 from tests.services import Namespace, network_namespace, own_postgres, own_redis
 from tests.test_daemon import Running, daemon
@@ -55,8 +55,7 @@ def test_a_leader_cut_from_the_network_is_replaced_within_15_s(
         shutil.copytree(webserver.ROOT, tmp_path / "web")
         web, server = webserver.start(tmp_path / "web", host=host)
         stack.callback(server.shutdown)
-        cli = Cli(tmp_path / "config.yaml", postgres.url,
-                  {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")})
+        cli = cli_for(tmp_path, postgres.url)
         config = web_config(web, *({"name": feed.split(".")[0], "kind": "feed", "every": "1s",
                                     "url": f"/feeds/{feed}", "follow": False} for feed in FEEDS),
                             backfill="36500d")

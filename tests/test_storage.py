@@ -46,30 +46,30 @@ def db(db_url: str):
     return factory
 
 
-def test_migrations_apply_once_and_are_idempotent(db_url: str, db) -> None:
-    engine = engine_of(db)
+def test_migrations_apply_once_and_are_idempotent(empty_db_url: str) -> None:
+    engine = engine_of(open_database(empty_db_url))
     assert is_current(engine)
-    open_database(db_url)  # a second open finds nothing to do
+    open_database(empty_db_url)  # a second open finds nothing to do
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from alembic_version")).scalar() == 1
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_processes_opening_a_fresh_database_together_migrate_it_once(db_url: str) -> None:
+@pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
+def test_processes_opening_a_fresh_database_together_migrate_it_once(empty_db_url: str) -> None:
     """The members of a deployment start together (`docker compose up --scale`): each
     migrates in turn (an advisory lock), the later ones find nothing to do."""
     opening = [subprocess.Popen([sys.executable, "-c", "import sys; from storage.db import "
-                                 "open_database; open_database(sys.argv[1])", db_url],
+                                 "open_database; open_database(sys.argv[1])", empty_db_url],
                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
     errors = [p.communicate(timeout=120)[1] for p in opening]
     assert [p.returncode for p in opening] == [0, 0, 0], errors
-    assert is_current(engine_of(open_database(db_url, migrate=False)))
+    assert is_current(engine_of(open_database(empty_db_url, migrate=False)))
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
 def test_a_process_waiting_for_another_s_migration_says_so(
-        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    engine = create_db_engine(db_url)
+        empty_db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    engine = create_db_engine(empty_db_url)
     with engine.connect() as other:  # another process, migrating
         other.execute(text("select pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         waiting = ThreadPoolExecutor(1).submit(upgrade, engine)

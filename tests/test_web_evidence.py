@@ -29,7 +29,7 @@ from crawler.daemon.web.pages import sources as sources_page
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Sighting
-from tests.conftest import Cli, fresh_pg, script_env, web_config
+from tests.conftest import cli_for, fresh_pg, web_config
 from tests.webserver import FixtureWeb
 
 SECRET = "feed-key-0123456789-secret"
@@ -77,8 +77,8 @@ def room(request: pytest.FixtureRequest, _web_server: FixtureWeb,
 
 
 def crawled(url: str, web: FixtureWeb, folder: Path) -> Room:
-    env = {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")}
-    cli = Cli(folder / "config.yaml", url, env | {"FEED_KEY": SECRET})
+    cli = cli_for(folder, url)
+    cli.env["FEED_KEY"] = SECRET
     config = web_config(
         web,
         {"name": "statements", "kind": "feed", "url": "/feeds/statements.xml",
