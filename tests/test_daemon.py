@@ -421,13 +421,12 @@ def test_an_alert_leaves_when_its_article_is_stored_not_at_the_next_tick(
                                         "url": "/feeds/_wake.xml"})
     config["daemon"] = {"dispatch_every": "1h"}  # the tick ran at start, not again
     cli.write_config(config)
-    with daemon(cli) as running:
-        running.wait_for(lambda: web.hits("/feeds/_wake.xml"), "a first poll")
+    with in_process(cli):
+        events.wait_for(lambda: web.hits("/feeds/_wake.xml"), "a first poll")
         feed.write_text('<rss version="2.0"><channel><title>wake</title><item><title>s</title>'
                         f'<link>{web.url("/statements/warning-students.html")}</link></item>'
                         '</channel></rss>')
-        running.wait_for(lambda: smtp_server.messages, "the alert", timeout=20)
-        assert running.stop() == 0
+        events.wait_for(lambda: smtp_server.messages, "the alert", timeout=20)
 
 
 @ONE_BACKEND  # (PostgreSQL's refusal: test_deployment)
@@ -477,13 +476,12 @@ def test_a_broken_source_gives_one_operator_alert_and_one_recovery(
         return operator.exists() and word in operator.read_text(encoding="utf-8")
 
     try:
-        with daemon(cli) as running:
-            running.wait_for(lambda: web.hits("/feeds/_flaky.xml"), "a first poll")
+        with in_process(cli):
+            events.wait_for(lambda: web.hits("/feeds/_flaky.xml"), "a first poll")
             status.write_text("Status: 500\n")
-            running.wait_for(lambda: said("is failing"), "the failing alert")
+            events.wait_for(lambda: said("is failing"), "the failing alert")
             status.unlink()
-            running.wait_for(lambda: said("recovered"), "the recovery alert", timeout=90)
-            assert running.stop() == 0
+            events.wait_for(lambda: said("recovered"), "the recovery alert", timeout=90)
     finally:
         feed.unlink(missing_ok=True)
         status.unlink(missing_ok=True)
