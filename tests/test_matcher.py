@@ -3,7 +3,11 @@ field, highlights in the original text, snippets, the mission's traps, and prope
 that the Aho-Corasick presearcher never changes a result."""
 from __future__ import annotations
 
+import functools
+import math
 import re
+from collections.abc import Sequence
+from typing import NamedTuple
 from unittest import mock
 
 import pytest
@@ -522,43 +526,121 @@ def spellings(entry: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 # Each example draws a small vocabulary first, then builds its queries and texts from it,
 # so that terms, phrases and proximity operators actually meet in the text.
+#
+# The strategies are built once, here, never for an example: building them for each example
+# (and flatmap, which builds one for each value it draws) cost several times what the
+# matcher under test does. They draw recipes whose choices do not depend on the vocabulary;
+# _query and _text spell them out with the example's vocabulary. Where a choice depends on
+# the vocabulary it is drawn from a range that is a multiple of the number of choices and
+# taken modulo that number, so each choice is as likely as with sampled_from.
 vocabularies = st.lists(st.sampled_from(VOCABULARY), min_size=2, max_size=5, unique=True)
 
 
-def query_strings(vocab: list[tuple[str, ...]]) -> st.SearchStrategy[str]:
-    word = st.sampled_from(vocab).flatmap(spellings)
+@functools.cache
+def _below(n: int) -> st.SearchStrategy[int]:
+    return st.integers(0, n - 1)
 
-    @st.composite
-    def prefix(draw: st.DrawFn) -> str:
-        entry = draw(st.sampled_from(vocab))
-        text = entry[0] if len(entry) == 1 else draw(st.sampled_from(entry))
-        cut = draw(st.integers(min_value=2 if text.isascii() else 1, max_value=len(text)))
-        return text[:cut] + "*"
 
-    plain = st.one_of(word, prefix(),
-                      st.tuples(word, word).map(lambda ws: f'"{ws[0]} {ws[1]}"'),
-                      st.sampled_from(["@mss", "@stu", "@spy"]))
-    term = st.one_of(
-        plain, plain,
-        st.tuples(st.sampled_from(["title:", "text:", "url:"]), plain).map("".join),
-        st.sampled_from([f"source:{s}" for s in SOURCES + TAGS] + ["lang:zh", "lang:en"]),
-    )
+def _spelling(entry: tuple[str, ...], choice: int) -> str:
+    """Latin: lower, upper, title case, full width; CJK: Simplified or Traditional."""
+    if len(entry) == 1:
+        word = entry[0]
+        return (word, word.upper(), word.title(), fullwidth(word))[choice % 4]
+    return entry[choice % len(entry)]
 
-    def negate(x: str) -> st.SearchStrategy[str]:
-        return st.sampled_from([f"NOT {x}"] + ([] if x.startswith("-") else [f"-{x}"]))
 
-    def extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        binary = st.sampled_from(["AND", "", "OR", "NEAR/0", "NEAR/1", "NEAR/3", "NEAR/6",
-                                  "SENTENCE"])
-        nary = st.lists(children, min_size=2, max_size=4).flatmap(
-            lambda xs: st.sampled_from(["AND", "OR", ""]).map(
-                lambda op: "(" + (f" {op} " if op else " ").join(xs) + ")"))
-        return st.one_of(
-            children.flatmap(negate),
-            st.tuples(children, binary, children).map(_binary),
-            nary)
+def _word(choice: int, vocab: Sequence[tuple[str, ...]]) -> str:
+    """choice < 240: an entry of the vocabulary (2 to 5 of them: 60 is a multiple of each)
+    and one of its spellings (4, or 2 for CJK)."""
+    entry, spelling = divmod(choice, 4)
+    return _spelling(vocab[entry % len(vocab)], spelling)
 
-    return st.recursive(term, extend, max_leaves=8)
+
+class Word(NamedTuple):
+    choice: int
+
+
+class Prefix(NamedTuple):
+    choice: int
+    cut: int  # < 840, a multiple of each number of lengths (2 to 8)
+
+
+class Phrase(NamedTuple):
+    first: Word
+    second: Word
+
+
+class InField(NamedTuple):
+    name: str
+    term: object
+
+
+class Negated(NamedTuple):
+    query: object
+    form: int
+
+
+class Pair(NamedTuple):
+    left: object
+    op: str
+    right: object
+
+
+class Group(NamedTuple):
+    queries: list[object]
+    op: str
+
+
+_WORD = st.builds(Word, _below(240))
+_PLAIN = st.one_of(
+    _WORD,
+    st.builds(Prefix, _below(240), _below(840)),
+    st.builds(Phrase, _WORD, _WORD),
+    st.sampled_from(["@mss", "@stu", "@spy"]))
+# one_of flattens plain into its four branches and keeps one plain: six branches
+_TERM = st.one_of(
+    _PLAIN, _PLAIN,
+    st.builds(InField, st.sampled_from(["title:", "text:", "url:"]), _PLAIN),
+    st.sampled_from([f"source:{s}" for s in SOURCES + TAGS] + ["lang:zh", "lang:en"]))
+
+
+def _extend(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    binary = st.sampled_from(["AND", "", "OR", "NEAR/0", "NEAR/1", "NEAR/3", "NEAR/6",
+                              "SENTENCE"])
+    return st.one_of(
+        st.builds(Negated, children, _below(2)),
+        st.builds(Pair, children, binary, children),
+        st.builds(Group, st.lists(children, min_size=2, max_size=4),
+                  st.sampled_from(["AND", "OR", ""])))
+
+
+_QUERY = st.recursive(_TERM, _extend, max_leaves=8)
+
+
+def _query(recipe: object, vocab: Sequence[tuple[str, ...]]) -> str:
+    match recipe:
+        case str():
+            return recipe
+        case Word(choice):
+            return _word(choice, vocab)
+        case Prefix(choice, cut):
+            entry = vocab[choice // 4 % len(vocab)]
+            text = entry[0] if len(entry) == 1 else entry[choice % len(entry)]
+            shortest = 2 if text.isascii() else 1
+            return text[:shortest + cut % (len(text) - shortest + 1)] + "*"
+        case Phrase(first, second):
+            return f'"{_query(first, vocab)} {_query(second, vocab)}"'
+        case InField(name, term):
+            return name + _query(term, vocab)
+        case Negated(query, form):
+            x = _query(query, vocab)
+            forms = [f"NOT {x}"] + ([] if x.startswith("-") else [f"-{x}"])
+            return forms[form % len(forms)]
+        case Pair(left, op, right):
+            return _binary((_query(left, vocab), op, _query(right, vocab)))
+        case Group(queries, op):
+            return "(" + (f" {op} " if op else " ").join(_query(x, vocab) for x in queries) + ")"
+    raise AssertionError(recipe)
 
 
 _NOT_TEXT = re.compile(r"(^|[\s(])(NOT\s|-)|source:|lang:")
@@ -573,42 +655,71 @@ def _binary(parts: tuple[str, str, str]) -> str:
     return f"({left} {op} {right})" if op else f"({left} {right})"
 
 
-def texts(vocab: list[tuple[str, ...]], max_size: int) -> st.SearchStrategy[str]:
-    token = st.one_of(st.sampled_from(vocab).flatmap(spellings),
-                      st.sampled_from(vocab).flatmap(spellings),
-                      st.sampled_from(VOCABULARY).flatmap(spellings),
-                      st.sampled_from(NOISE), st.sampled_from(PUNCT))
-    separator = st.sampled_from([" ", " ", " ", "", "\n", "  "])
-    return st.lists(st.tuples(token, separator), max_size=max_size).map(
-        lambda parts: "".join(a + b for a, b in parts))
+# A token of a text is one integer: kind * _OPTIONS * 6 + option * 6 + separator. Kinds 0
+# and 1 are a word of the example's vocabulary, 2 any word of VOCABULARY, 3 noise, 4
+# punctuation; the option is taken modulo the number of choices of its kind (_OPTIONS is a
+# multiple of each, so each choice is as likely as with sampled_from).
+SEPARATORS = [" ", " ", " ", "", "\n", "  "]
+_OPTIONS = math.lcm(240, 4 * len(VOCABULARY), len(NOISE), len(PUNCT))
+_TOKEN = _below(5 * _OPTIONS * len(SEPARATORS))
+_DOCUMENT = st.tuples(
+    st.lists(_TOKEN, max_size=8),       # title
+    st.lists(_TOKEN, max_size=40),      # text
+    st.lists(_below(60), max_size=4),   # url: Latin words of the vocabulary or 2026 (modulo)
+    st.sampled_from(SOURCES),
+    st.lists(st.sampled_from(TAGS), max_size=2, unique=True).map(tuple),
+    st.sampled_from([None, "zh", "en"]))
 
 
-def documents(vocab: list[tuple[str, ...]]) -> st.SearchStrategy[Document]:
-    url_words = st.lists(st.sampled_from([e[0] for e in vocab if len(e) == 1] + ["2026"]),
-                         max_size=4)
-    return st.builds(
-        Document,
-        title=texts(vocab, 8),
-        text=texts(vocab, 40),
-        url=url_words.map(lambda ws: "https://news.example/" + "-".join(ws) + ".html"),
-        source=st.sampled_from(SOURCES),
-        tags=st.lists(st.sampled_from(TAGS), max_size=2, unique=True).map(tuple),
-        language=st.sampled_from([None, "zh", "en"]),
-    )
+def _text(tokens: list[int], vocab: list[tuple[str, ...]]) -> str:
+    out = []
+    for token in tokens:
+        rest, separator = divmod(token, len(SEPARATORS))
+        kind, option = divmod(rest, _OPTIONS)
+        if kind < 2:
+            out.append(_word(option % 240, vocab))
+        elif kind == 2:
+            out.append(_word(option % (4 * len(VOCABULARY)), VOCABULARY))
+        else:
+            words = NOISE if kind == 3 else PUNCT
+            out.append(words[option % len(words)])
+        out.append(SEPARATORS[separator])
+    return "".join(out)
+
+
+def _document(draw: st.DrawFn, vocab: list[tuple[str, ...]]) -> Document:
+    title, text, url, source, tags, language = draw(_DOCUMENT)
+    url_words = [e[0] for e in vocab if len(e) == 1] + ["2026"]
+    return Document(
+        title=_text(title, vocab), text=_text(text, vocab),
+        url="https://news.example/" + "-".join(url_words[i % len(url_words)] for i in url)
+            + ".html",
+        source=source, tags=tags, language=language)
+
+
+@functools.cache
+def _queries(max_size: int) -> st.SearchStrategy[list[object]]:
+    return st.lists(_QUERY, min_size=1, max_size=max_size)
 
 
 @st.composite
 def scenarios(draw: st.DrawFn, max_rules: int = 10) -> tuple[dict[str, Node], Document]:
     vocab = draw(vocabularies)
-    queries = draw(st.lists(query_strings(vocab), min_size=1, max_size=max_rules))
-    rules = {f"rule-{i}": parse_query(q, ALIASES) for i, q in enumerate(queries)}
-    return rules, draw(documents(vocab))
+    queries = draw(_queries(max_rules))
+    rules = {f"rule-{i}": parse_query(_query(q, vocab), ALIASES) for i, q in enumerate(queries)}
+    return rules, _document(draw, vocab)
 
 
 @st.composite
 def one_query(draw: st.DrawFn) -> tuple[str, Document]:
     vocab = draw(vocabularies)
-    return draw(query_strings(vocab)), draw(documents(vocab))
+    return _query(draw(_QUERY), vocab), _document(draw, vocab)
+
+
+@st.composite
+def query_strings(draw: st.DrawFn) -> str:
+    vocab = draw(vocabularies)
+    return _query(draw(_QUERY), vocab)
 
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,
@@ -718,7 +829,7 @@ def test_highlights_are_spans_of_the_original_text(case: tuple[str, Document]) -
 
 
 @PROPERTY
-@given(query=vocabularies.flatmap(query_strings))
+@given(query=query_strings())
 def test_printed_query_parses_to_the_same_tree(query: str) -> None:
     node = parse_query(query, ALIASES)
     assert parse_query(str(node)) == node
