@@ -29,6 +29,22 @@ PG_ADMIN = os.environ.get("MEDIAWATCH_TEST_PG", "postgresql+psycopg://postgres@1
 REQUIRE_PG = os.environ.get("MEDIAWATCH_REQUIRE_PG") == "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first in each worker's share of the run (pytest-xdist deals the
+    collection out in as many runs of tests as it has workers), the longest shared out
+    first: none waits for the end, where it would run while the other workers sit idle."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    seconds = {item: item.get_closest_marker("long").args[0] for item in items
+               if item.get_closest_marker("long")}
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for item in sorted(seconds, key=seconds.__getitem__, reverse=True):
+        min(shares, key=lambda share: sum(map(seconds.__getitem__, share))).append(item)
+    rest = [item for item in items if item not in seconds]
+    cuts = [round(len(rest) * n / workers) for n in range(workers + 1)]
+    items[:] = [item for n, share in enumerate(shares)
+                for item in share + rest[cuts[n]:cuts[n + 1]]]
+
+
 @pytest.fixture(scope="session")
 def _web_server() -> Iterator[webserver.FixtureWeb]:
     web, server = webserver.start()

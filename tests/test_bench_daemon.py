@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.bench  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+pytestmark = [pytest.mark.bench,  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+              pytest.mark.long(40)]
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = ("bench", "sources", "polls", "cpu_ms_per_unchanged_poll", "feedparser_parse_ms",

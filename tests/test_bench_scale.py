@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.bench  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+pytestmark = [pytest.mark.bench,  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+              pytest.mark.long(35)]
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_KEYS = ("members", "polls_per_s", "lateness_p95_s", "lateness_p50_s",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.bench  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+pytestmark = [pytest.mark.bench,  # a smoke run of a benchmark: `pytest -m "not bench"` skips it
+              pytest.mark.long(20)]
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ from tests.receivers import free_port
 from tests.test_daemon import Running, daemon
 from tests.webserver import FixtureWeb
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.long(20)]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 REQUIRED = os.environ.get("MEDIAWATCH_REQUIRE_BROWSER") == "1"

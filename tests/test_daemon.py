@@ -385,6 +385,7 @@ def test_a_topic_added_sees_the_stored_past_and_only_recent_articles_alert(
 
 
 @ONE_BACKEND  # (PostgreSQL members restarted, exactly once: test_faults)
+@pytest.mark.long(15)
 def test_alerts_are_sent_once_across_a_stop_and_restart(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     cli.write_config(mission(web, smtp_server))
@@ -430,6 +431,7 @@ def test_an_alert_leaves_when_its_article_is_stored_not_at_the_next_tick(
 
 
 @ONE_BACKEND  # (PostgreSQL's refusal: test_deployment)
+@pytest.mark.long(15)
 def test_one_daemon_per_database_with_health_metrics_and_topic_feeds(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     cli.write_config(mission(web, smtp_server))
@@ -533,6 +535,7 @@ def test_a_verbose_daemon_keeps_every_secret_out_of_its_log_and_alerts(
 
 
 @ONE_BACKEND
+@pytest.mark.long(35)
 def test_a_hung_poll_is_given_up_and_a_bad_reload_is_refused(
         cli: Cli, web: FixtureWeb, smtp_server: SmtpServer) -> None:
     hung = {"name": "hung", "kind": "feed", "url": "/slow/8/feeds/statements.xml",

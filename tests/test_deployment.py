@@ -187,6 +187,7 @@ def runs(db: str) -> list[tuple[str, datetime, datetime]]:
     return [tuple(row) for row in found]
 
 
+@pytest.mark.long(30)
 def test_one_leads_all_poll_and_the_survivor_takes_over(
         deployment: tuple[Cli, list[Member]], web: FixtureWeb) -> None:
     cli, (leader, member) = deployment

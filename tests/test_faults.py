@@ -219,6 +219,7 @@ def deployment(tmp_path: Path, web: FixtureWeb, smtp_server: SmtpServer
 
 # ---------------------------------------------------------------- the faults
 
+@pytest.mark.long(90)
 def test_three_members_live_through_failover_a_lost_member_redis_and_postgres_outages(
         deployment: tuple[Deployment, Feeds], web: FixtureWeb, smtp_server: SmtpServer) -> None:
     d, feeds = deployment

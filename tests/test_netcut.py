@@ -46,6 +46,7 @@ def namespace() -> Iterator[Namespace]:
         yield made
 
 
+@pytest.mark.long(30)
 def test_a_leader_cut_from_the_network_is_replaced_within_15_s(
         tmp_path: Path, namespace: Namespace) -> None:
     with ExitStack() as stack:
