@@ -34,8 +34,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     collection out in as many runs of tests as it has workers), the longest shared out
     first: none waits for the end, where it would run while the other workers sit idle."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    seconds = {item: item.get_closest_marker("long").args[0] for item in items
-               if item.get_closest_marker("long")}
+    seconds = {item: mark.args[0] for item in items
+               if (mark := item.get_closest_marker("long"))}
     shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
     for item in sorted(seconds, key=seconds.__getitem__, reverse=True):
         min(shares, key=lambda share: sum(map(seconds.__getitem__, share))).append(item)

@@ -5,7 +5,6 @@ real storage functions. In process, through the WSGI app, on SQLite and PostgreS
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +21,7 @@ from crawler.daemon.web.filters import PAGE_SIZE
 from crawler.daemon.web.pages.stories import is_traditional
 from storage import repository as repo
 from storage.db import open_database
-from tests.conftest import Cli, fresh_pg, script_env, web_config
+from tests.conftest import Cli, cli_for, fresh_pg, web_config
 from tests.test_crawl import COVERAGE, STATEMENTS, by_path
 from tests.test_dedupe import REPRINTS
 from tests.webserver import FixtureWeb
@@ -72,15 +71,14 @@ def crawled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """The fixture web crawled once per backend (a crawl takes seconds): each test gets a
     copy of that database — a file copy on SQLite, a clone on PostgreSQL."""
     folder = tmp_path_factory.mktemp("crawled")
-    env = {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")}
     if request.param == "sqlite":
         url = f"sqlite:///{folder / 'crawled.db'}"
-        config = crawl_fixture_web(Cli(folder / "config.yaml", url, env), _web_server)
+        config = crawl_fixture_web(cli_for(folder, url), _web_server)
         yield "sqlite", url, config
         return
     pg_admin = request.getfixturevalue("pg_admin")
     for url in fresh_pg(pg_admin):
-        config = crawl_fixture_web(Cli(folder / "config.yaml", url, env), _web_server)
+        config = crawl_fixture_web(cli_for(folder, url), _web_server)
         name = url.rsplit("/", 1)[1]
         with pg_admin.connect() as conn:  # a template has no other connection
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -93,7 +91,6 @@ def crawled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def room(crawled: tuple[str, str, dict[str, Any]], tmp_path: Path,
          request: pytest.FixtureRequest) -> Iterator[Room]:
     kind, template, config = crawled
-    env = {k: v for k, v in script_env().items() if not k.startswith("MEDIAWATCH_")}
     if kind == "sqlite":
         for suffix in ("", "-wal"):  # the crawl's last writes may still be in the WAL
             original = Path(template.removeprefix("sqlite:///") + suffix)
@@ -101,18 +98,12 @@ def room(crawled: tuple[str, str, dict[str, Any]], tmp_path: Path,
                 shutil.copy(original, tmp_path / f"copy.db{suffix}")
         url = f"sqlite:///{tmp_path / 'copy.db'}"
         (tmp_path / "config.yaml").write_text("{}")
-        yield Room(Cli(tmp_path / "config.yaml", url, env), config)
+        yield Room(cli_for(tmp_path, url), config)
         return
-    pg_admin = request.getfixturevalue("pg_admin")
-    name = f"mw_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"'))
-    room = Room(Cli(tmp_path / "config.yaml", template.rsplit("/", 1)[0] + f"/{name}", env),
-                config)
-    yield room
-    room.db.kw["bind"].dispose()
-    with pg_admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for url in fresh_pg(request.getfixturevalue("pg_admin"), template.rsplit("/", 1)[1]):
+        room = Room(cli_for(tmp_path, url), config)
+        yield room
+        room.db.kw["bind"].dispose()
 
 
 def story_of(room: Room, path: str) -> int:
