@@ -101,9 +101,11 @@ def big_feed(web: FixtureWeb, articles: int) -> str:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_healthz_answers_at_once_while_a_poll_stores_big_articles(
         cli: Cli, web: FixtureWeb) -> None:
-    """Each big article takes 0.3-0.8 s to store: on the reactor, /healthz waited that long
-    behind each one (0.7-2.5 s measured). Off it, /healthz answers within 0.5 s all along
-    (0.17 s at most measured: the storing thread holds the GIL for a few ms at a time)."""
+    """Each big article takes 0.2-0.8 s to store. Stored on the reactor, /healthz waited
+    behind each one: 5 of 6 probes took 0.19-0.72 s (idle machine). Off it, the probes
+    answer in 5-10 ms, at most 0.15 s (the storing thread holds the GIL a few ms at a time).
+    A probe the OS did not schedule for 0.65 s was seen once in CI (4 workers on 2 cores):
+    hence a share of slow probes, not the slowest one."""
     articles = 6
     config = web_config(web, {"name": "big", "kind": "feed", "every": "1h",
                               "url": big_feed(web, articles)}, backfill="36500d")
@@ -118,7 +120,8 @@ def test_healthz_answers_at_once_while_a_poll_stores_big_articles(
             assert requests.get(f"http://{address}/healthz", timeout=10).status_code == 200
             latencies.append(time.perf_counter() - started)
             time.sleep(0.02)
-    assert max(latencies) < 0.5, sorted(latencies)[-5:]
+    slow = [t for t in latencies if t > 0.15]
+    assert len(slow) <= len(latencies) / 4, (len(latencies), sorted(latencies)[-10:])
     assert len(latencies) >= 5  # while the articles were stored: all of them
     assert len(cli("articles", "list", "--json").json()) == articles
 
