@@ -243,6 +243,8 @@ def add_article(session: Session, item: NewArticle, source_name: str,
     → (article, is_new)"""
     source = source_by_name(session, source_name)
     existing = find_article(session, item.canonical_url)
+    if existing is not None:
+        existing = _dated_by_its_page(session, item) or existing
     twin = same_text(session, item.text_hash) if existing is None and item.text.strip() \
         else None  # an exact reprint: a sighting, unless it is the better original
     if twin is not None and \
@@ -279,6 +281,26 @@ def add_article(session: Session, item: NewArticle, source_name: str,
         original = None
     add_sighting(session, original or article, source, item.seen_url)
     return article, True
+
+
+def _dated_by_its_page(session: Session, item: NewArticle) -> Article | None:
+    """A copy that names another page its canonical one is stored under that page's URL,
+    with the copy's own date. When the page itself is read later (its link is its canonical
+    URL) and is dated earlier, the article takes the page's URL and date, and may then rank
+    before its story's original and take its place (a news search's date of the page is
+    not the page's word). → the article's original, if redated."""
+    if item.date_is_estimated or item.seen_url != item.canonical_url or item.outlet:
+        return None
+    article = session.scalar(select(Article).where(Article.canonical_url == item.canonical_url))
+    if article is None or item.published_at >= (article.published_at or article.first_seen_at):
+        return None
+    article.url, article.published_at, article.date_is_estimated = \
+        item.url, item.published_at, False
+    article.etag, article.last_modified = item.etag, item.last_modified  # of this page
+    original = original_of(session, article.duplicate_of)
+    if original is not None and _rank(article) < _rank(original):
+        take_over(session, article, original)
+    return original_of(session, article.id)
 
 
 def original_of(session: Session, article_id: int | None) -> Article | None:

@@ -85,9 +85,10 @@ channels:
 """
 
 
-def seen(source: str, path: str, hour: int) -> ArticleSeen:
-    """A fixture page as a poll of `source` brings it, published on 27 Nov at `hour` UTC."""
-    url = f"https://{source}.example/{path}"
+def seen(source: str, path: str, hour: int, host: str | None = None) -> ArticleSeen:
+    """A fixture page as a poll of `source` brings it (from `host`, else the source's own),
+    published on 27 Nov at `hour` UTC."""
+    url = f"https://{host or source}.example/{path}"
     return ArticleSeen(source, FeedEntry(url, published=datetime(2026, 11, 27, hour,
                                                                    tzinfo=timezone.utc)),
                        Page(url, (WEB / path).read_bytes(), "text/html", 200))
@@ -120,6 +121,50 @@ def test_an_official_version_outranks_an_earlier_copy_and_alerts_no_one_again(
         assert session.get(Story, hk.story_id).headline == statement.title
         assert [m.topic for m in statement.matches] == ["warnings"]
         assert session.scalars(select(Alert.article_id)).all() == [hk.id]  # sent, not again
+
+
+SYNDICATED = """
+crawl: {backfill: 36500d}
+sources:
+  - {name: partner, kind: feed, url: 'https://partner.example/feed.xml'}
+  - {name: reprints, kind: feed, url: 'https://wire.example/feed.xml'}
+topics:
+  - {name: subversion, query: '"state security" AND student*', channels: [desk]}
+channels:
+  desk: {type: jsonl, path: alerts.jsonl}
+"""
+
+
+def test_a_page_read_after_a_copy_that_named_it_canonical_dates_its_story(db_url: str) -> None:
+    """A partner's feed lists its copy of the coverage (20:00; the copy's page names the
+    coverage page canonical) before the coverage page itself (14:00). The copy, read first,
+    is stored under the coverage's URL, and a wire reprint (19:00) takes the story's
+    original place from it. The coverage page, read last, is no new article: the article
+    it is takes the page's URL and date, and the original's place back with its alert.
+    (Before: the coverage page was a mere sighting, and the wire reprint stayed the
+    original, or not, by which feed was read first.)"""
+    config = parse_config(SYNDICATED, env={})
+    db = open_database(db_url)
+    sync_config(config, db)
+    report = CrawlReport.for_sources(["partner", "reprints"])
+    ingest = Ingest(db, report, Rules.of(config))
+    ingest(seen("partner", "syndicated/students-subverted-copy.html", 20))
+    ingest(seen("reprints", "reprints/students-subverted-wire.html", 19))
+    with db() as session:
+        (wire,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None))).all()
+        assert wire.url.endswith("-wire.html")  # earlier than the copy: the original so far
+
+    ingest(seen("partner", "coverage/2026/11/students-subverted.html", 14))
+    assert (report.sources["partner"].new, report.sources["partner"].known) == (1, 1)
+    with db() as session:
+        (original,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None)))
+        assert original.url == "https://partner.example/coverage/2026/11/students-subverted.html"
+        assert original.published_at == datetime(2026, 11, 27, 14, tzinfo=timezone.utc)
+        assert [a.id for a in original.copies] == [wire.id]
+        assert [m.topic for m in original.matches] == ["subversion"]
+        assert session.scalars(select(Alert.article_id)).all() == [original.id]
+        assert session.get(Story, original.story_id).headline == original.title
+        assert repo.sightings_count(original) == 3  # the copy, the reprint, the page
 
 
 def test_an_exact_reprint_stored_first_gives_way_to_the_official_text(db_url: str) -> None:
