@@ -173,3 +173,4 @@ class KnownLink:
 
     source: str
     url: str
+    published: datetime | None = None  # the date the listing gives the page, if its own

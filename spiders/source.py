@@ -288,7 +288,7 @@ class SourceSpider(scrapy.Spider):
         response it was listed in (`listed_in`), whose bytes are then its evidence."""
         key = canonical_url(entry.url)
         if self.seen(key):
-            yield KnownLink(spec.name, entry.url)
+            yield KnownLink(spec.name, entry.url, None if entry.outlet else entry.published)
         elif key in self.in_flight:
             self.in_flight[key].append((spec.name, entry.url))
         elif not spec.follow:

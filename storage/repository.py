@@ -243,8 +243,10 @@ def add_article(session: Session, item: NewArticle, source_name: str,
     → (article, is_new)"""
     source = source_by_name(session, source_name)
     existing = find_article(session, item.canonical_url)
-    if existing is not None:
-        existing = _dated_by_its_page(session, item) or existing
+    if existing is not None and item.seen_url == item.canonical_url \
+            and not item.date_is_estimated and not item.outlet:  # the page itself, dated
+        existing = _redated(session, item.canonical_url, item.url, item.published_at) \
+            or existing
     twin = same_text(session, item.text_hash) if existing is None and item.text.strip() \
         else None  # an exact reprint: a sighting, unless it is the better original
     if twin is not None and \
@@ -283,20 +285,18 @@ def add_article(session: Session, item: NewArticle, source_name: str,
     return article, True
 
 
-def _dated_by_its_page(session: Session, item: NewArticle) -> Article | None:
+def _redated(session: Session, canonical: str, url: str, published: datetime
+             ) -> Article | None:
     """A copy that names another page its canonical one is stored under that page's URL,
-    with the copy's own date. When the page itself is read later (its link is its canonical
-    URL) and is dated earlier, the article takes the page's URL and date, and may then rank
-    before its story's original and take its place (a news search's date of the page is
-    not the page's word). → the article's original, if redated."""
-    if item.date_is_estimated or item.seen_url != item.canonical_url or item.outlet:
+    with the copy's own date. When the page itself, or a listing of it at its own URL,
+    dates it earlier, the article takes that URL and date (not the copy's validators), and
+    may then rank before its story's original and take its place. → the article's original,
+    if redated."""
+    article = session.scalar(select(Article).where(Article.canonical_url == canonical))
+    if article is None or published >= (article.published_at or article.first_seen_at):
         return None
-    article = session.scalar(select(Article).where(Article.canonical_url == item.canonical_url))
-    if article is None or item.published_at >= (article.published_at or article.first_seen_at):
-        return None
-    article.url, article.published_at, article.date_is_estimated = \
-        item.url, item.published_at, False
-    article.etag, article.last_modified = item.etag, item.last_modified  # of this page
+    article.url, article.published_at, article.date_is_estimated = url, published, False
+    article.etag = article.last_modified = None
     original = original_of(session, article.duplicate_of)
     if original is not None and _rank(article) < _rank(original):
         take_over(session, article, original)
@@ -417,11 +417,15 @@ def add_matches(session: Session, article: Article, highlights: dict[str, Any]) 
                                matched_at=utcnow()))
 
 
-def sighting_of_url(session: Session, canonical: str, source_name: str) -> bool:
-    """A link to a stored article seen on a source: add the sighting. → whether it was new."""
+def sighting_of_url(session: Session, canonical: str, source_name: str,
+                    listed: tuple[str, datetime] | None = None) -> bool:
+    """A link to a stored article seen on a source: add the sighting; `listed`: the link as
+    listed and the date the listing gives the page (see `_redated`). → whether it was new."""
     article = find_article(session, canonical)
     if article is None:
         return False
+    if listed is not None:
+        article = _redated(session, canonical, *listed) or article
     return add_sighting(session, article, source_by_name(session, source_name), canonical)
 
 

@@ -15,7 +15,7 @@ from crawler.engine.ingest import Ingest, Rules
 from crawler.engine.report import CrawlReport
 from crawler.engine.sources import sync_config
 from crawler.stages.normalize import text_fingerprint
-from spiders.items import ArticleSeen, FeedEntry, Page
+from spiders.items import ArticleSeen, FeedEntry, KnownLink, Page
 from storage import repository as repo
 from storage.db import open_database
 from storage.models import Alert, Article, Story
@@ -135,14 +135,17 @@ channels:
 """
 
 
-def test_a_page_read_after_a_copy_that_named_it_canonical_dates_its_story(db_url: str) -> None:
+@pytest.mark.parametrize("read", ["page", "listing"])
+def test_a_page_read_after_a_copy_that_named_it_canonical_dates_its_story(
+        db_url: str, read: str) -> None:
     """A partner's feed lists its copy of the coverage (20:00; the copy's page names the
     coverage page canonical) before the coverage page itself (14:00). The copy, read first,
     is stored under the coverage's URL, and a wire reprint (19:00) takes the story's
-    original place from it. The coverage page, read last, is no new article: the article
-    it is takes the page's URL and date, and the original's place back with its alert.
-    (Before: the coverage page was a mere sighting, and the wire reprint stayed the
-    original, or not, by which feed was read first.)"""
+    original place from it. The coverage page, read last (or only listed: a link already
+    stored is not fetched again), is no new article: the article it is takes the page's URL
+    and date, and the original's place back with its alert. (Before: the coverage page was
+    a mere sighting, and the wire reprint stayed the original, or not, by which feed was
+    read first.)"""
     config = parse_config(SYNDICATED, env={})
     db = open_database(db_url)
     sync_config(config, db)
@@ -154,7 +157,9 @@ def test_a_page_read_after_a_copy_that_named_it_canonical_dates_its_story(db_url
         (wire,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None))).all()
         assert wire.url.endswith("-wire.html")  # earlier than the copy: the original so far
 
-    ingest(seen("partner", "coverage/2026/11/students-subverted.html", 14))
+    page = seen("partner", "coverage/2026/11/students-subverted.html", 14)
+    ingest(page if read == "page" else KnownLink("partner", page.entry.url,
+                                                 page.entry.published))
     assert (report.sources["partner"].new, report.sources["partner"].known) == (1, 1)
     with db() as session:
         (original,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None)))
@@ -165,6 +170,29 @@ def test_a_page_read_after_a_copy_that_named_it_canonical_dates_its_story(db_url
         assert session.scalars(select(Alert.article_id)).all() == [original.id]
         assert session.get(Story, original.story_id).headline == original.title
         assert repo.sightings_count(original) == 3  # the copy, the reprint, the page
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_outlets_feed_polled_after_a_partners_copy_dates_the_story(
+        cli: Cli, web: FixtureWeb) -> None:
+    """The partner's feed lists only its copy; the outlet's feed, polled later, lists the
+    page the copy names canonical: a link already stored, not fetched, whose date makes the
+    outlet's article the story's original (the spider hands the listing's date over)."""
+    feed = (web.root / "feeds" / "syndication.xml").read_text("utf-8")
+    first_item = feed.index("<item>")
+    (web.root / "feeds" / "_partner.xml").write_text(  # its second item only: the copy
+        feed[:first_item] + feed[feed.index("<item>", first_item + 1):], "utf-8")
+    partner = {"name": "partner", "kind": "feed", "url": "/feeds/_partner.xml"}
+    for sources in ([partner, REPRINTS], [partner, REPRINTS, COVERAGE]):
+        cli.write_config(web_config(web, *sources, backfill="36500d"))
+        assert cli("crawl", "--no-alerts").code == 0
+    assert not web.hits("/coverage/2026/11/students-subverted.html")  # known: not fetched
+
+    originals = by_path(cli("articles", "list", "--json").json())
+    original = originals["coverage/2026/11/students-subverted.html"]
+    assert (original["source"], original["published_at"]) == ("partner",
+                                                              "2026-11-27T14:00:00+00:00")
+    assert not [path for path in originals if path.startswith("reprints/students")]
 
 
 def test_an_exact_reprint_stored_first_gives_way_to_the_official_text(db_url: str) -> None:
