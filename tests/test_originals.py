@@ -85,6 +85,15 @@ channels:
 """
 
 
+def ingest_of(config_text: str, db_url: str) -> tuple[Ingest, CrawlReport]:
+    """The ingest step of a crawl of the config's sources, and its report."""
+    config = parse_config(config_text, env={})
+    db = open_database(db_url)
+    sync_config(config, db)
+    report = CrawlReport.for_sources([source.name for source in config.sources])
+    return Ingest(db, report, Rules.of(config)), report
+
+
 def seen(source: str, path: str, hour: int, host: str | None = None) -> ArticleSeen:
     """A fixture page as a poll of `source` brings it (from `host`, else the source's own),
     published on 27 Nov at `hour` UTC."""
@@ -96,11 +105,8 @@ def seen(source: str, path: str, hour: int, host: str | None = None) -> ArticleS
 
 def test_an_official_version_outranks_an_earlier_copy_and_alerts_no_one_again(
         db_url: str) -> None:
-    config = parse_config(CONFIG, env={})
-    db = open_database(db_url)
-    sync_config(config, db)
-    report = CrawlReport.for_sources(["reprints", "statements"])
-    ingest = Ingest(db, report, Rules.of(config))
+    ingest, report = ingest_of(CONFIG, db_url)
+    db = ingest.db
 
     ingest(seen("reprints", "reprints/warning-students-farm.html", 10))
     ingest(seen("reprints", "reprints/warning-students-hk.html", 7))  # earlier: takes over
@@ -146,11 +152,8 @@ def test_a_page_read_after_a_copy_that_named_it_canonical_dates_its_story(
     and date, and the original's place back with its alert. (Before: the coverage page was
     a mere sighting, and the wire reprint stayed the original, or not, by which feed was
     read first.)"""
-    config = parse_config(SYNDICATED, env={})
-    db = open_database(db_url)
-    sync_config(config, db)
-    report = CrawlReport.for_sources(["partner", "reprints"])
-    ingest = Ingest(db, report, Rules.of(config))
+    ingest, report = ingest_of(SYNDICATED, db_url)
+    db = ingest.db
     ingest(seen("partner", "syndicated/students-subverted-copy.html", 20))
     ingest(seen("reprints", "reprints/students-subverted-wire.html", 19))
     with db() as session:
