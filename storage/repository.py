@@ -275,8 +275,9 @@ def add_article(session: Session, item: NewArticle, source_name: str,
     session.add(article)
     session.flush()
     add_bands(session, [(article.id, now, placement.bands)])
-    if original is None and placement.linked_to is not None and story_id is not None:
-        session.add(StoryLink(article_id=article.id, linked_article_id=placement.linked_to,
+    linked = original_of(session, placement.linked_to)  # (a report may have lost its place)
+    if original is None and linked is not None and story_id is not None:
+        session.add(StoryLink(article_id=article.id, linked_article_id=linked.id,
                               evidence=list(placement.evidence), score=placement.score))
     if original is not None and _rank(article) < _rank(original):
         take_over(session, article, original)

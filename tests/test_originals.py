@@ -18,7 +18,7 @@ from crawler.stages.normalize import text_fingerprint
 from spiders.items import ArticleSeen, FeedEntry, KnownLink, Page
 from storage import repository as repo
 from storage.db import open_database
-from storage.models import Alert, Article, Story
+from storage.models import Alert, Article, Story, StoryLink
 from tests.conftest import Cli, web_config
 from tests.test_crawl import COVERAGE, STATEMENTS, by_path
 from tests.test_dedupe import REPRINTS
@@ -215,6 +215,31 @@ def test_an_exact_reprint_stored_first_gives_way_to_the_official_text(db_url: st
         (original,) = session.scalars(select(Article).where(Article.duplicate_of.is_(None)))
         assert original.source.name == "statements" and len(original.copies) == 1
         assert repo.sightings_count(original) == 2
+
+
+def test_a_report_joined_through_a_copy_names_that_copys_original(db_url: str) -> None:
+    """The story-link index may still hold a report that has since lost its original's
+    place (see the redating above): the new report's link names the original instead."""
+    db = open_database(db_url)
+    with db.begin() as session:
+        repo.sync_sources(session, [repo.SourceDef("wire", "feed", "https://w.example/f")])
+
+    def store(hour: int, placement: repo.Placement) -> tuple[int, int | None]:
+        url, text = f"https://w.example/{hour}.html", f"report {hour}"
+        with db.begin() as session:
+            article, _ = repo.add_article(session, repo.NewArticle(
+                url, url, url, text, text, "", "en",
+                datetime(2026, 11, 27, hour, tzinfo=timezone.utc), False,
+                text_fingerprint(text)), "wire", lambda: placement)
+            return article.id, article.story_id
+
+    first, story = store(0, repo.Placement())
+    copy, _ = store(1, repo.Placement(duplicate_of=first))
+    joined, _ = store(2, repo.Placement(story_id=story, linked_to=copy,
+                                        evidence=("figure:3555",), score=0.9))
+    with db() as session:
+        link = session.get(StoryLink, joined)
+        assert (link.linked_article_id, link.evidence) == (first, ["figure:3555"])
 
 
 SEARCH = {"name": "search", "kind": "feed", "url": "/feeds/search.xml", "follow": False}
