@@ -330,11 +330,10 @@ class Ingest(Shared):
         tally.message = f"{item.url}: {item.message} (retried next poll)"
 
     def known(self, item: KnownLink, tally: SourceReport) -> None:
-        canonical = canonical_url(item.url)
-        listed = (item.url, item.published) if item.published and \
-            item.published <= utcnow() + FUTURE_TOLERANCE else None
+        published, estimated = settle_date(item.published, utcnow())
         with self.db.begin() as session:
-            repo.sighting_of_url(session, canonical, item.source, listed)
+            repo.sighting_of_url(session, canonical_url(item.url), item.source,
+                                 None if estimated else (item.url, published))
         tally.known += 1
 
 
